@@ -1,0 +1,171 @@
+"""Kafka message schemas (ARCHITECTURE 4.2), versioned, in one module.
+
+Every message is JSON with ``schema_version`` and ``message_type``. Readers accept
+any minor addition (unknown fields are ignored) and reject a newer major version
+with a clear error, so an old consumer never misreads a new payload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SCHEMA_VERSION = 1
+
+M = TypeVar("M", bound="Message")
+
+Bounds = tuple[float, float, float, float]
+
+
+class MessageError(ValueError):
+    """A payload that is not a valid message of the expected type."""
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    topic_name: ClassVar[str] = ""
+
+    schema_version: int = SCHEMA_VERSION
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, value: int) -> int:
+        if value > SCHEMA_VERSION:
+            raise ValueError(
+                f"schema_version {value} is newer than this reader ({SCHEMA_VERSION}); "
+                "upgrade canopywatch"
+            )
+        return value
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    def to_bytes(self) -> bytes:
+        return self.to_json().encode()
+
+    @classmethod
+    def from_json(cls: type[M], payload: str | bytes | None) -> M:
+        if payload is None:
+            raise MessageError(f"{cls.__name__}: empty message")
+        try:
+            return cls.model_validate_json(payload)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'message'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise MessageError(f"{cls.__name__}: {problems}") from exc
+
+
+class DownloadRequest(Message):
+    """Fetch one acquisition day over one request tile with a named evalscript."""
+
+    topic_name: ClassVar[str] = "download-requests"
+    message_type: Literal["DownloadRequest"] = "DownloadRequest"
+    request_id: str
+    aoi_id: str
+    tile_id: str
+    bbox: Bounds = Field(description="lon/lat bounds of the request tile")
+    epsg: int
+    utm_bounds: Bounds
+    width: int = Field(gt=0, le=2500)
+    height: int = Field(gt=0, le=2500)
+    acquired_at: datetime
+    time_from: datetime
+    time_to: datetime
+    collection: str = "sentinel-2-l2a"
+    function: str
+    max_cloud: float = Field(ge=0, le=100)
+    resolution: float = Field(gt=0)
+    cloud_cover: float | None = None
+    product_ids: list[str] = Field(default_factory=list)
+    run_id: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.request_id
+
+
+class SceneDownloaded(Message):
+    topic_name: ClassVar[str] = "scenes-downloaded"
+    message_type: Literal["SceneDownloaded"] = "SceneDownloaded"
+    scene_id: str
+    request_id: str
+    aoi_id: str
+    source: str
+    function: str
+    raw_key: str
+    bucket: str
+    bbox: Bounds
+    footprint: dict[str, Any]
+    geohash: str
+    acquired_at: datetime
+    crs: str
+    shape: tuple[int, int]
+    bands: list[str]
+    cloud_cover: float | None = None
+    checksum: str
+    size_bytes: int
+    skipped: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.scene_id
+
+
+class SceneConverted(Message):
+    topic_name: ClassVar[str] = "scenes-converted"
+    message_type: Literal["SceneConverted"] = "SceneConverted"
+    scene_id: str
+    cog_key: str
+    valid: bool
+    validation_errors: list[str] = Field(default_factory=list)
+    validation_warnings: list[str] = Field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return self.scene_id
+
+
+class AlertPublished(Message):
+    topic_name: ClassVar[str] = "alerts"
+    message_type: Literal["AlertPublished"] = "AlertPublished"
+    alert_id: str
+    aoi_id: str
+    geometry: dict[str, Any]
+    alert_date: datetime
+    confirmed_date: datetime | None = None
+    confidence: float = Field(ge=0, le=1)
+    area_ha: float = Field(ge=0)
+    model_version: str
+
+    @property
+    def key(self) -> str:
+        return self.alert_id
+
+
+class DeadLetter(Message):
+    """A message that could not be processed, with the reason, for ``<topic>.dlq``."""
+
+    message_type: Literal["DeadLetter"] = "DeadLetter"
+    source_topic: str
+    partition: int
+    offset: int
+    key: str | None = None
+    error: str
+    payload: str
+    failed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+def stable_id(*parts: object, length: int = 16) -> str:
+    """A short deterministic id from its parts, so re-runs produce the same ids."""
+    text = json.dumps([str(p) for p in parts], separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def dlq_topic(topic: str) -> str:
+    return f"{topic}.dlq"

@@ -1,0 +1,114 @@
+"""Settings read from the environment, every name prefixed ``CANOPYWATCH_``.
+
+One frozen dataclass; ``Settings.from_env()`` is the only place that reads the
+environment. Defaults describe the local platform started by ``make platform-up``
+(services on loopback, state under ``CANOPYWATCH_HOME``) and the real Copernicus
+Data Space URLs for the Sentinel Hub APIs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+PREFIX = "CANOPYWATCH_"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+CDSE_SH_BASE_URL = "https://sh.dataspace.copernicus.eu"
+CDSE_TOKEN_URL = (
+    "https://identity.dataspace.copernicus.eu/auth/realms/CDSE/protocol/openid-connect/token"
+)
+
+
+class SettingsError(ValueError):
+    """A CANOPYWATCH_* variable holds a value that cannot be used."""
+
+
+def _default_home() -> Path:
+    return REPO_ROOT / ".platform"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # where the local platform keeps data, logs, credentials and pid files
+    home: Path = field(default_factory=_default_home)
+    # PostgreSQL/PostGIS
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 55432
+    pg_user: str = "canopywatch"
+    pg_database: str = "canopywatch"
+    pg_airflow_database: str = "airflow"
+    # Kafka
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    kafka_controller_port: int = 19093
+    topic_prefix: str = "canopywatch"
+    # MinIO / S3
+    s3_endpoint: str = "http://127.0.0.1:19000"
+    minio_console_port: int = 19001
+    bucket: str = "canopywatch"
+    exports_bucket: str = "canopywatch-exports"
+    # Airflow
+    airflow_port: int = 18080
+    # Copernicus Data Space (Sentinel Hub APIs). Defaults are the real service.
+    sh_base_url: str = CDSE_SH_BASE_URL
+    sh_token_url: str = CDSE_TOKEN_URL
+    cdse_client_id: str = ""
+    cdse_client_secret: str = field(default="", repr=False)
+    # local CDSE endpoint (demo and tests only)
+    emulator_port: int = 18500
+    # product
+    geohash_precision: int = 5
+    max_request_px: int = 2500
+    resolution_m: float = 10.0
+    max_aoi_km2: float = 2500.0
+    download_concurrency: int = 4
+    sh_max_retries: int = 5
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _convert(f.name, f.type, raw)
+        return cls(**values)
+
+    # derived locations ---------------------------------------------------------
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.home / "secrets"
+
+    def topic(self, name: str) -> str:
+        """Full topic name, e.g. ``topic("download-requests")``."""
+        return f"{self.topic_prefix}.{name}"
+
+
+def _convert(name: str, type_name: Any, raw: str) -> Any:
+    kind = type_name if isinstance(type_name, str) else getattr(type_name, "__name__", "")
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "Path":
+            return Path(raw).expanduser().resolve()
+    except ValueError as exc:
+        raise SettingsError(f"{PREFIX}{name.upper()}={raw!r} is not a valid {kind}") from exc
+    return raw
