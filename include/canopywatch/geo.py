@@ -132,7 +132,14 @@ def _geojson_positions(obj: Any) -> Iterable[tuple[float, float]]:
     elif kind == "GeometryCollection":
         for geometry in obj.get("geometries") or []:
             yield from _geojson_positions(geometry)
-    elif kind in {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"}:
+    elif kind in {
+        "Point",
+        "MultiPoint",
+        "LineString",
+        "MultiLineString",
+        "Polygon",
+        "MultiPolygon",
+    }:
         yield from _flatten_positions(obj.get("coordinates"))
     else:
         raise BBoxError(f"unsupported GeoJSON type {kind!r}")
@@ -284,7 +291,10 @@ def split_into_tiles(bbox: BBox, resolution: float = 10.0, max_px: int = 2500) -
                     width=col_edges[c + 1] - col_edges[c],
                     height=row_edges[r + 1] - row_edges[r],
                     bbox=BBox(
-                        round(min(lons), 6), round(min(lats), 6), round(max(lons), 6), round(max(lats), 6)
+                        round(min(lons), 6),
+                        round(min(lats), 6),
+                        round(max(lons), 6),
+                        round(max(lats), 6),
                     ),
                 )
             )

@@ -40,7 +40,9 @@ class SceneKey:
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
-            raise LayoutError(f"unknown source {self.source!r}; expected one of {', '.join(SOURCES)}")
+            raise LayoutError(
+                f"unknown source {self.source!r}; expected one of {', '.join(SOURCES)}"
+            )
         if not _FUNCTION.match(self.function):
             raise LayoutError(f"function {self.function!r} must match {_FUNCTION.pattern}")
         if not _GEOHASH.match(self.geohash):
