@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 
-import numpy as np
-
 
 class UnknownFunctionError(ValueError):
     """A function name with no evalscript."""
@@ -25,10 +23,6 @@ class EvalscriptFunction:
     @property
     def evalscript(self) -> str:
         return resources.files(__package__).joinpath(f"{self.name}.js").read_text()
-
-    @property
-    def numpy_dtype(self) -> np.dtype[np.generic]:
-        return np.dtype(self.dtype)
 
 
 FUNCTIONS: dict[str, EvalscriptFunction] = {
