@@ -1,0 +1,50 @@
+# canopywatch: the two commands are `make demo` and `make test`; both install what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help install demo test test-fast lint platform-up platform-down platform-status login lock bench
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+install:  ## install everything (apt, Python venv, Kafka jars, MinIO), skipping what is there
+	@bash scripts/bootstrap.sh all
+
+demo: install  ## bring the platform up and run deforestation_monitor over the demo area
+	@$(PY) -m canopywatch.demo
+
+test: install  ## the whole test suite (starts the services it needs), then ruff and mypy
+	@$(PY) -m pytest -p no:cacheprovider
+	@$(MAKE) --no-print-directory lint
+
+test-fast: ## unit and DAG tests only (no services)
+	@$(PY) -m pytest -m "not service and not slow"
+
+lint:  ## ruff and mypy
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check --quiet include dags plugins tests benchmarks
+	@$(VENV)/bin/mypy
+
+platform-up: install  ## start PostgreSQL/PostGIS, Kafka, MinIO, the CDSE endpoint and Airflow
+	@$(PY) -m canopywatch.platform up
+
+platform-down:  ## stop every service (data stays under .platform/)
+	@$(PY) -m canopywatch.platform down
+
+platform-status:  ## one line per service: state, address, pid, log file
+	@$(PY) -m canopywatch.platform status
+
+login:  ## print the Airflow UI address and admin login
+	@$(PY) -m canopywatch.platform login
+
+bench: install  ## run the benchmarks (comparison tables)
+	@$(PY) benchmarks/download.py
+
+lock:  ## re-resolve requirements/base.in into the pinned requirements.txt
+	@rm -rf /tmp/canopywatch-lock && python3.11 -m venv /tmp/canopywatch-lock
+	@/tmp/canopywatch-lock/bin/pip install -q -r requirements/base.in
+	@{ echo "# Fully pinned resolution of requirements/base.in for Python 3.11 (regenerate: make lock)."; \
+	   /tmp/canopywatch-lock/bin/pip freeze; } > requirements.txt
