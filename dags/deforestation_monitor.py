@@ -101,13 +101,23 @@ with DAG(
 
     @task(map_index_template="{{ tile_label }}", pool=CDSE_POOL)
     def search_tile(job: dict[str, Any]) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
         from canopywatch import monitor
+        from canopywatch.sources.copernicus import is_credentials_error
 
         context = get_current_context()
         context["tile_label"] = job["label"]  # type: ignore[typeddict-unknown-key]
-        return monitor.search_tile(
-            job, cdse_conn_id=CDSE_CONN, run_id=context["run_id"], settings=Settings.from_env()
-        )
+        try:
+            return monitor.search_tile(
+                job, cdse_conn_id=CDSE_CONN, run_id=context["run_id"], settings=Settings.from_env()
+            )
+        except Exception as exc:
+            if is_credentials_error(exc):  # retrying cannot help: fail now with the reason
+                raise AirflowFailException(
+                    f"Copernicus Data Space refused the request: {exc}"
+                ) from exc
+            raise
 
     @task
     def summarize(searches: list[dict[str, Any]]) -> dict[str, Any]:

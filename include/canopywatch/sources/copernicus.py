@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from canopywatch.evalscripts import EvalscriptFunction
-from canopywatch.settings import CDSE_SH_BASE_URL, CDSE_TOKEN_URL, Settings
 from sentinelhub import (
     CRS,
     BBox,
@@ -26,6 +24,9 @@ from sentinelhub import (
     SentinelHubRequest,
     SHConfig,
 )
+
+from canopywatch.evalscripts import EvalscriptFunction
+from canopywatch.settings import CDSE_SH_BASE_URL, CDSE_TOKEN_URL, Settings
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,19 @@ class CdseEndpoint:
             str(extra.get("sh_base_url") or CDSE_SH_BASE_URL).rstrip("/"),
             str(extra.get("sh_token_url") or CDSE_TOKEN_URL),
         )
+
+
+def is_credentials_error(exc: BaseException) -> bool:
+    """True for errors no retry can fix: missing or refused OAuth client credentials."""
+    if isinstance(exc, CredentialsError):
+        return True
+    from oauthlib.oauth2.rfc6749.errors import OAuth2Error
+
+    return isinstance(exc, OAuth2Error) and exc.error in {
+        "invalid_client",
+        "unauthorized_client",
+        "invalid_grant",
+    }
 
 
 def sh_config(endpoint: CdseEndpoint, *, max_retries: int = 5, sleep_s: float = 5.0) -> SHConfig:

@@ -1,0 +1,5 @@
+import sys
+
+from canopywatch.cli import main
+
+sys.exit(main())

@@ -1,0 +1,170 @@
+"""deforestation_monitor end to end: dag.test() against real Kafka, MinIO, PostGIS and a CDSE endpoint."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date
+
+import pytest
+from confluent_kafka import Consumer, Producer
+from rasterio.io import MemoryFile
+
+from canopywatch.messages import DeadLetter, SceneDownloaded
+from canopywatch.platform import minio
+from tests.integration.conftest import AREA, airflow_dags_test
+
+pytestmark = [pytest.mark.service, pytest.mark.slow]
+
+CONF = {
+    "bbox": list(AREA["bbox"]),
+    "start": "2024-04-01",
+    "end": "2024-05-31",
+    "max_cloud": 70,
+    "function": "s2l2a_bands",
+    "aoi_name": "it-area",
+}
+
+
+def drain(settings, topic: str) -> list[tuple[bytes | None, bytes]]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": f"it-reader-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    out, idle = [], 0
+    while idle < 3:
+        message = consumer.poll(2.0)
+        if message is None:
+            idle += 1
+            continue
+        assert message.error() is None, message.error()
+        out.append((message.key(), message.value()))
+    consumer.close()
+    return out
+
+
+def expected_days(cdse) -> set[date]:
+    start, end = date.fromisoformat(CONF["start"]), date.fromisoformat(CONF["end"])
+    return {
+        scene.datetime.date()
+        for scene in cdse.world.scenes
+        if start <= scene.datetime.date() <= end
+        and scene.acquisition.cloud_cover <= CONF["max_cloud"]
+    }
+
+
+def stored_objects(settings) -> dict[str, str]:
+    s3 = minio.s3_client(settings)
+    objects = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket):
+        for obj in page.get("Contents", []):
+            objects[obj["Key"]] = f"{obj['ETag']}|{obj['LastModified'].isoformat()}"
+    return objects
+
+
+@pytest.fixture(scope="module")
+def first_run(airflow_env, cdse):
+    settings = airflow_env
+    poison = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    poison.produce(
+        settings.topic("download-requests"),
+        b'{"message_type": "DownloadRequest", "width": "x"}',
+        key=b"poison",
+    )
+    poison.flush(10)
+    before = cdse.emulator.stats.count("process")
+    result = airflow_dags_test(settings, CONF)
+    return settings, result, cdse.emulator.stats.count("process") - before
+
+
+def test_run_succeeds_and_stores_every_scene_under_the_layout(first_run, cdse):
+    settings, result, process_calls = first_run
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    days = expected_days(cdse)
+    assert len(days) >= 3, "the test window should hold several clear-enough acquisitions"
+    objects = stored_objects(settings)
+    assert len(objects) == len(days) == process_calls
+    assert {k.split("/")[3][:8] for k in objects} == {d.strftime("%Y%m%d") for d in days}
+    s3 = minio.s3_client(settings)
+    for key in objects:
+        assert key.startswith("sentinel_hub/s2l2a_bands/") and key.endswith("/raw.tif")
+        head = s3.head_object(Bucket=settings.bucket, Key=key)
+        assert len(head["Metadata"]["sha256"]) == 64
+        body = s3.get_object(Bucket=settings.bucket, Key=key)["Body"].read()
+        with MemoryFile(body) as memfile, memfile.open() as ds:
+            assert ds.count == 8 and ds.dtypes[0] == "uint16"
+            assert ds.crs.to_epsg() == 32721
+            assert ds.read(8).mean() > 0.9  # dataMask: the area is served
+            assert 100 < ds.read(4)[ds.read(8) > 0].mean() < 6000  # B08 as harmonized DN
+
+
+def test_every_stored_scene_is_announced_once(first_run):
+    settings, _, _ = first_run
+    messages = [
+        SceneDownloaded.from_json(v)
+        for _, v in drain(settings, settings.topic("scenes-downloaded"))
+    ]
+    assert sorted(m.raw_key for m in messages) == sorted(stored_objects(settings))
+    assert all(m.bucket == settings.bucket and not m.skipped for m in messages)
+
+
+def test_poison_message_goes_to_the_dlq_with_the_error(first_run):
+    settings, _, _ = first_run
+    letters = [
+        DeadLetter.from_json(v)
+        for _, v in drain(settings, settings.topic("download-requests") + ".dlq")
+    ]
+    assert len(letters) == 1
+    assert letters[0].key == "poison"
+    assert "DownloadRequest" in letters[0].error and '"width": "x"' in letters[0].payload
+
+
+def test_task_logs_say_what_was_found_and_where_it_went(first_run):
+    _, result, _ = first_run
+    output = result.stdout + result.stderr
+    assert "found" in output and "acquisition day(s)" in output
+    assert "s3://" in output
+
+
+def test_rerunning_the_same_interval_adds_nothing(first_run, cdse):
+    settings, _, _ = first_run
+    objects_before = stored_objects(settings)
+    announced_before = len(drain(settings, settings.topic("scenes-downloaded")))
+    process_before = cdse.emulator.stats.count("process")
+    result = airflow_dags_test(settings, CONF)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert stored_objects(settings) == objects_before
+    assert len(drain(settings, settings.topic("scenes-downloaded"))) == announced_before
+    assert cdse.emulator.stats.count("process") == process_before  # no processing units spent again
+
+
+@pytest.mark.parametrize(
+    ("conf", "message"),
+    [
+        ({**CONF, "bbox": [-55.38, -7.10, -55.40, -7.08]}, "minx"),
+        ({**CONF, "start": "2024-06-01", "end": "2024-05-01"}, "reversed"),
+        ({**CONF, "bbox": [-56.0, -8.0, -54.0, -6.0]}, "more than the limit"),
+    ],
+)
+def test_bad_input_fails_with_a_clear_message(airflow_env, conf, message):
+    result = airflow_dags_test(airflow_env, conf)
+    assert result.returncode != 0 or "failed" in (result.stdout + result.stderr).lower()
+    assert message in result.stdout + result.stderr
+
+
+def test_wrong_credentials_fail_clearly_and_the_secret_stays_out_of_logs(airflow_env, cdse):
+    from dataclasses import replace
+
+    secret = "wrong-" + uuid.uuid4().hex
+    settings = replace(airflow_env, cdse_client_secret=secret)
+    result = airflow_dags_test(settings, {**CONF, "aoi_name": "it-bad-credentials"})
+    output = result.stdout + result.stderr
+    assert "invalid_client" in output
+    assert secret not in output
+    assert cdse.client_secret not in output
+    assert json.dumps(CONF["bbox"])[1:-1].split(",")[0] in output
