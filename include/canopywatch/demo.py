@@ -43,7 +43,7 @@ DEMO_CONF = {
 }
 TERMINAL = {"success", "failed"}
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 @dataclass(frozen=True)
