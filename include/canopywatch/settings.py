@@ -57,6 +57,8 @@ class Settings:
     cdse_client_secret: str = field(default="", repr=False)
     # local CDSE endpoint (demo and tests only)
     emulator_port: int = 18500
+    # its WORLD.json; empty: <home>/data/emulator/world.json (a small default is written)
+    emulator_world: str = ""
     # product
     geohash_precision: int = 5
     max_request_px: int = 2500

@@ -92,5 +92,7 @@ def test_airflow_connections_and_env_names_match_local(compose: dict[str, Any]) 
     ):
         assert f"AIRFLOW_CONN_{conn_id.upper()}" in env
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
-    assert env["AIRFLOW__API__BASE_URL"].startswith("http://")
+    local = Settings()
+    assert env["AIRFLOW__API__BASE_URL"] == f"http://127.0.0.1:{local.airflow_port}"
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].endswith("/execution/")
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"

@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
-from canopywatch.platform.layout import ensure_layout
+from canopywatch.platform.paths import ensure_layout
 from canopywatch.settings import Settings
 
 

@@ -1,12 +1,12 @@
 """Where the local platform keeps its state, all under ``settings.home``.
 
-    <home>/data/<service>    service data (databases, logs of Kafka, MinIO objects)
-    <home>/logs/<name>.log   stdout/stderr of each background process
-    <home>/run/<name>.pid    pid of each background process
-    <home>/secrets/          generated credentials (directory 0700, files 0600)
-    <home>/bin/              installed binaries (minio)
-    <home>/lib/kafka/        Kafka broker jars (resolved by scripts/bootstrap.sh)
-    <home>/stamps/           bootstrap stamp files
+<home>/data/<service>    service data (databases, logs of Kafka, MinIO objects)
+<home>/logs/<name>.log   stdout/stderr of each background process
+<home>/run/<name>.pid    pid of each background process
+<home>/secrets/          generated credentials (directory 0700, files 0600)
+<home>/bin/              installed binaries (minio)
+<home>/lib/kafka/        Kafka broker jars (resolved by scripts/bootstrap.sh)
+<home>/stamps/           bootstrap stamp files
 """
 
 from __future__ import annotations

@@ -1,0 +1,113 @@
+"""``python -m canopywatch.platform up|down|status|login [SERVICE ...]``.
+
+    up      start services (all when none named) and what they need; running ones are left alone
+    down    stop services (all when none named)
+    status  table of processes: service, state, address, pid, log file
+    login   print the Airflow UI user and password
+
+Exit codes: 0 done, 1 a service failed (the message names its log file), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from canopywatch.platform import SERVICES, stack
+from canopywatch.platform.process import PlatformError
+from canopywatch.settings import Settings, SettingsError
+
+COMMANDS = ("up", "down", "status", "login")
+_STATE_STYLE = {"running": "green", "stopped": "dim", "unhealthy": "red"}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
+def _parser() -> _Parser:
+    parser = _Parser(
+        prog="python -m canopywatch.platform",
+        description="Start, stop and inspect the local platform (no Docker).",
+        epilog=f"services: {', '.join(SERVICES)}",
+    )
+    parser.add_argument("command", choices=COMMANDS)
+    parser.add_argument("services", nargs="*", metavar="SERVICE", help="default: all")
+    return parser
+
+
+def _status_table(settings: Settings, names: list[str]) -> Table:
+    table = Table(title=f"canopywatch platform ({settings.home})")
+    for column in ("service", "process", "state", "address", "pid", "log file"):
+        table.add_column(column)
+    for row in stack.status(settings, names):
+        style = _STATE_STYLE.get(row.state, "")
+        table.add_row(
+            row.service,
+            row.process,
+            f"[{style}]{row.state}[/]" if style else row.state,
+            row.address,
+            str(row.pid or ""),
+            _shorten(str(row.log_file)),
+        )
+    return table
+
+
+def _shorten(path: str) -> str:
+    cwd = str(Path.cwd())
+    return path[len(cwd) + 1 :] if path.startswith(cwd + "/") else path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    unknown = [name for name in args.services if name not in SERVICES]
+    if unknown:
+        print(
+            f"python -m canopywatch.platform: unknown service {unknown[0]!r} "
+            f"(choose from {', '.join(SERVICES)})",
+            file=sys.stderr,
+        )
+        return 2
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        console = Console(stderr=True, width=160)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False, show_time=True, markup=False)],
+    )
+    logging.getLogger("canopywatch.platform.librdkafka").setLevel(logging.CRITICAL)
+    try:
+        settings = Settings.from_env()
+        if args.command == "up":
+            stack.up(settings, args.services)
+        elif args.command == "down":
+            stack.down(settings, args.services)
+        elif args.command == "status":
+            out = Console()
+            if not out.is_terminal:
+                out = Console(width=200)
+            out.print(_status_table(settings, args.services))
+        else:
+            from canopywatch.platform.airflow_local import login
+
+            user, password = login(settings)
+            print(f"user: {user}\npassword: {password}")
+    except (PlatformError, SettingsError) as exc:
+        console.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
