@@ -17,6 +17,9 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 import numpy as np
+from rasterio.errors import RasterioIOError
+from rasterio.io import MemoryFile
+
 from canopywatch.evalscripts import EvalscriptFunction, get_function
 from canopywatch.geo import (
     BBox,
@@ -31,8 +34,6 @@ from canopywatch.messages import DownloadRequest, SceneDownloaded, stable_id
 from canopywatch.settings import Settings
 from canopywatch.sources.copernicus import AcquisitionDay
 from canopywatch.storage.objects import ObjectStore, StoredObject
-from rasterio.errors import RasterioIOError
-from rasterio.io import MemoryFile
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,9 @@ PREFIX = "CANOPYWATCH_"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 CDSE_SH_BASE_URL = "https://sh.dataspace.copernicus.eu"
-CDSE_TOKEN_URL = "https://identity.dataspace.copernicus.eu/auth/realms/CDSE/protocol/openid-connect/token"  # noqa: S105
+CDSE_TOKEN_URL = (
+    "https://identity.dataspace.copernicus.eu/auth/realms/CDSE/protocol/openid-connect/token"  # noqa: S105
+)
 
 
 class SettingsError(ValueError):

@@ -140,10 +140,15 @@ def process_request(
 ) -> SentinelHubRequest:
     return SentinelHubRequest(
         evalscript=evalscript,
-        input_data=[SentinelHubRequest.input_data(
-            collection, time_interval=time_interval, mosaicking_order=order)],
-        responses=[SentinelHubRequest.output_response(i, t)
-                   for i, t in (responses or [("default", MimeType.TIFF)])],
+        input_data=[
+            SentinelHubRequest.input_data(
+                collection, time_interval=time_interval, mosaicking_order=order
+            )
+        ],
+        responses=[
+            SentinelHubRequest.output_response(i, t)
+            for i, t in (responses or [("default", MimeType.TIFF)])
+        ],
         bbox=bbox,
         size=size,
         resolution=resolution,
@@ -174,25 +179,44 @@ def test_keycloak_errors_for_other_grants(base_url: str, emulator: CdseEmulator)
     bad_grant = requests.post(url, data={"grant_type": "magic"}, timeout=5)
     assert bad_grant.status_code == 400
     assert bad_grant.json()["error"] == "unsupported_grant_type"
-    bad_user = requests.post(url, data={"grant_type": "password", "client_id": "cdse-public",
-                                        "username": "u", "password": "p"}, timeout=5)
+    bad_user = requests.post(
+        url,
+        data={
+            "grant_type": "password",
+            "client_id": "cdse-public",
+            "username": "u",
+            "password": "p",
+        },
+        timeout=5,
+    )
     assert bad_user.status_code == 401
     assert bad_user.json()["error"] == "invalid_grant"
-    bad_refresh = requests.post(url, data={"grant_type": "refresh_token", "client_id": "cdse-public",
-                                           "refresh_token": "x.y.z"}, timeout=5)
+    bad_refresh = requests.post(
+        url,
+        data={"grant_type": "refresh_token", "client_id": "cdse-public", "refresh_token": "x.y.z"},
+        timeout=5,
+    )
     assert bad_refresh.status_code == 400
     assert bad_refresh.json()["error"] == "invalid_grant"
 
 
-def test_missing_or_expired_token_gets_the_401_envelope(base_url: str, emulator: CdseEmulator) -> None:
+def test_missing_or_expired_token_gets_the_401_envelope(
+    base_url: str, emulator: CdseEmulator
+) -> None:
     url = f"{base_url}/api/v1/catalog/1.0.0/search"
     missing = requests.post(url, json={}, timeout=5)
     assert missing.status_code == 401
     assert missing.json()["error"]["code"] == "COMMON_UNAUTHORIZED"
     emulator.faults.token_valid_for_s = 0.2
-    token = requests.post(token_url(base_url), data={
-        "grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-    }, timeout=5).json()["access_token"]
+    token = requests.post(
+        token_url(base_url),
+        data={
+            "grant_type": "client_credentials",
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+        },
+        timeout=5,
+    ).json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
     assert requests.post(url, json={}, headers=headers, timeout=5).status_code == 200
     time.sleep(0.3)
@@ -206,11 +230,15 @@ def test_missing_or_expired_token_gets_the_401_envelope(base_url: str, emulator:
 
 def test_catalog_pages_equal_one_big_page(config: SHConfig, emulator: CdseEmulator) -> None:
     catalog = SentinelHubCatalog(config=config)
-    small = list(catalog.search(DataCollection.SENTINEL2_L2A, bbox=INSIDE_BBOX,
-                                time=TIME_INTERVAL, limit=4))
+    small = list(
+        catalog.search(DataCollection.SENTINEL2_L2A, bbox=INSIDE_BBOX, time=TIME_INTERVAL, limit=4)
+    )
     catalog_requests = emulator.stats.count("catalog", 200)
-    big = list(catalog.search(DataCollection.SENTINEL2_L2A, bbox=INSIDE_BBOX,
-                              time=TIME_INTERVAL, limit=100))
+    big = list(
+        catalog.search(
+            DataCollection.SENTINEL2_L2A, bbox=INSIDE_BBOX, time=TIME_INTERVAL, limit=100
+        )
+    )
     assert len(big) > 8
     assert [f["id"] for f in small] == [f["id"] for f in big]
     assert catalog_requests == -(-len(big) // 4)
@@ -222,11 +250,18 @@ def test_catalog_pages_equal_one_big_page(config: SHConfig, emulator: CdseEmulat
 
 def test_catalog_cloud_filter_and_fields(config: SHConfig, emulator: CdseEmulator) -> None:
     catalog = SentinelHubCatalog(config=config)
-    everything = list(catalog.search(DataCollection.SENTINEL2_L2A, bbox=INSIDE_BBOX,
-                                     time=TIME_INTERVAL))
-    clear = list(catalog.search(DataCollection.SENTINEL2_L2A, bbox=INSIDE_BBOX, time=TIME_INTERVAL,
-                                filter="eo:cloud_cover < 40 AND eo:cloud_cover >= 0",
-                                fields={"include": ["id", "properties.eo:cloud_cover"]}))
+    everything = list(
+        catalog.search(DataCollection.SENTINEL2_L2A, bbox=INSIDE_BBOX, time=TIME_INTERVAL)
+    )
+    clear = list(
+        catalog.search(
+            DataCollection.SENTINEL2_L2A,
+            bbox=INSIDE_BBOX,
+            time=TIME_INTERVAL,
+            filter="eo:cloud_cover < 40 AND eo:cloud_cover >= 0",
+            fields={"include": ["id", "properties.eo:cloud_cover"]},
+        )
+    )
     expected = [f["id"] for f in everything if f["properties"]["eo:cloud_cover"] < 40]
     assert [f["id"] for f in clear] == expected
     assert all(set(f) == {"id", "properties"} for f in clear)
@@ -235,29 +270,44 @@ def test_catalog_cloud_filter_and_fields(config: SHConfig, emulator: CdseEmulato
 
 def test_catalog_outside_the_world_is_empty(config: SHConfig) -> None:
     catalog = SentinelHubCatalog(config=config)
-    assert list(catalog.search(DataCollection.SENTINEL2_L2A, bbox=OUTSIDE_BBOX, time=TIME_INTERVAL)) == []
+    assert (
+        list(catalog.search(DataCollection.SENTINEL2_L2A, bbox=OUTSIDE_BBOX, time=TIME_INTERVAL))
+        == []
+    )
 
 
 def test_catalog_unparseable_filter_is_a_400(config: SHConfig) -> None:
     catalog = SentinelHubCatalog(config=config)
     with pytest.raises(DownloadFailedException, match="Cannot parse cql2-text filter"):
-        list(catalog.search(DataCollection.SENTINEL2_L2A, bbox=INSIDE_BBOX, time=TIME_INTERVAL,
-                            filter="eo:cloud_cover BETWEEN 1 AND 3"))
+        list(
+            catalog.search(
+                DataCollection.SENTINEL2_L2A,
+                bbox=INSIDE_BBOX,
+                time=TIME_INTERVAL,
+                filter="eo:cloud_cover BETWEEN 1 AND 3",
+            )
+        )
 
 
 def test_cql2_text_clauses() -> None:
     comparisons = parse_cql2_text("eo:cloud_cover <= 30 and platform = 'sentinel-2a'")
     assert [(c.prop, c.op, c.value) for c in comparisons] == [
-        ("eo:cloud_cover", "<=", 30.0), ("platform", "=", "sentinel-2a")]
+        ("eo:cloud_cover", "<=", 30.0),
+        ("platform", "=", "sentinel-2a"),
+    ]
 
 
 # ------------------------------------------------------------------ STAC v1
 
 
 def test_stac_next_link_paging(base_url: str, emulator: CdseEmulator) -> None:
-    body = {"collections": ["sentinel-2-l2a"], "bbox": list(INSIDE_BBOX),
-            "datetime": "2024-01-01T00:00:00Z/..", "limit": 4,
-            "query": {"eo:cloud_cover": {"lte": 95}}}
+    body = {
+        "collections": ["sentinel-2-l2a"],
+        "bbox": list(INSIDE_BBOX),
+        "datetime": "2024-01-01T00:00:00Z/..",
+        "limit": 4,
+        "query": {"eo:cloud_cover": {"lte": 95}},
+    }
     url = f"{base_url}/stac/v1/search"
     ids: list[str] = []
     pages = 0
@@ -284,8 +334,9 @@ def test_stac_next_link_paging(base_url: str, emulator: CdseEmulator) -> None:
 # ------------------------------------------------------------------ Process API
 
 
-def test_single_tiff_has_dn_values_and_nodata_outside(config: SHConfig, collection: DataCollection,
-                                                       emulator: CdseEmulator) -> None:
+def test_single_tiff_has_dn_values_and_nodata_outside(
+    config: SHConfig, collection: DataCollection, emulator: CdseEmulator
+) -> None:
     half_outside = BBox((-60.003, -9.999, -59.997, -9.995), crs=CRS.WGS84)
     image = process_request(config, collection, bbox=half_outside).get_data()[0]
     assert image.shape == (40, 40, 4)
@@ -298,8 +349,12 @@ def test_single_tiff_has_dn_values_and_nodata_outside(config: SHConfig, collecti
 
 
 def test_two_outputs_come_back_as_a_tar(config: SHConfig, collection: DataCollection) -> None:
-    request = process_request(config, collection, evalscript=TWO_OUTPUTS_EVALSCRIPT,
-                              responses=[("ndvi", MimeType.TIFF), ("mask", MimeType.TIFF)])
+    request = process_request(
+        config,
+        collection,
+        evalscript=TWO_OUTPUTS_EVALSCRIPT,
+        responses=[("ndvi", MimeType.TIFF), ("mask", MimeType.TIFF)],
+    )
     data = request.get_data()[0]
     assert set(data) == {"ndvi.tif", "mask.tif", "userdata.json"}
     ndvi, mask = data["ndvi.tif"], data["mask.tif"]
@@ -313,8 +368,9 @@ def test_resolution_and_size_agree_in_utm(config: SHConfig, collection: DataColl
     utm = INSIDE_BBOX.transform(CRS(32721))
     minx, miny = round(utm.min_x, -1), round(utm.min_y, -1)
     utm_bbox = BBox((minx, miny, minx + 300, miny + 200), crs=CRS(32721))
-    by_resolution = process_request(config, collection, bbox=utm_bbox, size=None,
-                                    resolution=(10, 10)).get_data()[0]
+    by_resolution = process_request(
+        config, collection, bbox=utm_bbox, size=None, resolution=(10, 10)
+    ).get_data()[0]
     by_size = process_request(config, collection, bbox=utm_bbox, size=(30, 20)).get_data()[0]
     assert by_resolution.shape == (20, 30, 4)
     np.testing.assert_array_equal(by_resolution, by_size)
@@ -332,14 +388,20 @@ def test_most_recent_and_least_recent_differ(config: SHConfig, collection: DataC
         ({"output": {"resx": 10}}, "either output width/height or resx/resy"),
         ({"output": {"width": 3000}}, "exceeds the maximum of 2500"),
         ({"evalscript": "function setup() {}"}, "VERSION=3"),
-        ({"evalscript": "//VERSION=3\nfunction setup() { return {input: ['B04'], output: {bands: 1}}; }"
-                        "\nfunction evaluatePixel(s) { return undefinedThing; }"}, "undefinedThing"),
+        (
+            {
+                "evalscript": "//VERSION=3\nfunction setup() { return {input: ['B04'], output: {bands: 1}}; }"
+                "\nfunction evaluatePixel(s) { return undefinedThing; }"
+            },
+            "undefinedThing",
+        ),
         ({"input": {"bounds": {"bbox": [1, 1, 0, 0]}}}, "minimum is greater"),
         ({"input": {"data": [{"type": "landsat-ot-l2"}]}}, "Unknown or unsupported collection"),
     ],
 )
-def test_bad_payloads_carry_the_400_envelope(config: SHConfig, collection: DataCollection,
-                                             change: dict[str, object], message: str) -> None:
+def test_bad_payloads_carry_the_400_envelope(
+    config: SHConfig, collection: DataCollection, change: dict[str, object], message: str
+) -> None:
     request = process_request(config, collection)
     payload = request.payload
     for key, value in change.items():
@@ -363,8 +425,9 @@ def test_processing_units_formula() -> None:
 # ------------------------------------------------------------------ faults
 
 
-def test_429_is_retried_after_retry_after_ms(config: SHConfig, collection: DataCollection,
-                                             emulator: CdseEmulator) -> None:
+def test_429_is_retried_after_retry_after_ms(
+    config: SHConfig, collection: DataCollection, emulator: CdseEmulator
+) -> None:
     emulator.faults.add(Fault("process", "429", count=2, retry_after_ms=200))
     started = time.monotonic()
     with pytest.warns(SHRateLimitWarning):
@@ -375,8 +438,9 @@ def test_429_is_retried_after_retry_after_ms(config: SHConfig, collection: DataC
     assert emulator.stats.count("process", 200) == 1
 
 
-def test_429_storm_stops_at_max_retries(config: SHConfig, collection: DataCollection,
-                                        emulator: CdseEmulator) -> None:
+def test_429_storm_stops_at_max_retries(
+    config: SHConfig, collection: DataCollection, emulator: CdseEmulator
+) -> None:
     emulator.faults.add(Fault("process", "429", count=100, retry_after_ms=10))
     config.max_retries = 3
     with pytest.warns(SHRateLimitWarning), pytest.raises(OutOfRequestsException):
@@ -385,8 +449,9 @@ def test_429_storm_stops_at_max_retries(config: SHConfig, collection: DataCollec
 
 
 @pytest.mark.parametrize("mode", ["500", "503"])
-def test_server_errors_are_retried_up_to_max_attempts(config: SHConfig, collection: DataCollection,
-                                                      emulator: CdseEmulator, mode: str) -> None:
+def test_server_errors_are_retried_up_to_max_attempts(
+    config: SHConfig, collection: DataCollection, emulator: CdseEmulator, mode: str
+) -> None:
     emulator.faults.add(Fault("process", mode, count=2))  # type: ignore[arg-type]
     assert process_request(config, collection).get_data()[0].shape == (40, 40, 4)
     emulator.faults.add(Fault("process", mode, count=3))  # type: ignore[arg-type]
@@ -395,15 +460,17 @@ def test_server_errors_are_retried_up_to_max_attempts(config: SHConfig, collecti
     assert emulator.stats.count("process", int(mode)) == 5
 
 
-def test_short_body_is_detected_and_retried(config: SHConfig, collection: DataCollection,
-                                            emulator: CdseEmulator) -> None:
+def test_short_body_is_detected_and_retried(
+    config: SHConfig, collection: DataCollection, emulator: CdseEmulator
+) -> None:
     emulator.faults.add(Fault("process", "truncate_length", count=1))
     assert process_request(config, collection).get_data()[0].shape == (40, 40, 4)
     assert emulator.stats.count("process") == 2
 
 
-def test_tiff_cut_in_half_does_not_decode(config: SHConfig, collection: DataCollection,
-                                          emulator: CdseEmulator) -> None:
+def test_tiff_cut_in_half_does_not_decode(
+    config: SHConfig, collection: DataCollection, emulator: CdseEmulator
+) -> None:
     emulator.faults.add(Fault("process", "truncate_body", count=1))
     with pytest.raises(Exception):  # noqa: B017 - tifffile raises several types for broken files
         process_request(config, collection).get_data()
@@ -412,13 +479,17 @@ def test_tiff_cut_in_half_does_not_decode(config: SHConfig, collection: DataColl
 def test_catalog_429_then_success(config: SHConfig, emulator: CdseEmulator) -> None:
     emulator.faults.add(Fault("catalog", "429", count=1, retry_after_ms=20))
     with pytest.warns(SHRateLimitWarning):
-        found = list(SentinelHubCatalog(config=config).search(
-            DataCollection.SENTINEL2_L2A, bbox=INSIDE_BBOX, time=TIME_INTERVAL))
+        found = list(
+            SentinelHubCatalog(config=config).search(
+                DataCollection.SENTINEL2_L2A, bbox=INSIDE_BBOX, time=TIME_INTERVAL
+            )
+        )
     assert found
 
 
-def test_session_refreshes_a_token_about_to_expire(config: SHConfig, collection: DataCollection,
-                                                   emulator: CdseEmulator) -> None:
+def test_session_refreshes_a_token_about_to_expire(
+    config: SHConfig, collection: DataCollection, emulator: CdseEmulator
+) -> None:
     # the session refreshes when under 120 s remain; oauthlib rounds the issue time to a second
     emulator.faults.token_lifetime_s = 121
     process_request(config, collection).get_data()
@@ -429,9 +500,14 @@ def test_session_refreshes_a_token_about_to_expire(config: SHConfig, collection:
 
 
 def test_admin_endpoints(base_url: str, emulator: CdseEmulator) -> None:
-    armed = requests.post(f"{base_url}/_emulator/faults", json={
-        "faults": [{"endpoint": "stac", "mode": "503", "count": 1}], "token_lifetime_s": 300,
-    }, timeout=5)
+    armed = requests.post(
+        f"{base_url}/_emulator/faults",
+        json={
+            "faults": [{"endpoint": "stac", "mode": "503", "count": 1}],
+            "token_lifetime_s": 300,
+        },
+        timeout=5,
+    )
     assert armed.status_code == 200
     assert requests.post(f"{base_url}/stac/v1/search", json={}, timeout=5).status_code == 503
     assert requests.post(f"{base_url}/stac/v1/search", json={}, timeout=5).status_code == 200
@@ -446,7 +522,11 @@ def test_fault_plan_passed_to_create_app(world: World) -> None:
     plan = FaultPlan(faults=[Fault("token", "500", count=1)], token_lifetime_s=60)
     app = create_app(world, Credentials(CLIENT_ID, CLIENT_SECRET), plan)
     with serve_in_thread(app) as url:
-        form = {"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+        }
         assert requests.post(token_url(url), data=form, timeout=5).status_code == 500
         token = requests.post(token_url(url), data=form, timeout=5).json()
         assert token["expires_in"] == 60

@@ -55,7 +55,7 @@ def config_for(cdse: CdseEndpoint, **kwargs):
 
 
 def test_search_pages_through_two_years_and_groups_by_day(endpoint):
-    cdse, emulator, world = endpoint
+    cdse, _emulator, world = endpoint
     days = search_acquisitions(config_for(cdse), BBOX, START, END, max_cloud=100)
     expected = sorted({s.datetime.date() for s in world.scenes})
     assert len(expected) > 100  # more than one catalog page of 100

@@ -104,7 +104,9 @@ FAULT_MODES: tuple[str, ...] = get_args(FaultMode)
 
 _OPENGIS_EPSG = re.compile(r"^https?://www\.opengis\.net/def/crs/EPSG/0/(\d+)$")
 _URN_EPSG = re.compile(r"^urn:ogc:def:crs:EPSG:[\d.]*:(\d+)$", re.IGNORECASE)
-_CRS84 = frozenset({"http://www.opengis.net/def/crs/OGC/1.3/CRS84", "urn:ogc:def:crs:OGC:1.3:CRS84"})
+_CRS84 = frozenset(
+    {"http://www.opengis.net/def/crs/OGC/1.3/CRS84", "urn:ogc:def:crs:OGC:1.3:CRS84"}
+)
 _CQL_CLAUSE = re.compile(
     r"^\s*(?P<prop>[A-Za-z_][\w:.\-]*)\s*(?P<op><=|>=|<>|!=|=|<|>)\s*"
     r"(?P<value>'[^']*'|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*$"
@@ -334,11 +336,15 @@ class BadPayload(Exception):
         self.message = message
         self.errors: list[dict[str, Any]] = []
         if parameter is not None:
-            self.errors.append({"parameter": parameter, "invalidValue": invalid, "violation": message})
+            self.errors.append(
+                {"parameter": parameter, "invalidValue": invalid, "violation": message}
+            )
 
 
 def sh_error(
-    status: int, message: str, errors: list[dict[str, Any]] | None = None,
+    status: int,
+    message: str,
+    errors: list[dict[str, Any]] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     """The Sentinel Hub error envelope."""
@@ -386,8 +392,12 @@ class Comparison:
             return {"=": left == right, "<>": left != right}.get(self.op, False)
         number = float(actual)
         return {
-            "<": number < self.value, "<=": number <= self.value, ">": number > self.value,
-            ">=": number >= self.value, "=": number == self.value, "<>": number != self.value,
+            "<": number < self.value,
+            "<=": number <= self.value,
+            ">": number > self.value,
+            ">=": number >= self.value,
+            "=": number == self.value,
+            "<>": number != self.value,
         }[self.op]
 
 
@@ -400,7 +410,8 @@ def parse_cql2_text(text: str) -> list[Comparison]:
             raise BadPayload(
                 f"Cannot parse cql2-text filter clause {clause!r}: the emulator supports "
                 "'property <|<=|>|>=|=|<> literal' clauses joined by AND",
-                "filter", text,
+                "filter",
+                text,
             )
         raw = match.group("value")
         value: float | str = raw[1:-1] if raw.startswith("'") else float(raw)
@@ -416,12 +427,20 @@ def parse_cql2_json(node: Any) -> list[Comparison]:
     if op == "and":
         return [c for arg in node["args"] for c in parse_cql2_json(arg)]
     args = node["args"]
-    if op not in {"<", "<=", ">", ">=", "=", "<>"} or len(args) != 2 or not isinstance(args[0], dict):
+    if (
+        op not in {"<", "<=", ">", ">=", "=", "<>"}
+        or len(args) != 2
+        or not isinstance(args[0], dict)
+    ):
         raise BadPayload(f"Unsupported cql2-json operation {op!r}", "filter", node)
     value = args[1]
     if not isinstance(value, int | float | str) or isinstance(value, bool):
         raise BadPayload("cql2-json comparisons need a number or string literal", "filter", node)
-    return [Comparison(str(args[0].get("property")), op, value if isinstance(value, str) else float(value))]
+    return [
+        Comparison(
+            str(args[0].get("property")), op, value if isinstance(value, str) else float(value)
+        )
+    ]
 
 
 def parse_stac_query(query: Any) -> list[Comparison]:
@@ -513,13 +532,23 @@ class SceneQuery:
 
 
 def _check_properties(comparisons: Sequence[Comparison], parameter: str) -> None:
-    known = {"datetime", "platform", "constellation", "eo:cloud_cover", "grid:code",
-             "processing:version", "proj:epsg", "sat:relative_orbit", "gsd"}
+    known = {
+        "datetime",
+        "platform",
+        "constellation",
+        "eo:cloud_cover",
+        "grid:code",
+        "processing:version",
+        "proj:epsg",
+        "sat:relative_orbit",
+        "gsd",
+    }
     for comparison in comparisons:
         if comparison.prop not in known:
             raise BadPayload(
                 f"Filtering on {comparison.prop!r} is not supported; use one of {sorted(known)}",
-                parameter, comparison.prop,
+                parameter,
+                comparison.prop,
             )
 
 
@@ -528,11 +557,16 @@ def scene_query_from(body: Mapping[str, Any], *, stac: bool) -> SceneQuery:
     collections = body.get("collections")
     if collections is not None:
         if not isinstance(collections, list) or not all(isinstance(c, str) for c in collections):
-            raise BadPayload("collections must be a list of collection ids", "collections", collections)
+            raise BadPayload(
+                "collections must be a list of collection ids", "collections", collections
+            )
         unknown = [c for c in collections if c != COLLECTION_ID]
         if unknown:
-            raise BadPayload(f"Unknown collection(s) {unknown}; served: [{COLLECTION_ID!r}]",
-                             "collections", collections)
+            raise BadPayload(
+                f"Unknown collection(s) {unknown}; served: [{COLLECTION_ID!r}]",
+                "collections",
+                collections,
+            )
     area = None
     if body.get("bbox") is not None:
         area = parse_lonlat_bbox(body["bbox"], "bbox")
@@ -554,7 +588,9 @@ def _filter_comparisons(body: Mapping[str, Any]) -> list[Comparison]:
     query_filter = body.get("filter")
     if query_filter is None:
         return []
-    language = body.get("filter-lang", "cql2-json" if isinstance(query_filter, dict) else "cql2-text")
+    language = body.get(
+        "filter-lang", "cql2-json" if isinstance(query_filter, dict) else "cql2-text"
+    )
     if language == "cql2-text" and isinstance(query_filter, str):
         return parse_cql2_text(query_filter)
     if language == "cql2-json" and isinstance(query_filter, dict):
@@ -616,13 +652,19 @@ def catalog_item(scene: Scene, base_url: str) -> dict[str, Any]:
         "geometry": mapping(scene.area.footprint),
         "properties": scene_properties(scene),
         "assets": {
-            "data": {"href": f"s3://EODATA/{_safe_path(scene)}", "title": "s3",
-                     "type": "inode/directory"},
+            "data": {
+                "href": f"s3://EODATA/{_safe_path(scene)}",
+                "title": "s3",
+                "type": "inode/directory",
+            },
         },
         "collection": COLLECTION_ID,
         "links": [
-            {"href": f"{collection_url}/items/{scene.id}", "rel": "self",
-             "type": "application/geo+json"},
+            {
+                "href": f"{collection_url}/items/{scene.id}",
+                "rel": "self",
+                "type": "application/geo+json",
+            },
             {"href": collection_url, "rel": "collection", "type": "application/json"},
             {"href": collection_url, "rel": "parent", "type": "application/json"},
             {"href": f"{base_url}{CATALOG_PATH}/", "rel": "root", "type": "application/json"},
@@ -630,8 +672,15 @@ def catalog_item(scene: Scene, base_url: str) -> dict[str, Any]:
     }
 
 
-_STAC_ASSETS = (("B02", 10), ("B03", 10), ("B04", 10), ("B08", 10), ("B11", 20), ("B12", 20),
-                ("SCL", 20))
+_STAC_ASSETS = (
+    ("B02", 10),
+    ("B03", 10),
+    ("B04", 10),
+    ("B08", 10),
+    ("B11", 20),
+    ("B12", 20),
+    ("SCL", 20),
+)
 
 
 def stac_item(scene: Scene, base_url: str) -> dict[str, Any]:
@@ -649,10 +698,12 @@ def stac_item(scene: Scene, base_url: str) -> dict[str, Any]:
             "title": key,
             "proj:code": f"EPSG:{grid.crs.to_epsg()}",
             "proj:shape": [round(grid.height / factor), round(grid.width / factor)],
-            "alternate": {"https": {
-                "href": f"https://zipper.dataspace.copernicus.eu/odata/v1/Products({scene.id})"
-                        f"/Nodes({scene.id}.SAFE)/Nodes(IMG_DATA)/Nodes(R{resolution}m)/Nodes({key}.jp2)/$value",
-            }},
+            "alternate": {
+                "https": {
+                    "href": f"https://zipper.dataspace.copernicus.eu/odata/v1/Products({scene.id})"
+                    f"/Nodes({scene.id}.SAFE)/Nodes(IMG_DATA)/Nodes(R{resolution}m)/Nodes({key}.jp2)/$value",
+                }
+            },
         }
         if band != SCL_BAND:
             asset["raster:scale"] = 0.0001
@@ -671,10 +722,16 @@ def stac_item(scene: Scene, base_url: str) -> dict[str, Any]:
         "properties": properties,
         "assets": assets,
         "links": [
-            {"rel": "self", "type": "application/geo+json",
-             "href": f"{stac_url}/collections/{COLLECTION_ID}/items/{scene.id}"},
-            {"rel": "collection", "type": "application/json",
-             "href": f"{stac_url}/collections/{COLLECTION_ID}"},
+            {
+                "rel": "self",
+                "type": "application/geo+json",
+                "href": f"{stac_url}/collections/{COLLECTION_ID}/items/{scene.id}",
+            },
+            {
+                "rel": "collection",
+                "type": "application/json",
+                "href": f"{stac_url}/collections/{COLLECTION_ID}",
+            },
             {"rel": "root", "type": "application/json", "href": f"{stac_url}/"},
         ],
     }
@@ -696,7 +753,9 @@ def apply_fields(item: dict[str, Any], fields: Any) -> dict[str, Any]:
     return result
 
 
-def _copy_path(source: Mapping[str, Any], target: MutableMapping[str, Any], keys: list[str]) -> None:
+def _copy_path(
+    source: Mapping[str, Any], target: MutableMapping[str, Any], keys: list[str]
+) -> None:
     head, rest = keys[0], keys[1:]
     if head not in source:
         return
@@ -768,10 +827,14 @@ def parse_crs(value: Any) -> CRS:
     try:
         return CRS.from_epsg(int(match.group(1)))
     except CRSError as exc:
-        raise BadPayload(f"Unknown EPSG code in {text!r}", "input.bounds.properties.crs", text) from exc
+        raise BadPayload(
+            f"Unknown EPSG code in {text!r}", "input.bounds.properties.crs", text
+        ) from exc
 
 
-def _request_bounds(bounds: Any) -> tuple[CRS, tuple[float, float, float, float], BaseGeometry | None]:
+def _request_bounds(
+    bounds: Any,
+) -> tuple[CRS, tuple[float, float, float, float], BaseGeometry | None]:
     if not isinstance(bounds, dict):
         raise BadPayload("input.bounds is required", "input.bounds", bounds)
     properties = bounds.get("properties") or {}
@@ -787,32 +850,47 @@ def _request_bounds(bounds: Any) -> tuple[CRS, tuple[float, float, float, float]
     else:
         raise BadPayload("input.bounds needs bbox or geometry", "input.bounds", bounds)
     if minx == maxx or miny == maxy:
-        raise BadPayload("input.bounds has zero area", "input.bounds.bbox", [minx, miny, maxx, maxy])
+        raise BadPayload(
+            "input.bounds has zero area", "input.bounds.bbox", [minx, miny, maxx, maxy]
+        )
     return crs, (minx, miny, maxx, maxy), geometry
 
 
-def _output_size(output: Mapping[str, Any], bounds: tuple[float, float, float, float]) -> tuple[int, int]:
+def _output_size(
+    output: Mapping[str, Any], bounds: tuple[float, float, float, float]
+) -> tuple[int, int]:
     minx, miny, maxx, maxy = bounds
     has_size = "width" in output or "height" in output
     has_resolution = "resx" in output or "resy" in output
     if has_size and has_resolution:
-        raise BadPayload("Specify either output width/height or resx/resy, not both", "output", dict(output))
+        raise BadPayload(
+            "Specify either output width/height or resx/resy, not both", "output", dict(output)
+        )
     try:
         if has_resolution:
             resx, resy = float(output["resx"]), float(output["resy"])
             if resx <= 0 or resy <= 0:
-                raise BadPayload("resx and resy must be positive", "output.resx", output.get("resx"))
+                raise BadPayload(
+                    "resx and resy must be positive", "output.resx", output.get("resx")
+                )
             width, height = round((maxx - minx) / resx), round((maxy - miny) / resy)
         else:
             aspect = (maxx - minx) / (maxy - miny)
-            width = int(output.get("width") or round(int(output.get("height", 0)) * aspect) or DEFAULT_OUTPUT_PX)
+            width = int(
+                output.get("width")
+                or round(int(output.get("height", 0)) * aspect)
+                or DEFAULT_OUTPUT_PX
+            )
             height = int(output.get("height") or round(width / aspect))
     except (KeyError, TypeError, ValueError) as exc:
         raise BadPayload(f"Invalid output size: {exc}", "output", dict(output)) from exc
     for name, value in (("width", width), ("height", height)):
         if value > MAX_OUTPUT_PX:
-            raise BadPayload(f"Output {name} {value} px exceeds the maximum of {MAX_OUTPUT_PX} px",
-                             f"output.{name}", value)
+            raise BadPayload(
+                f"Output {name} {value} px exceeds the maximum of {MAX_OUTPUT_PX} px",
+                f"output.{name}",
+                value,
+            )
         if value < 1:
             raise BadPayload(f"Output {name} must be at least 1 px", f"output.{name}", value)
     return width, height
@@ -830,37 +908,54 @@ def parse_process_request(body: Mapping[str, Any]) -> ProcessRequest:
     transform = from_bounds(*bounds, width, height)
     inside = None
     if geometry is not None:
-        inside = geometry_mask([mapping(geometry)], out_shape=(height, width), transform=transform,
-                               invert=True)
+        inside = geometry_mask(
+            [mapping(geometry)], out_shape=(height, width), transform=transform, invert=True
+        )
     data = request_input.get("data")
     if not isinstance(data, list) or len(data) != 1 or not isinstance(data[0], dict):
-        raise BadPayload("input.data must hold exactly one data source (no data fusion here)",
-                         "input.data", data)
+        raise BadPayload(
+            "input.data must hold exactly one data source (no data fusion here)", "input.data", data
+        )
     source = data[0]
     if source.get("type") not in PROCESS_TYPES:
-        raise BadPayload(f"Unknown or unsupported collection type {source.get('type')!r}; "
-                         f"served: {COLLECTION_ID!r}", "input.data[0].type", source.get("type"))
+        raise BadPayload(
+            f"Unknown or unsupported collection type {source.get('type')!r}; "
+            f"served: {COLLECTION_ID!r}",
+            "input.data[0].type",
+            source.get("type"),
+        )
     data_filter = source.get("dataFilter") or {}
     time_range = data_filter.get("timeRange") or {}
     start = parse_time(time_range["from"], "timeRange.from") if time_range.get("from") else None
     end = parse_time(time_range["to"], "timeRange.to") if time_range.get("to") else None
     max_cc = data_filter.get("maxCloudCoverage", 100)
     if not isinstance(max_cc, int | float) or not 0 <= max_cc <= 100:
-        raise BadPayload("maxCloudCoverage must be between 0 and 100",
-                         "input.data[0].dataFilter.maxCloudCoverage", max_cc)
+        raise BadPayload(
+            "maxCloudCoverage must be between 0 and 100",
+            "input.data[0].dataFilter.maxCloudCoverage",
+            max_cc,
+        )
     order = data_filter.get("mosaickingOrder", "mostRecent")
     if order not in ("mostRecent", "leastRecent", "leastCC"):
-        raise BadPayload("mosaickingOrder must be mostRecent, leastRecent or leastCC",
-                         "input.data[0].dataFilter.mosaickingOrder", order)
+        raise BadPayload(
+            "mosaickingOrder must be mostRecent, leastRecent or leastCC",
+            "input.data[0].dataFilter.mosaickingOrder",
+            order,
+        )
     processing = source.get("processing") or {}
     responses = _parse_responses(output.get("responses"))
     evalscript = body.get("evalscript")
     if not isinstance(evalscript, str) or not evalscript.strip():
         raise BadPayload("evalscript is required", "evalscript", None)
     return ProcessRequest(
-        grid=Grid(crs, transform, width, height), inside=inside, start=start, end=end,
-        max_cloud_cover=float(max_cc), mosaicking_order=str(order),
-        harmonize=bool(processing.get("harmonizeValues", True)), responses=responses,
+        grid=Grid(crs, transform, width, height),
+        inside=inside,
+        start=start,
+        end=end,
+        max_cloud_cover=float(max_cc),
+        mosaicking_order=str(order),
+        harmonize=bool(processing.get("harmonizeValues", True)),
+        responses=responses,
         evalscript=evalscript,
     )
 
@@ -876,8 +971,11 @@ def _parse_responses(raw: Any) -> tuple[ResponseSpec, ...]:
             raise BadPayload("output.responses entries must be objects", "output.responses", raw)
         format_type = str((item.get("format") or {}).get("type", "image/png"))
         if format_type not in ("image/tiff", "image/png", "image/jpeg", "application/json"):
-            raise BadPayload(f"Unsupported response format {format_type!r}",
-                             "output.responses.format.type", format_type)
+            raise BadPayload(
+                f"Unsupported response format {format_type!r}",
+                "output.responses.format.type",
+                format_type,
+            )
         specs.append(ResponseSpec(str(item.get("identifier", "default")), format_type))
     return tuple(specs)
 
@@ -914,29 +1012,46 @@ class RenderedFile:
     data: bytes
 
 
-def encode_raster(values: npt.NDArray[Any], spec: OutputSpec, response: ResponseSpec,
-                  grid: Grid) -> bytes:
+def encode_raster(
+    values: npt.NDArray[Any], spec: OutputSpec, response: ResponseSpec, grid: Grid
+) -> bytes:
     """(height, width, bands) in the output sample type, as GeoTIFF, PNG or JPEG bytes."""
     if response.format_type == "image/tiff":
         profile = {
-            "driver": "GTiff", "width": grid.width, "height": grid.height, "count": spec.bands,
-            "dtype": values.dtype.name, "crs": grid.crs, "transform": grid.transform,
-            "compress": "deflate", "interleave": "pixel",
+            "driver": "GTiff",
+            "width": grid.width,
+            "height": grid.height,
+            "count": spec.bands,
+            "dtype": values.dtype.name,
+            "crs": grid.crs,
+            "transform": grid.transform,
+            "compress": "deflate",
+            "interleave": "pixel",
         }
         with MemoryFile() as memory:
             with memory.open(**profile) as dataset:
                 dataset.write(np.moveaxis(values, -1, 0))
             return bytes(memory.read())
     image = values[..., 0] if spec.bands == 1 else values
-    if values.dtype != np.uint8 and not (values.dtype == np.uint16 and spec.bands == 1
-                                         and response.format_type == "image/png"):
-        raise BadPayload(f"Output {spec.id!r} with sampleType {spec.sample_type} cannot be written "
-                         f"as {response.format_type}; use image/tiff", "output.responses", response.identifier)
+    if values.dtype != np.uint8 and not (
+        values.dtype == np.uint16 and spec.bands == 1 and response.format_type == "image/png"
+    ):
+        raise BadPayload(
+            f"Output {spec.id!r} with sampleType {spec.sample_type} cannot be written "
+            f"as {response.format_type}; use image/tiff",
+            "output.responses",
+            response.identifier,
+        )
     if spec.bands not in (1, 3, 4) or (response.format_type == "image/jpeg" and spec.bands == 4):
-        raise BadPayload(f"Output {spec.id!r} has {spec.bands} bands, which "
-                         f"{response.format_type} cannot hold", "output.responses", response.identifier)
+        raise BadPayload(
+            f"Output {spec.id!r} has {spec.bands} bands, which {response.format_type} cannot hold",
+            "output.responses",
+            response.identifier,
+        )
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG" if response.format_type == "image/png" else "JPEG")
+    Image.fromarray(image).save(
+        buffer, format="PNG" if response.format_type == "image/png" else "JPEG"
+    )
     return buffer.getvalue()
 
 
@@ -951,7 +1066,12 @@ def tar_files(files: Sequence[RenderedFile]) -> bytes:
     return buffer.getvalue()
 
 
-_EXTENSIONS = {"image/tiff": "tif", "image/png": "png", "image/jpeg": "jpg", "application/json": "json"}
+_EXTENSIONS = {
+    "image/tiff": "tif",
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "application/json": "json",
+}
 
 
 @dataclass(frozen=True)
@@ -967,28 +1087,45 @@ def render_process(world: World, request: ProcessRequest) -> ProcessResult:
         for response in request.responses:
             if response.format_type == "application/json":
                 if response.identifier != "userdata":
-                    raise BadPayload("application/json is only available for the 'userdata' response",
-                                     "output.responses", response.identifier)
+                    raise BadPayload(
+                        "application/json is only available for the 'userdata' response",
+                        "output.responses",
+                        response.identifier,
+                    )
             elif setup.output(response.identifier) is None:
-                raise BadPayload(f"Output {response.identifier} requested but missing from function setup()",
-                                 "output.responses", response.identifier)
+                raise BadPayload(
+                    f"Output {response.identifier} requested but missing from function setup()",
+                    "output.responses",
+                    response.identifier,
+                )
         input_names = [band.name for band in setup.inputs]
         unknown = sorted(set(input_names) - set(SERVED_BANDS))
         if unknown:
-            raise BadPayload(f"Bands {unknown} are not served by this endpoint; it serves {list(SERVED_BANDS)}",
-                             "evalscript", unknown)
+            raise BadPayload(
+                f"Bands {unknown} are not served by this endpoint; it serves {list(SERVED_BANDS)}",
+                "evalscript",
+                unknown,
+            )
         query = SceneQuery(
-            area=footprint_lonlat(request.grid.crs, request.grid.bounds), start=request.start,
-            end=request.end, comparisons=(Comparison("eo:cloud_cover", "<=", request.max_cloud_cover),),
+            area=footprint_lonlat(request.grid.crs, request.grid.bounds),
+            start=request.start,
+            end=request.end,
+            comparisons=(Comparison("eo:cloud_cover", "<=", request.max_cloud_cover),),
         )
         scenes = order_scenes(query.select(world), request.mosaicking_order)
-        mosaic = mosaic_simple(scenes, request.grid, [n for n in input_names if n != DATA_MASK],
-                               request.inside)
+        mosaic = mosaic_simple(
+            scenes, request.grid, [n for n in input_names if n != DATA_MASK], request.inside
+        )
         samples = {name: sample_values(mosaic, name, request.harmonize) for name in input_names}
         metadata = {
-            "scenes": [{"date": _iso(s.datetime), "cloudCoverage": s.cloud_cover, "tileOriginalId": s.id}
-                       for s in mosaic.scenes],
-            "inputMetadata": {"serviceVersion": "canopywatch-emulator", "normalizationFactor": 0.0001},
+            "scenes": [
+                {"date": _iso(s.datetime), "cloudCoverage": s.cloud_cover, "tileOriginalId": s.id}
+                for s in mosaic.scenes
+            ],
+            "inputMetadata": {
+                "serviceVersion": "canopywatch-emulator",
+                "normalizationFactor": 0.0001,
+            },
         }
         computed = script.evaluate(samples, band_scales(setup.inputs), metadata)
         files = []
@@ -1023,7 +1160,9 @@ class CdseEmulator:
     # -- authentication
 
     async def token(self, request: Request) -> Response:
-        form = {k: v[0] for k, v in parse_qs((await request.body()).decode(errors="replace")).items()}
+        form = {
+            k: v[0] for k, v in parse_qs((await request.body()).decode(errors="replace")).items()
+        }
         client_id, client_secret = _basic_auth(request.headers.get("authorization"))
         client_id = form.get("client_id", client_id)
         client_secret = form.get("client_secret", client_secret)
@@ -1031,25 +1170,44 @@ class CdseEmulator:
             token = self._grant(form.get("grant_type"), client_id, client_secret, form)
         except TokenError as exc:
             LOGGER.info("token request refused: %s (%s)", exc.error, exc.description)
-            return JSONResponse({"error": exc.error, "error_description": exc.description},
-                                status_code=exc.status)
+            return JSONResponse(
+                {"error": exc.error, "error_description": exc.description}, status_code=exc.status
+            )
         return JSONResponse(token, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
-    def _grant(self, grant_type: str | None, client_id: str | None, client_secret: str | None,
-               form: Mapping[str, str]) -> dict[str, Any]:
+    def _grant(
+        self,
+        grant_type: str | None,
+        client_id: str | None,
+        client_secret: str | None,
+        form: Mapping[str, str],
+    ) -> dict[str, Any]:
         if grant_type is None:
             raise TokenError(400, "invalid_request", "Missing form parameter: grant_type")
         if grant_type == "client_credentials":
-            if not (client_id and client_id == self.credentials.client_id and client_secret
-                    and hmac.compare_digest(client_secret, self.credentials.client_secret)):
-                raise TokenError(401, "invalid_client", "Invalid client or Invalid client credentials")
-            return self._token_response(client_id, f"service-account-{client_id}", with_refresh=False)
+            if not (
+                client_id
+                and client_id == self.credentials.client_id
+                and client_secret
+                and hmac.compare_digest(client_secret, self.credentials.client_secret)
+            ):
+                raise TokenError(
+                    401, "invalid_client", "Invalid client or Invalid client credentials"
+                )
+            return self._token_response(
+                client_id, f"service-account-{client_id}", with_refresh=False
+            )
         if grant_type == "password":
             if client_id != PUBLIC_CLIENT_ID:
-                raise TokenError(401, "invalid_client", "Invalid client or Invalid client credentials")
+                raise TokenError(
+                    401, "invalid_client", "Invalid client or Invalid client credentials"
+                )
             username, password = form.get("username"), form.get("password") or ""
-            if not (self.credentials.username and username == self.credentials.username
-                    and hmac.compare_digest(password, self.credentials.password or "")):
+            if not (
+                self.credentials.username
+                and username == self.credentials.username
+                and hmac.compare_digest(password, self.credentials.password or "")
+            ):
                 raise TokenError(401, "invalid_grant", "Invalid user credentials")
             return self._token_response(PUBLIC_CLIENT_ID, username, with_refresh=True)
         if grant_type == "refresh_token":
@@ -1062,8 +1220,9 @@ class CdseEmulator:
     def _token_response(self, client_id: str, subject: str, with_refresh: bool) -> dict[str, Any]:
         lifetime = self.faults.token_lifetime_s
         valid_for = self.faults.token_valid_for_s
-        access = self.tokens.issue(client_id, subject, valid_for if valid_for is not None else lifetime,
-                                   "Bearer")
+        access = self.tokens.issue(
+            client_id, subject, valid_for if valid_for is not None else lifetime, "Bearer"
+        )
         response: dict[str, Any] = {
             "access_token": access,
             "expires_in": int(lifetime),
@@ -1074,7 +1233,8 @@ class CdseEmulator:
         }
         if with_refresh:
             response["refresh_token"] = self.tokens.issue(
-                client_id, subject, TokenIssuer.REFRESH_LIFETIME_S, "Refresh")
+                client_id, subject, TokenIssuer.REFRESH_LIFETIME_S, "Refresh"
+            )
             response["session_state"] = secrets.token_hex(16)
         return response
 
@@ -1083,8 +1243,10 @@ class CdseEmulator:
         scheme, _, token = header.partition(" ")
         if scheme.lower() == "bearer" and self.tokens.verify(token.strip(), "Bearer") is not None:
             return None
-        message = ("You are not authorized! Please provide a valid access token within the header "
-                   "[Authorization: Bearer <accessToken>] of your request.")
+        message = (
+            "You are not authorized! Please provide a valid access token within the header "
+            "[Authorization: Bearer <accessToken>] of your request."
+        )
         if token:
             message = "Token is not valid or has expired. Please request a new access token."
         return sh_error(401, message)
@@ -1093,28 +1255,44 @@ class CdseEmulator:
 
     async def catalog_landing(self, request: Request) -> Response:
         base = _base_url(request)
-        return JSONResponse({
-            "type": "Catalog", "stac_version": "1.0.0", "id": "sentinel-hub",
-            "title": "Sentinel Hub STAC catalog (canopywatch emulator)",
-            "description": "Simulated Sentinel-2 L2A scenes",
-            "conformsTo": ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search",
-                           "https://api.stacspec.org/v1.0.0/item-search#fields",
-                           "https://api.stacspec.org/v1.0.0/item-search#filter",
-                           "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
-                           "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json"],
-            "links": [
-                {"rel": "self", "href": f"{base}{CATALOG_PATH}/", "type": "application/json"},
-                {"rel": "data", "href": f"{base}{CATALOG_PATH}/collections", "type": "application/json"},
-                {"rel": "search", "href": f"{base}{CATALOG_PATH}/search", "method": "POST",
-                 "type": "application/geo+json"},
-            ],
-        })
+        return JSONResponse(
+            {
+                "type": "Catalog",
+                "stac_version": "1.0.0",
+                "id": "sentinel-hub",
+                "title": "Sentinel Hub STAC catalog (canopywatch emulator)",
+                "description": "Simulated Sentinel-2 L2A scenes",
+                "conformsTo": [
+                    "https://api.stacspec.org/v1.0.0/core",
+                    "https://api.stacspec.org/v1.0.0/item-search",
+                    "https://api.stacspec.org/v1.0.0/item-search#fields",
+                    "https://api.stacspec.org/v1.0.0/item-search#filter",
+                    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+                    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+                ],
+                "links": [
+                    {"rel": "self", "href": f"{base}{CATALOG_PATH}/", "type": "application/json"},
+                    {
+                        "rel": "data",
+                        "href": f"{base}{CATALOG_PATH}/collections",
+                        "type": "application/json",
+                    },
+                    {
+                        "rel": "search",
+                        "href": f"{base}{CATALOG_PATH}/search",
+                        "method": "POST",
+                        "type": "application/geo+json",
+                    },
+                ],
+            }
+        )
 
     async def catalog_collections(self, request: Request) -> Response:
         if (denied := self._unauthorized(request)) is not None:
             return denied
-        return JSONResponse({"collections": [self._collection(_base_url(request), CATALOG_PATH)],
-                             "links": []})
+        return JSONResponse(
+            {"collections": [self._collection(_base_url(request), CATALOG_PATH)], "links": []}
+        )
 
     async def catalog_collection(self, request: Request) -> Response:
         if (denied := self._unauthorized(request)) is not None:
@@ -1124,17 +1302,36 @@ class CdseEmulator:
         return JSONResponse(self._collection(_base_url(request), CATALOG_PATH))
 
     def _collection(self, base: str, path: str) -> dict[str, Any]:
-        bounds = [area.footprint.bounds for area in self.world.areas] or [(-180.0, -90.0, 180.0, 90.0)]
+        bounds = [area.footprint.bounds for area in self.world.areas] or [
+            (-180.0, -90.0, 180.0, 90.0)
+        ]
         starts = [s.datetime for s in self.world.scenes]
         return {
-            "stac_version": "1.0.0", "type": "Collection", "id": COLLECTION_ID,
-            "title": "Sentinel 2 L2A (simulated)", "description": "Simulated Sentinel-2 L2A",
+            "stac_version": "1.0.0",
+            "type": "Collection",
+            "id": COLLECTION_ID,
+            "title": "Sentinel 2 L2A (simulated)",
+            "description": "Simulated Sentinel-2 L2A",
             "license": "proprietary",
             "extent": {
-                "spatial": {"bbox": [[min(b[0] for b in bounds), min(b[1] for b in bounds),
-                                      max(b[2] for b in bounds), max(b[3] for b in bounds)]]},
-                "temporal": {"interval": [[_iso(min(starts)) if starts else None,
-                                           _iso(max(starts)) if starts else None]]},
+                "spatial": {
+                    "bbox": [
+                        [
+                            min(b[0] for b in bounds),
+                            min(b[1] for b in bounds),
+                            max(b[2] for b in bounds),
+                            max(b[3] for b in bounds),
+                        ]
+                    ]
+                },
+                "temporal": {
+                    "interval": [
+                        [
+                            _iso(min(starts)) if starts else None,
+                            _iso(max(starts)) if starts else None,
+                        ]
+                    ]
+                },
             },
             "links": [{"rel": "self", "href": f"{base}{path}/collections/{COLLECTION_ID}"}],
         }
@@ -1152,22 +1349,26 @@ class CdseEmulator:
         distinct = body.get("distinct")
         if distinct is not None:
             return JSONResponse(self._distinct(scenes, str(distinct), start, limit))
-        page = scenes[start:start + limit]
+        page = scenes[start : start + limit]
         base = _base_url(request)
         features = [apply_fields(catalog_item(scene, base), body.get("fields")) for scene in page]
         context: dict[str, Any] = {"limit": limit, "returned": len(page)}
         if start + limit < len(scenes):
             context["next"] = start + limit
-        LOGGER.info("catalog search: %d of %d matching scenes from %d", len(page), len(scenes), start)
-        return JSONResponse({"type": "FeatureCollection", "features": features, "links": [],
-                             "context": context}, media_type="application/geo+json")
+        LOGGER.info(
+            "catalog search: %d of %d matching scenes from %d", len(page), len(scenes), start
+        )
+        return JSONResponse(
+            {"type": "FeatureCollection", "features": features, "links": [], "context": context},
+            media_type="application/geo+json",
+        )
 
     @staticmethod
     def _distinct(scenes: list[Scene], what: str, start: int, limit: int) -> dict[str, Any]:
         if what != "date":
             raise BadPayload("distinct supports only 'date'", "distinct", what)
         values = sorted({scene.datetime.astimezone(UTC).date().isoformat() for scene in scenes})
-        page = values[start:start + limit]
+        page = values[start : start + limit]
         context: dict[str, Any] = {"limit": limit, "returned": len(page)}
         if start + limit < len(values):
             context["next"] = start + limit
@@ -1177,19 +1378,33 @@ class CdseEmulator:
 
     async def stac_landing(self, request: Request) -> Response:
         base = _base_url(request)
-        return JSONResponse({
-            "type": "Catalog", "stac_version": "1.1.0", "id": "cdse-stac",
-            "description": "CDSE STAC (canopywatch emulator)",
-            "conformsTo": ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search",
-                           "https://api.stacspec.org/v1.0.0/item-search#query",
-                           "https://api.stacspec.org/v1.0.0/item-search#sort"],
-            "links": [{"rel": "search", "href": f"{base}{STAC_PATH}/search", "method": "POST",
-                       "type": "application/geo+json"}],
-        })
+        return JSONResponse(
+            {
+                "type": "Catalog",
+                "stac_version": "1.1.0",
+                "id": "cdse-stac",
+                "description": "CDSE STAC (canopywatch emulator)",
+                "conformsTo": [
+                    "https://api.stacspec.org/v1.0.0/core",
+                    "https://api.stacspec.org/v1.0.0/item-search",
+                    "https://api.stacspec.org/v1.0.0/item-search#query",
+                    "https://api.stacspec.org/v1.0.0/item-search#sort",
+                ],
+                "links": [
+                    {
+                        "rel": "search",
+                        "href": f"{base}{STAC_PATH}/search",
+                        "method": "POST",
+                        "type": "application/geo+json",
+                    }
+                ],
+            }
+        )
 
     async def stac_collections(self, request: Request) -> Response:
-        return JSONResponse({"collections": [self._collection(_base_url(request), STAC_PATH)],
-                             "links": []})
+        return JSONResponse(
+            {"collections": [self._collection(_base_url(request), STAC_PATH)], "links": []}
+        )
 
     async def stac_search(self, request: Request) -> Response:
         try:
@@ -1200,21 +1415,35 @@ class CdseEmulator:
             start = _stac_token_offset(body.get("token"), scenes)
         except BadPayload as exc:
             return stac_error(400, exc.message)
-        page = scenes[start:start + limit]
+        page = scenes[start : start + limit]
         base = _base_url(request)
         links: list[dict[str, Any]] = [
             {"rel": "root", "type": "application/json", "href": f"{base}{STAC_PATH}/"},
         ]
         if page and start + limit < len(scenes):
             next_body = {**body, "token": f"next:{COLLECTION_ID}:{page[-1].id}"}
-            links.append({"rel": "next", "type": "application/geo+json", "method": "POST",
-                          "href": f"{base}{STAC_PATH}/search", "body": next_body, "merge": False})
+            links.append(
+                {
+                    "rel": "next",
+                    "type": "application/geo+json",
+                    "method": "POST",
+                    "href": f"{base}{STAC_PATH}/search",
+                    "body": next_body,
+                    "merge": False,
+                }
+            )
         features = [apply_fields(stac_item(scene, base), body.get("fields")) for scene in page]
-        return JSONResponse({
-            "type": "FeatureCollection", "features": features, "links": links,
-            "numberReturned": len(page), "numberMatched": len(scenes),
-            "context": {"limit": limit, "returned": len(page), "matched": len(scenes)},
-        }, media_type="application/geo+json")
+        return JSONResponse(
+            {
+                "type": "FeatureCollection",
+                "features": features,
+                "links": links,
+                "numberReturned": len(page),
+                "numberMatched": len(scenes),
+                "context": {"limit": limit, "returned": len(page), "matched": len(scenes)},
+            },
+            media_type="application/geo+json",
+        )
 
     # -- Process API
 
@@ -1228,9 +1457,15 @@ class CdseEmulator:
         except EvalscriptError as exc:
             raise BadPayload(str(exc), "evalscript", None) from exc
         self.stats.spend(result.processing_units)
-        LOGGER.info("process %dx%d %s: %d scene(s), %d output(s), %.3f PU", parsed.grid.width,
-                    parsed.grid.height, parsed.grid.crs.to_string(), result.scenes_used,
-                    len(result.files), result.processing_units)
+        LOGGER.info(
+            "process %dx%d %s: %d scene(s), %d output(s), %.3f PU",
+            parsed.grid.width,
+            parsed.grid.height,
+            parsed.grid.crs.to_string(),
+            result.scenes_used,
+            len(result.files),
+            result.processing_units,
+        )
         headers = {"x-processingunits-spent": f"{result.processing_units:.6g}"}
         accept = request.headers.get("accept", "")
         if len(result.files) == 1 and "tar" not in accept:
@@ -1246,7 +1481,9 @@ class CdseEmulator:
     # -- test hooks
 
     async def health(self, _: Request) -> Response:
-        return JSONResponse({"status": "ok", "areas": len(self.world.areas), "scenes": len(self.world.scenes)})
+        return JSONResponse(
+            {"status": "ok", "areas": len(self.world.areas), "scenes": len(self.world.scenes)}
+        )
 
     async def set_faults(self, request: Request) -> Response:
         try:
@@ -1260,9 +1497,13 @@ class CdseEmulator:
                 self.faults.token_valid_for_s = None if value is None else float(value)
         except (ValueError, TypeError, AttributeError) as exc:
             return sh_error(400, f"Bad fault plan: {exc}")
-        return JSONResponse({"faults": [vars(f) for f in self.faults.faults],
-                             "token_lifetime_s": self.faults.token_lifetime_s,
-                             "token_valid_for_s": self.faults.token_valid_for_s})
+        return JSONResponse(
+            {
+                "faults": [vars(f) for f in self.faults.faults],
+                "token_lifetime_s": self.faults.token_lifetime_s,
+                "token_valid_for_s": self.faults.token_valid_for_s,
+            }
+        )
 
     async def get_stats(self, _: Request) -> Response:
         return JSONResponse(self.stats.snapshot())
@@ -1343,9 +1584,11 @@ class FaultsAndStats:
             LOGGER.info("injecting %s on %s", fault.mode, kind)
             status = int(fault.mode)
             headers = {"Retry-After": str(fault.retry_after_ms)} if status == 429 else None
-            message = {429: "You have exceeded your rate limit",
-                       500: "Internal server error (injected)",
-                       503: "Service temporarily unavailable (injected)"}[status]
+            message = {
+                429: "You have exceeded your rate limit",
+                500: "Internal server error (injected)",
+                503: "Service temporarily unavailable (injected)",
+            }[status]
             self.emulator.stats.record(kind, status)
             await sh_error(status, message, headers=headers)(scope, receive, send)
             return
@@ -1360,7 +1603,9 @@ class FaultsAndStats:
 
         await self.app(scope, receive, counting_send)
 
-    async def _truncated(self, fault: Fault, kind: str, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _truncated(
+        self, fault: Fault, kind: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         start: Message = {}
         chunks: list[bytes] = []
 
@@ -1378,14 +1623,23 @@ class FaultsAndStats:
         headers.append((b"content-length", str(declared).encode()))
         LOGGER.info("injecting %s on %s (%d of %d bytes)", fault.mode, kind, len(half), len(body))
         self.emulator.stats.record(kind, int(start.get("status", 200)))
-        await send({"type": "http.response.start", "status": start.get("status", 200), "headers": headers})
+        await send(
+            {"type": "http.response.start", "status": start.get("status", 200), "headers": headers}
+        )
         # truncate_length leaves the response unfinished: the server closes the connection
         # short of the declared Content-Length, as a dropped transfer does
-        await send({"type": "http.response.body", "body": half,
-                    "more_body": fault.mode == "truncate_length"})
+        await send(
+            {
+                "type": "http.response.body",
+                "body": half,
+                "more_body": fault.mode == "truncate_length",
+            }
+        )
 
 
-def create_app(world: World, credentials: Credentials, faults: FaultPlan | None = None) -> Starlette:
+def create_app(
+    world: World, credentials: Credentials, faults: FaultPlan | None = None
+) -> Starlette:
     """The emulator as an ASGI app; ``app.state.emulator`` holds stats and the fault plan."""
     if not credentials.client_id or not credentials.client_secret:
         raise ValueError("the emulator needs a client id and secret")
@@ -1396,7 +1650,11 @@ def create_app(world: World, credentials: Credentials, faults: FaultPlan | None 
         Route(f"{CATALOG_PATH}/", emulator.catalog_landing, methods=["GET"]),
         Route(CATALOG_PATH, emulator.catalog_landing, methods=["GET"]),
         Route(f"{CATALOG_PATH}/collections", emulator.catalog_collections, methods=["GET"]),
-        Route(f"{CATALOG_PATH}/collections/{{collection_id}}", emulator.catalog_collection, methods=["GET"]),
+        Route(
+            f"{CATALOG_PATH}/collections/{{collection_id}}",
+            emulator.catalog_collection,
+            methods=["GET"],
+        ),
         Route(f"{CATALOG_PATH}/search", _sh_errors(emulator.catalog_search), methods=["POST"]),
         Route(PROCESS_PATH, _sh_errors(emulator.process), methods=["POST"]),
         Route(f"{STAC_PATH}/", emulator.stac_landing, methods=["GET"]),
@@ -1426,8 +1684,11 @@ def serve_in_thread(app: Starlette, host: str = "127.0.0.1", port: int = 0) -> I
     bound_port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])),
-                              name=f"cdse-emulator-{bound_port}", daemon=True)
+    thread = threading.Thread(
+        target=lambda: asyncio.run(server.serve(sockets=[sock])),
+        name=f"cdse-emulator-{bound_port}",
+        daemon=True,
+    )
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
@@ -1448,24 +1709,39 @@ def token_url(base_url: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Local CDSE endpoint serving simulated Sentinel-2 L2A")
+    parser = argparse.ArgumentParser(
+        description="Local CDSE endpoint serving simulated Sentinel-2 L2A"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=18500)
     parser.add_argument("--world", type=Path, required=True, help="WORLD.json with served areas")
     parser.add_argument("--client-id", default=os.environ.get("CANOPYWATCH_CDSE_CLIENT_ID", ""))
-    parser.add_argument("--client-secret", default=os.environ.get("CANOPYWATCH_CDSE_CLIENT_SECRET", ""),
-                        help="prefer the environment variable CANOPYWATCH_CDSE_CLIENT_SECRET")
-    parser.add_argument("--token-lifetime", type=float, default=600.0, help="expires_in of tokens, s")
+    parser.add_argument(
+        "--client-secret",
+        default=os.environ.get("CANOPYWATCH_CDSE_CLIENT_SECRET", ""),
+        help="prefer the environment variable CANOPYWATCH_CDSE_CLIENT_SECRET",
+    )
+    parser.add_argument(
+        "--token-lifetime", type=float, default=600.0, help="expires_in of tokens, s"
+    )
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     credentials = Credentials(client_id=args.client_id, client_secret=args.client_secret)
     if not credentials.client_id or not credentials.client_secret:
         parser.error("set CANOPYWATCH_CDSE_CLIENT_ID and CANOPYWATCH_CDSE_CLIENT_SECRET")
     world = World.from_file(args.world)
     app = create_app(world, credentials, FaultPlan(token_lifetime_s=args.token_lifetime))
-    LOGGER.info("serving %d area(s), %d scene(s) at http://%s:%d for client %s", len(world.areas),
-                len(world.scenes), args.host, args.port, credentials.client_id)
+    LOGGER.info(
+        "serving %d area(s), %d scene(s) at http://%s:%d for client %s",
+        len(world.areas),
+        len(world.scenes),
+        args.host,
+        args.port,
+        credentials.client_id,
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower())
 
 

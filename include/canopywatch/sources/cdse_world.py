@@ -169,10 +169,19 @@ class World:
     def from_specs(cls, specs: Iterable[AreaSpec]) -> World:
         areas = []
         for spec in specs:
-            LOGGER.info("simulating served area %s over %s, %s..%s", spec.name, spec.bbox,
-                        spec.start, spec.end)
+            LOGGER.info(
+                "simulating served area %s over %s, %s..%s",
+                spec.name,
+                spec.bbox,
+                spec.start,
+                spec.end,
+            )
             simulation = simulate_area(
-                spec.bbox, spec.start, spec.end, seed=spec.seed, resolution=spec.resolution,
+                spec.bbox,
+                spec.start,
+                spec.end,
+                seed=spec.seed,
+                resolution=spec.resolution,
                 **dict(spec.knobs),
             )
             areas.append(ServedArea(spec.name, simulation))

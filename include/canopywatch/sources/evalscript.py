@@ -177,7 +177,9 @@ class Evalscript:
         """What ``updateOutputMetadata`` puts in ``outputMetadata.userData`` ({} without it)."""
         text = self._run_js(
             lambda: self._context.call(
-                "__cwUserData", metadata.get("scenes", []), metadata.get("inputMetadata", {}),
+                "__cwUserData",
+                metadata.get("scenes", []),
+                metadata.get("inputMetadata", {}),
                 timeout_sec=_TIMEOUT_S,
             )
         )
@@ -231,14 +233,19 @@ def _parse_inputs(raw: Any) -> tuple[InputBand, ...]:
         unit_list = units if isinstance(units, list) else [units] * len(names)
         if len(unit_list) != len(names):
             raise EvalscriptError("setup().input units must match the number of bands")
-        bands.extend(InputBand(name, _units_for(name, str(u))) for name, u in zip(names, unit_list, strict=True))
+        bands.extend(
+            InputBand(name, _units_for(name, str(u)))
+            for name, u in zip(names, unit_list, strict=True)
+        )
     return tuple(bands)
 
 
 def _units_for(band: str, units: str) -> str:
     normalised = units.upper()
     if normalised not in UNITS:
-        raise EvalscriptError(f"units {units!r} are not supported for {band}; use DN or REFLECTANCE")
+        raise EvalscriptError(
+            f"units {units!r} are not supported for {band}; use DN or REFLECTANCE"
+        )
     return "DN" if band in UNITLESS_BANDS else normalised
 
 

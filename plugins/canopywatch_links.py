@@ -1,0 +1,25 @@
+"""Airflow UI links from canopywatch tasks to their outputs (the scenes in the MinIO console)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.plugins_manager import AirflowPlugin
+from airflow.sdk import BaseOperatorLink
+
+from canopywatch.settings import Settings
+
+
+class ScenesInMinio(BaseOperatorLink):
+    """Opens the bucket's scene prefix in the MinIO console."""
+
+    name = "Scenes in MinIO"
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        settings = Settings.from_env()
+        return f"http://127.0.0.1:{settings.minio_console_port}/browser/{settings.bucket}/sentinel_hub%2F"
+
+
+class CanopywatchPlugin(AirflowPlugin):
+    name = "canopywatch"
+    global_operator_extra_links = [ScenesInMinio()]
