@@ -103,13 +103,23 @@ def cdse() -> Iterator[Cdse]:
         )
 
 
+@dataclass
+class AirflowEnv:
+    """Settings of this session and the CANOPYWATCH_* variables its Airflow runs get."""
+
+    settings: Settings
+    variables: dict[str, str]
+
+    def with_settings(self, settings: Settings) -> AirflowEnv:
+        return AirflowEnv(settings, self.variables)
+
+
 @pytest.fixture(scope="session")
-def airflow_env(platform: Settings, cdse: Cdse) -> Iterator[Settings]:
-    """The process environment that Airflow tasks of this session see (connections included)."""
+def airflow_env(platform: Settings, cdse: Cdse) -> AirflowEnv:
+    """What Airflow tasks of this session see; applied only to the Airflow subprocesses."""
     from canopywatch.platform import airflow_local
 
-    mp = pytest.MonkeyPatch()
-    for key, value in {
+    variables = {
         "CANOPYWATCH_TOPIC_PREFIX": platform.topic_prefix,
         "CANOPYWATCH_BUCKET": platform.bucket,
         "CANOPYWATCH_EXPORTS_BUCKET": platform.exports_bucket,
@@ -118,25 +128,28 @@ def airflow_env(platform: Settings, cdse: Cdse) -> Iterator[Settings]:
         "CANOPYWATCH_CDSE_CLIENT_ID": cdse.client_id,
         "CANOPYWATCH_CDSE_CLIENT_SECRET": cdse.client_secret,
         "CANOPYWATCH_DOWNLOAD_CONCURRENCY": "2",
-    }.items():
-        mp.setenv(key, value)
-    settings = Settings.from_env()
+    }
+    settings = Settings.from_env({**os.environ, **variables})
     airflow_local.initialise(settings)
-    yield settings
-    mp.undo()
+    return AirflowEnv(settings, variables)
 
 
-def airflow_dags_test(
-    settings: Settings, conf: dict[str, Any], extra_env: dict[str, str] | None = None
-):
+def airflow_dags_test(env: AirflowEnv, conf: dict[str, Any]):
     """``airflow dags test deforestation_monitor --conf ...`` (dag.test()) with the platform's env."""
     from canopywatch.platform import airflow_local
 
-    old = {k: os.environ.get(k) for k in (extra_env or {})}
-    os.environ.update(extra_env or {})
+    old = {k: os.environ.get(k) for k in env.variables}
+    os.environ.update(env.variables)
     try:
         return airflow_local.airflow_cli(
-            settings, "dags", "test", DAG_ID, "--conf", json.dumps(conf), check=False, timeout=900
+            env.settings,
+            "dags",
+            "test",
+            DAG_ID,
+            "--conf",
+            json.dumps(conf),
+            check=False,
+            timeout=900,
         )
     finally:
         for key, value in old.items():

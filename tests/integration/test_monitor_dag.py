@@ -69,7 +69,7 @@ def stored_objects(settings) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def first_run(airflow_env, cdse):
-    settings = airflow_env
+    settings = airflow_env.settings
     poison = Producer({"bootstrap.servers": settings.kafka_bootstrap})
     poison.produce(
         settings.topic("download-requests"),
@@ -78,12 +78,13 @@ def first_run(airflow_env, cdse):
     )
     poison.flush(10)
     before = cdse.emulator.stats.count("process")
-    result = airflow_dags_test(settings, CONF)
-    return settings, result, cdse.emulator.stats.count("process") - before
+    result = airflow_dags_test(airflow_env, CONF)
+    return airflow_env, result, cdse.emulator.stats.count("process") - before
 
 
 def test_run_succeeds_and_stores_every_scene_under_the_layout(first_run, cdse):
-    settings, result, process_calls = first_run
+    env, result, process_calls = first_run
+    settings = env.settings
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     days = expected_days(cdse)
     assert len(days) >= 3, "the test window should hold several clear-enough acquisitions"
@@ -107,7 +108,7 @@ def test_run_succeeds_and_stores_every_scene_under_the_layout(first_run, cdse):
 
 
 def test_every_stored_scene_is_announced_once(first_run):
-    settings, _, _ = first_run
+    settings = first_run[0].settings
     messages = [
         SceneDownloaded.from_json(v)
         for _, v in drain(settings, settings.topic("scenes-downloaded"))
@@ -117,7 +118,7 @@ def test_every_stored_scene_is_announced_once(first_run):
 
 
 def test_poison_message_goes_to_the_dlq_with_the_error(first_run):
-    settings, _, _ = first_run
+    settings = first_run[0].settings
     letters = [
         DeadLetter.from_json(v)
         for _, v in drain(settings, settings.topic("download-requests") + ".dlq")
@@ -135,11 +136,12 @@ def test_task_logs_say_what_was_found_and_where_it_went(first_run):
 
 
 def test_rerunning_the_same_interval_adds_nothing(first_run, cdse):
-    settings, _, _ = first_run
+    env = first_run[0]
+    settings = env.settings
     objects_before = stored_objects(settings)
     announced_before = len(drain(settings, settings.topic("scenes-downloaded")))
     process_before = cdse.emulator.stats.count("process")
-    result = airflow_dags_test(settings, CONF)
+    result = airflow_dags_test(env, CONF)
     assert result.returncode == 0, result.stdout[-4000:]
     assert stored_objects(settings) == objects_before
     assert len(drain(settings, settings.topic("scenes-downloaded"))) == announced_before
@@ -164,8 +166,8 @@ def test_wrong_credentials_fail_clearly_and_the_secret_stays_out_of_logs(airflow
     from dataclasses import replace
 
     secret = "wrong-" + uuid.uuid4().hex
-    settings = replace(airflow_env, cdse_client_secret=secret)
-    result = airflow_dags_test(settings, {**CONF, "aoi_name": "it-bad-credentials"})
+    env = airflow_env.with_settings(replace(airflow_env.settings, cdse_client_secret=secret))
+    result = airflow_dags_test(env, {**CONF, "aoi_name": "it-bad-credentials"})
     output = result.stdout + result.stderr
     assert "invalid_client" in output
     assert secret not in output

@@ -10,6 +10,7 @@ database schema are created once. The UI user is ``admin`` with a generated pass
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -336,6 +337,13 @@ def up(settings: Settings) -> None:
             "(python -m canopywatch.platform up postgres)"
         )
     pids = {p: process.read_pid(settings, p) for p in PROCESSES}
+    fingerprint = _environment_fingerprint(settings)
+    if any(pids.values()) and _running_fingerprint(settings) != fingerprint:
+        # connections and settings are fixed at process start: restart to apply new ones
+        log.info("airflow: configuration changed (connections or settings); restarting")
+        for proc in reversed(PROCESSES):
+            process.stop(settings, proc, timeout=60)
+        pids = dict.fromkeys(PROCESSES)
     if all(pids.values()) and healthy(settings):
         log.info(
             "airflow: already running on %s (pids %s)",
@@ -354,6 +362,7 @@ def up(settings: Settings) -> None:
             "stop it or set CANOPYWATCH_AIRFLOW_PORT"
         )
     env = os.environ | airflow_environment(settings)
+    _fingerprint_file(settings).write_text(fingerprint + "\n", encoding="utf-8")
     started_at = datetime.now(UTC)
     started = []
     for proc, pid in pids.items():
@@ -384,6 +393,25 @@ def up(settings: Settings) -> None:
         took,
         user,
     )
+
+
+def _fingerprint_file(settings: Settings) -> Path:
+    return settings.run_dir / "airflow.env.sha256"
+
+
+def _environment_fingerprint(settings: Settings) -> str:
+    """A hash of the environment Airflow is started with (holds no secret itself)."""
+    # PATH and PYTHONPATH depend on the calling shell, not on the platform's configuration
+    env = {
+        k: v for k, v in airflow_environment(settings).items() if k not in {"PATH", "PYTHONPATH"}
+    }
+    text = json.dumps(env, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _running_fingerprint(settings: Settings) -> str | None:
+    path = _fingerprint_file(settings)
+    return path.read_text(encoding="utf-8").strip() if path.exists() else None
 
 
 @process.locked
