@@ -21,6 +21,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from sentinelhub.exceptions import SHRateLimitWarning
 from tqdm import tqdm
 
 from canopywatch.download import Aoi, download_scene, make_aoi, plan_requests, plan_tiles
@@ -155,6 +157,7 @@ def main() -> int:
     args = parser.parse_args()
 
     os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")  # loopback http endpoint only
+    warnings.filterwarnings("ignore", category=SHRateLimitWarning)  # counted in the table instead
     settings = Settings.from_env()
     stack.up(settings, ["minio"])
     # a square area of --size px at 10 m around a point in the Amazon
@@ -168,7 +171,7 @@ def main() -> int:
     }
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    console = Console()
+    console = Console(width=120)
     with tempfile.TemporaryDirectory() as tmp:
         world_file = Path(tmp) / "world.json"
         world_file.write_text(json.dumps(world))
