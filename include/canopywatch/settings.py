@@ -41,6 +41,8 @@ class Settings:
     pg_user: str = "canopywatch"
     pg_database: str = "canopywatch"
     pg_airflow_database: str = "airflow"
+    # schema of the catalog tables (tests use one of their own)
+    pg_schema: str = "public"
     # Kafka
     kafka_bootstrap: str = "127.0.0.1:19092"
     kafka_controller_port: int = 19093

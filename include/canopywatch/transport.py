@@ -74,7 +74,7 @@ def run_download_batch(
         try:
             parsed.append((message, DownloadRequest.from_json(message.value())))
         except MessageError as exc:
-            report.dead_lettered.append(_dead_letter(producer, message, exc))
+            report.dead_lettered.append(dead_letter(producer, message, exc))
 
     transient: BaseException | None = None
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
@@ -87,7 +87,7 @@ def run_download_batch(
             except Exception as exc:
                 if is_poison(exc):
                     log.warning("request %s dead-lettered: %s", request.request_id, exc)
-                    report.dead_lettered.append(_dead_letter(producer, message, exc))
+                    report.dead_lettered.append(dead_letter(producer, message, exc))
                 else:
                     log.error("request %s failed, will be retried: %s", request.request_id, exc)
                     transient = transient or exc
@@ -105,7 +105,7 @@ def run_download_batch(
     return report
 
 
-def _dead_letter(producer: Producer, message: KafkaMessage, exc: BaseException) -> DeadLetter:
+def dead_letter(producer: Producer, message: KafkaMessage, exc: BaseException) -> DeadLetter:
     topic = message.topic() or "unknown"
     raw = message.value() or b""
     key = message.key()

@@ -131,6 +131,16 @@ def connections(settings: Settings) -> dict[str, dict[str, Any]]:
                 "auto.offset.reset": "earliest",
             },
         },
+        # the lake writer reads scenes-downloaded in a consumer group of its own
+        "kafka_lake": {
+            "conn_type": "kafka",
+            "extra": {
+                "bootstrap.servers": settings.kafka_bootstrap,
+                "group.id": "canopywatch-lake",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+            },
+        },
         "minio_default": {
             "conn_type": "aws",
             "login": access_key,
@@ -148,6 +158,11 @@ def connections(settings: Settings) -> dict[str, dict[str, Any]]:
             "login": settings.pg_user,
             "password": postgres.password(settings),
             "schema": settings.pg_database,
+            **(
+                {"extra": {"options": f"-c search_path={settings.pg_schema},public"}}
+                if settings.pg_schema != "public"
+                else {}
+            ),
         },
         "spark_default": {"conn_type": "spark", "host": "local[*]"},
         "cdse_default": {

@@ -1,0 +1,182 @@
+"""Lake and catalog figures: exactly-once Delta writes and PostGIS bbox + time queries.
+
+    .venv/bin/python benchmarks/lake.py [--records 3000] [--batch 500] [--naive 100]
+                                        [--rows 10000,100000,1000000] [--queries 200]
+                                        [--lake minio|local]
+
+1. Records per second of SceneDownloaded messages through the exactly-once writer
+   (``write_scene_batch``: one Delta commit per batch with the Kafka offsets as
+   transaction app ids, merge on scene_id), next to a naive writer that commits once
+   per message (the same writer with batches of one), on MinIO (or a local folder).
+2. PostGIS latency (p50/p95) of the bbox + time query (``queries.SCENES_SQL``: a 0.5°
+   box and a 30-day window) over 10k, 100k and 1M generated scenes, loaded with COPY.
+
+Works in a fresh bucket and a fresh PostGIS schema, both removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from canopywatch.catalog import queries
+from canopywatch.catalog.schema import connect, drop_schema, ensure_schema
+from canopywatch.catalog.synthetic import (
+    DiscardingProducer,
+    StaticMessage,
+    load_synthetic_scenes,
+    random_query_box,
+    random_query_window,
+    synthetic_scene_message,
+)
+from canopywatch.lake.consume import write_scene_batch
+from canopywatch.lake.tables import Lake, lake_from_settings
+from canopywatch.platform import minio, stack
+from canopywatch.settings import Settings
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    label: str
+    records: int
+    commits: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.records / self.seconds
+
+
+def measure_writer(lake: Lake, label: str, records: int, batch: int, first: int) -> WriteResult:
+    messages = [
+        StaticMessage(synthetic_scene_message(first + n).to_bytes(), first + n)
+        for n in range(records)
+    ]
+    started = time.perf_counter()
+    commits = 0
+    for at in range(0, records, batch):
+        outcome = write_scene_batch(messages[at : at + batch], lake=lake, dlq=DiscardingProducer())
+        commits += outcome.commit.version is not None
+    return WriteResult(label, records, commits, time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    rows: int
+    load_seconds: float
+    p50_ms: float
+    p95_ms: float
+    mean_hits: float
+
+
+def measure_queries(conn_settings: Settings, schema: str, rows: int, count: int) -> QueryResult:
+    rng = random.Random(rows)
+    with connect(conn_settings, schema=schema) as conn:
+        ensure_schema(conn)
+        started = time.perf_counter()
+        load_synthetic_scenes(conn, rows)
+        load_seconds = time.perf_counter() - started
+        timings, hits = [], []
+        for n in range(count + 10):
+            start, end = random_query_window(rng)
+            query = queries.Query.parse(random_query_box(rng), start.isoformat(), end.isoformat())
+            t0 = time.perf_counter()
+            found = queries.scenes_in(conn, query)
+            if n >= 10:  # the first few warm the cache and the prepared statement
+                timings.append((time.perf_counter() - t0) * 1000)
+                hits.append(len(found))
+    cuts = statistics.quantiles(timings, n=100)
+    return QueryResult(
+        rows, load_seconds, statistics.median(timings), cuts[94], statistics.mean(hits)
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--records", type=int, default=3000, help="records through the batch writer"
+    )
+    parser.add_argument("--batch", type=int, default=500, help="records per Delta commit")
+    parser.add_argument("--naive", type=int, default=100, help="records through the naive writer")
+    parser.add_argument("--rows", default="10000,100000,1000000", help="scene counts for queries")
+    parser.add_argument("--queries", type=int, default=200, help="queries per size")
+    parser.add_argument("--lake", choices=("minio", "local"), default="minio")
+    args = parser.parse_args()
+    console = Console()
+
+    base = Settings.from_env()
+    stack.up(base, ["postgres", "minio"])
+    run = uuid.uuid4().hex[:8]
+    settings = replace(base, bucket=f"cwbench-{run}")
+    schema = f"cwbench_{run}"
+    s3 = minio.s3_client(settings)
+    scratch = Path(tempfile.mkdtemp(prefix="cwbench-"))
+    if args.lake == "minio":
+        s3.create_bucket(Bucket=settings.bucket)
+
+    def lake(name: str) -> Lake:
+        if args.lake == "minio":
+            return lake_from_settings(settings, prefix=name)
+        return Lake.local(scratch / name)
+
+    try:
+        console.print(f"writers: {args.records} batched, {args.naive} naive records ({args.lake})")
+        batched = measure_writer(
+            lake("batched"), f"exactly-once, {args.batch}/commit", args.records, args.batch, 0
+        )
+        naive = measure_writer(lake("naive"), "naive, 1/commit", args.naive, 1, 0)
+        query_results = []
+        for rows in (int(r) for r in args.rows.split(",") if r):
+            console.print(f"PostGIS: loading {rows:,} scenes and running {args.queries} queries")
+            query_results.append(measure_queries(settings, schema, rows, args.queries))
+    finally:
+        with connect(settings) as conn:
+            drop_schema(conn, schema)
+        if args.lake == "minio":
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket):
+                for obj in page.get("Contents", []):
+                    s3.delete_object(Bucket=settings.bucket, Key=obj["Key"])
+            s3.delete_bucket(Bucket=settings.bucket)
+
+    writers = Table(title=f"Kafka -> Delta writers ({args.lake})")
+    for column in ("writer", "records", "commits", "seconds", "records/s"):
+        writers.add_column(column, justify="right")
+    for result in (batched, naive):
+        writers.add_row(
+            result.label,
+            str(result.records),
+            str(result.commits),
+            f"{result.seconds:.1f}",
+            f"{result.per_second:,.1f}",
+        )
+    writers.caption = (
+        f"exactly-once batched / naive = {batched.per_second / naive.per_second:,.0f}x"
+    )
+    console.print(writers)
+
+    latency = Table(title="PostGIS bbox (0.5°) + time (30 days) query")
+    for column in ("scenes", "COPY + index s", "p50 ms", "p95 ms", "mean rows"):
+        latency.add_column(column, justify="right")
+    for q in query_results:
+        latency.add_row(
+            f"{q.rows:,}",
+            f"{q.load_seconds:.1f}",
+            f"{q.p50_ms:.2f}",
+            f"{q.p95_ms:.2f}",
+            f"{q.mean_hits:.1f}",
+        )
+    console.print(latency)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

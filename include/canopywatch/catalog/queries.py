@@ -1,0 +1,138 @@
+"""Scenes and alerts by bounding box and time range, from PostGIS.
+
+Both queries filter with ``ST_Intersects`` against an envelope (served by the GiST
+index) and a half-open time range (served by the B-tree time index); PostgreSQL
+picks one or combines both (BitmapAnd) by selectivity. All values are parameters.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from canopywatch.download import Window, parse_window
+from canopywatch.geo import BBox, parse_bbox
+
+DEFAULT_LIMIT = 10_000
+
+SCENES_SQL = """
+SELECT scene_id, aoi_id, source, function, geohash, acquired_at, cloud_cover, crs, width,
+       height, bands, bucket, raw_key, cog_key, cog_valid, checksum, size_bytes,
+       ST_AsGeoJSON(footprint, 7)::json AS geometry
+FROM scenes
+WHERE ST_Intersects(footprint, ST_MakeEnvelope(%(minx)s, %(miny)s, %(maxx)s, %(maxy)s, 4326))
+  AND acquired_at >= %(start)s AND acquired_at <= %(end)s
+  AND (%(max_cloud)s::double precision IS NULL OR cloud_cover <= %(max_cloud)s)
+ORDER BY acquired_at, scene_id
+LIMIT %(limit)s
+"""
+
+ALERTS_SQL = """
+SELECT alert_id, aoi_id, alert_date, confirmed_date, confidence, area_ha, model_version,
+       geohash, ST_AsGeoJSON(geom, 7)::json AS geometry
+FROM alerts
+WHERE ST_Intersects(geom, ST_MakeEnvelope(%(minx)s, %(miny)s, %(maxx)s, %(maxy)s, 4326))
+  AND alert_date >= %(start)s AND alert_date <= %(end)s
+  AND (%(min_confidence)s::double precision IS NULL OR confidence >= %(min_confidence)s)
+ORDER BY alert_date, alert_id
+LIMIT %(limit)s
+"""
+
+
+@dataclass(frozen=True)
+class Query:
+    """A validated bbox + time range (+ thresholds): bad input fails here, with the reason."""
+
+    bbox: BBox
+    window: Window
+    min_confidence: float | None = None
+    max_cloud: float | None = None
+    limit: int = DEFAULT_LIMIT
+
+    @classmethod
+    def parse(
+        cls,
+        bbox: Any,
+        start: Any,
+        end: Any,
+        *,
+        min_confidence: float | None = None,
+        max_cloud: float | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> Query:
+        if min_confidence is not None and not 0 <= min_confidence <= 1:
+            raise ValueError(f"min confidence {min_confidence} must be between 0 and 1")
+        if max_cloud is not None and not 0 <= max_cloud <= 100:
+            raise ValueError(f"max cloud {max_cloud} must be between 0 and 100")
+        if limit < 1:
+            raise ValueError(f"limit {limit} must be at least 1")
+        return cls(parse_bbox(bbox), parse_window(start, end), min_confidence, max_cloud, limit)
+
+    def params(self) -> dict[str, Any]:
+        minx, miny, maxx, maxy = self.bbox.as_tuple()
+        return {
+            "minx": minx,
+            "miny": miny,
+            "maxx": maxx,
+            "maxy": maxy,
+            "start": self.window.start,
+            "end": self.window.end,
+            "min_confidence": self.min_confidence,
+            "max_cloud": self.max_cloud,
+            "limit": self.limit,
+        }
+
+
+def _rows(conn: psycopg.Connection[Any], statement: str, query: Query) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(statement, query.params())
+        rows = cur.fetchall()
+    for row in rows:
+        if isinstance(row["geometry"], str):
+            row["geometry"] = json.loads(row["geometry"])
+    return rows
+
+
+def scenes_in(conn: psycopg.Connection[Any], query: Query) -> list[dict[str, Any]]:
+    """Scenes whose footprint meets the bbox, acquired in the window, oldest first."""
+    return _rows(conn, SCENES_SQL, query)
+
+
+def alerts_in(conn: psycopg.Connection[Any], query: Query) -> list[dict[str, Any]]:
+    """Alerts whose geometry meets the bbox, dated in the window [, confidence >= min]."""
+    return _rows(conn, ALERTS_SQL, query)
+
+
+def explain(
+    conn: psycopg.Connection[Any], statement: str, query: Query, *, analyze: bool = False
+) -> str:
+    """The plan PostgreSQL chooses for a query (text format)."""
+    prefix = "EXPLAIN (ANALYZE, BUFFERS) " if analyze else "EXPLAIN "
+    with conn.cursor() as cur:
+        cur.execute(prefix + statement, query.params())  # type: ignore[arg-type]
+        return "\n".join(str(r[0]) for r in cur.fetchall())
+
+
+def to_feature_collection(rows: list[dict[str, Any]], id_column: str) -> dict[str, Any]:
+    """GeoJSON FeatureCollection of query rows (times as ISO text)."""
+    features = []
+    for row in rows:
+        properties = {
+            k: (v.isoformat() if isinstance(v, datetime) else v)
+            for k, v in row.items()
+            if k != "geometry"
+        }
+        features.append(
+            {
+                "type": "Feature",
+                "id": row[id_column],
+                "geometry": row["geometry"],
+                "properties": properties,
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}

@@ -1,0 +1,132 @@
+"""PostGIS tables of the query-serving layer and the sync bookkeeping.
+
+``scenes`` (one row per scene: footprint, acquisition time, cloud cover, raw and COG
+keys), ``scene_cogs`` (the COG side as synced from Delta ``scenes_cog``, kept apart so
+a COG synced before its raw scene is not lost), ``alerts`` and ``lake_sync`` (the Delta
+version each table reflects). GiST indexes on the geometries and B-tree indexes on
+the times serve the bbox + time queries.
+
+Tables are created unqualified, in the first schema of the connection's
+``search_path`` (``connect(settings, schema=...)`` sets it), so tests and benchmarks
+can work in a schema of their own.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from canopywatch.settings import Settings
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# one DDL run at a time: CREATE ... IF NOT EXISTS races on the catalog otherwise
+_DDL_LOCK = 0x63_77_64_64  # "cwdd"
+
+DDL = """
+CREATE EXTENSION IF NOT EXISTS postgis SCHEMA public;
+
+CREATE TABLE IF NOT EXISTS scenes (
+    scene_id     text PRIMARY KEY,
+    request_id   text NOT NULL,
+    aoi_id       text NOT NULL,
+    source       text NOT NULL,
+    function     text NOT NULL,
+    geohash      text NOT NULL,
+    acquired_at  timestamptz NOT NULL,
+    cloud_cover  double precision CHECK (cloud_cover BETWEEN 0 AND 100),
+    crs          text NOT NULL,
+    width        integer NOT NULL,
+    height       integer NOT NULL,
+    bands        text[] NOT NULL,
+    bucket       text NOT NULL,
+    raw_key      text NOT NULL,
+    checksum     text NOT NULL,
+    size_bytes   bigint NOT NULL,
+    cog_key      text,
+    cog_valid    boolean,
+    footprint    geometry(Polygon, 4326) NOT NULL
+);
+CREATE INDEX IF NOT EXISTS scenes_footprint_gix ON scenes USING gist (footprint);
+CREATE INDEX IF NOT EXISTS scenes_acquired_at_idx ON scenes (acquired_at);
+CREATE INDEX IF NOT EXISTS scenes_aoi_idx ON scenes (aoi_id, acquired_at);
+
+CREATE TABLE IF NOT EXISTS scene_cogs (
+    scene_id             text PRIMARY KEY,
+    cog_key              text NOT NULL,
+    valid                boolean NOT NULL,
+    validation_errors    text[] NOT NULL,
+    validation_warnings  text[] NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS alerts (
+    alert_id        text PRIMARY KEY,
+    aoi_id          text NOT NULL,
+    alert_date      timestamptz NOT NULL,
+    confirmed_date  timestamptz,
+    confidence      double precision NOT NULL CHECK (confidence BETWEEN 0 AND 1),
+    area_ha         double precision NOT NULL CHECK (area_ha >= 0),
+    model_version   text NOT NULL,
+    geohash         text NOT NULL,
+    geom            geometry(MultiPolygon, 4326) NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_geom_gix ON alerts USING gist (geom);
+CREATE INDEX IF NOT EXISTS alerts_alert_date_idx ON alerts (alert_date);
+
+CREATE TABLE IF NOT EXISTS lake_sync (
+    delta_table    text PRIMARY KEY,
+    table_uri      text NOT NULL,
+    delta_version  bigint NOT NULL,
+    rows_upserted  bigint NOT NULL DEFAULT 0,
+    rows_deleted   bigint NOT NULL DEFAULT 0,
+    mode           text NOT NULL,
+    synced_at      timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+CATALOG_TABLES = ("scenes", "scene_cogs", "alerts", "lake_sync")
+
+
+def check_schema_name(name: str) -> str:
+    if not _SCHEMA_NAME.match(name):
+        raise ValueError(f"schema name {name!r} must match {_SCHEMA_NAME.pattern}")
+    return name
+
+
+def connect(
+    settings: Settings, *, schema: str | None = None, **kwargs: Any
+) -> psycopg.Connection[Any]:
+    """A psycopg connection to the platform's PostGIS database, in ``schema`` when given."""
+    from canopywatch.platform import postgres
+
+    params = postgres.connection_params(settings, settings.pg_database)
+    if schema is None and settings.pg_schema != "public":
+        schema = settings.pg_schema
+    if schema:
+        params["options"] = f"-c search_path={check_schema_name(schema)},public"
+    conn: psycopg.Connection[Any] = psycopg.connect(**params, **kwargs)
+    if schema:
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        conn.commit()
+    return conn
+
+
+def ensure_schema(conn: psycopg.Connection[Any]) -> None:
+    """Create the catalog tables and indexes if missing (idempotent, safe concurrently)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
+        cur.execute(DDL)
+    conn.commit()
+
+
+def drop_schema(conn: psycopg.Connection[Any], schema: str) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                sql.Identifier(check_schema_name(schema))
+            )
+        )
+    conn.commit()

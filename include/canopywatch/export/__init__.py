@@ -1,0 +1,1 @@
+"""Exports for people and GIS tools (GeoPackage)."""

@@ -1,0 +1,1 @@
+"""The Delta Lake tables of the product: schemas, exactly-once Kafka writes, time travel."""

@@ -1,0 +1,219 @@
+"""Kafka -> Delta consumers: ``apply_function_batch`` functions for ConsumeFromTopicOperator.
+
+``write_scene_batch`` (and its siblings for COGs and alerts) is the library
+function: it takes the consumed messages, a ``Lake`` and a DLQ producer, sends
+poison messages to ``<topic>.dlq`` with the error, and writes the rest plus their
+offsets in one exactly-once Delta commit (``canopywatch.lake.writer``). Any other
+failure (MinIO down, Kafka error) is raised, so the operator commits no offset and
+the retry redelivers the batch; offsets already in Delta are skipped then.
+
+``consume_scenes_downloaded`` and friends are the Airflow glue: they resolve the
+connections and call the library function.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from canopywatch.lake.rows import Provenance, RowError, alert_row, scene_cog_row, scene_raw_row
+from canopywatch.lake.tables import ALERTS, SCENES_COG, SCENES_RAW, Lake, TableSpec, open_table
+from canopywatch.lake.writer import (
+    DEFAULT_APP,
+    CommitResult,
+    OffsetRow,
+    committed_offsets,
+    write_exactly_once,
+)
+from canopywatch.messages import (
+    AlertPublished,
+    DeadLetter,
+    Message,
+    MessageError,
+    SceneConverted,
+    SceneDownloaded,
+)
+from canopywatch.transport import KafkaMessage, Producer, dead_letter
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=Message)
+DLQ_FLUSH_TIMEOUT_S = 30.0
+
+
+class DeadLetterDeliveryError(RuntimeError):
+    """The DLQ producer could not deliver; the batch fails so nothing is lost."""
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    commit: CommitResult
+    dead_lettered: list[DeadLetter] = field(default_factory=list)
+
+    @property
+    def written(self) -> int:
+        return self.commit.inserted + self.commit.updated
+
+
+def write_message_batch(
+    messages: Sequence[KafkaMessage],
+    *,
+    spec: TableSpec,
+    message_type: type[M],
+    to_row: Callable[[M, Provenance], dict[str, Any]],
+    lake: Lake,
+    dlq: Producer,
+    app: str = DEFAULT_APP,
+) -> BatchOutcome:
+    """Parse, dead-letter poison, write the rest exactly once; raises on transient failures."""
+    ingested_at = datetime.now(UTC)
+    positioned: list[tuple[KafkaMessage, str, int, int]] = []
+    for message in messages:
+        if message.error() is not None:
+            raise RuntimeError(f"Kafka consumer error: {message.error()}")
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        if topic is None or partition is None or offset is None:
+            raise RuntimeError("a consumed Kafka message has no topic, partition or offset")
+        positioned.append((message, topic, partition, offset))
+    # offsets the table already holds were handled (written or dead-lettered) before
+    done = committed_offsets(open_table(lake, spec), ((t, p) for _, t, p, _ in positioned), app)
+    replayed = 0
+    records: list[OffsetRow] = []
+    letters: list[DeadLetter] = []
+    for message, topic, partition, offset in positioned:
+        last = done[(topic, partition)]
+        if last is not None and offset <= last:
+            replayed += 1
+            continue
+        try:
+            parsed = message_type.from_json(message.value())
+            row: dict[str, Any] | None = to_row(
+                parsed, Provenance(topic, partition, offset, ingested_at)
+            )
+        except (MessageError, RowError) as exc:
+            letter = dead_letter(dlq, message, exc)
+            log.warning(
+                "%s[%d]@%d dead-lettered to %s.dlq: %s",
+                topic,
+                partition,
+                offset,
+                topic,
+                letter.error,
+            )
+            letters.append(letter)
+            row = None  # its offset is still recorded, so a replay does not dead-letter it again
+        records.append(OffsetRow(topic, partition, offset, row))
+    if letters:
+        undelivered = dlq.flush(DLQ_FLUSH_TIMEOUT_S)
+        if undelivered:
+            raise DeadLetterDeliveryError(
+                f"{undelivered} dead letter(s) were not delivered to the DLQ; batch not committed"
+            )
+    if not records:
+        if replayed:
+            log.info(
+                "%s: all %d message(s) were already written; nothing to do", spec.name, replayed
+            )
+        return BatchOutcome(CommitResult(spec.name, None, replayed=replayed), letters)
+    commit = write_exactly_once(lake, spec, records, app=app)
+    return BatchOutcome(replace(commit, replayed=commit.replayed + replayed), letters)
+
+
+def write_scene_batch(
+    messages: Sequence[KafkaMessage], *, lake: Lake, dlq: Producer, app: str = DEFAULT_APP
+) -> BatchOutcome:
+    """SceneDownloaded messages -> ``scenes_raw``."""
+    return write_message_batch(
+        messages,
+        spec=SCENES_RAW,
+        message_type=SceneDownloaded,
+        to_row=scene_raw_row,
+        lake=lake,
+        dlq=dlq,
+        app=app,
+    )
+
+
+def write_converted_batch(
+    messages: Sequence[KafkaMessage], *, lake: Lake, dlq: Producer, app: str = DEFAULT_APP
+) -> BatchOutcome:
+    """SceneConverted messages -> ``scenes_cog``."""
+    return write_message_batch(
+        messages,
+        spec=SCENES_COG,
+        message_type=SceneConverted,
+        to_row=scene_cog_row,
+        lake=lake,
+        dlq=dlq,
+        app=app,
+    )
+
+
+def write_alert_batch(
+    messages: Sequence[KafkaMessage], *, lake: Lake, dlq: Producer, app: str = DEFAULT_APP
+) -> BatchOutcome:
+    """AlertPublished messages -> ``alerts``."""
+    return write_message_batch(
+        messages,
+        spec=ALERTS,
+        message_type=AlertPublished,
+        to_row=lambda message, provenance: alert_row(message, provenance),
+        lake=lake,
+        dlq=dlq,
+        app=app,
+    )
+
+
+# ------------------------------------------------------------------ Airflow glue
+_WRITERS = {
+    "scenes_raw": write_scene_batch,
+    "scenes_cog": write_converted_batch,
+    "alerts": write_alert_batch,
+}
+
+
+def _consume(
+    table: str, messages: Sequence[KafkaMessage], aws_conn_id: str, kafka_conn_id: str
+) -> None:
+    from airflow.providers.apache.kafka.hooks.produce import KafkaProducerHook
+
+    from canopywatch.lake.connections import lake_from_airflow
+    from canopywatch.settings import Settings
+
+    settings = Settings.from_env()
+    lake = lake_from_airflow(aws_conn_id, settings.bucket)
+    producer = KafkaProducerHook(kafka_config_id=kafka_conn_id).get_producer()
+    outcome = _WRITERS[table](messages, lake=lake, dlq=producer)
+    log.info(
+        "batch of %d message(s) -> %s: %d written (version %s), %d replayed, %d dead-lettered",
+        len(messages),
+        table,
+        outcome.written,
+        outcome.commit.version,
+        outcome.commit.replayed,
+        len(outcome.dead_lettered),
+    )
+
+
+def consume_scenes_downloaded(
+    messages: Sequence[KafkaMessage], *, aws_conn_id: str, kafka_conn_id: str
+) -> None:
+    """apply_function_batch: ``<prefix>.scenes-downloaded`` -> Delta ``scenes_raw``."""
+    _consume("scenes_raw", messages, aws_conn_id, kafka_conn_id)
+
+
+def consume_scenes_converted(
+    messages: Sequence[KafkaMessage], *, aws_conn_id: str, kafka_conn_id: str
+) -> None:
+    """apply_function_batch: ``<prefix>.scenes-converted`` -> Delta ``scenes_cog``."""
+    _consume("scenes_cog", messages, aws_conn_id, kafka_conn_id)
+
+
+def consume_alerts(
+    messages: Sequence[KafkaMessage], *, aws_conn_id: str, kafka_conn_id: str
+) -> None:
+    """apply_function_batch: ``<prefix>.alerts`` -> Delta ``alerts``."""
+    _consume("alerts", messages, aws_conn_id, kafka_conn_id)

@@ -1,0 +1,221 @@
+"""Exactly-once writes from Kafka into a Delta table (the kafka-delta-ingest design).
+
+One Delta commit per batch holds the batch's rows *and*, as Delta transaction
+actions (``txn``, app id per topic-partition), the last Kafka offset handled in each
+partition. Before writing, the offsets already in the table
+(``DeltaTable.transaction_version``) are skipped, so a batch redelivered after a
+crash between the Delta commit and the Kafka commit, a task retry or a re-run adds
+nothing. Rows are merged on the table's id (plus its partition columns, so only the
+partitions the batch touches are read), so the same record arriving at two offsets
+(a re-announced scene) is stored once.
+
+A commit that loses a race with another writer (conditional put on the log) is
+retried from the top: offsets are read again, so nothing is written twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import CommitFailedError
+
+from canopywatch.lake.tables import Lake, TableSpec, open_table
+
+log = logging.getLogger(__name__)
+
+DEFAULT_APP = "canopywatch"
+MAX_COMMIT_ATTEMPTS = 10
+COMMIT_BACKOFF_S = 0.25
+
+
+@dataclass(frozen=True)
+class OffsetRow:
+    """A consumed record: its Kafka position and its row (None: handled without a row)."""
+
+    topic: str
+    partition: int
+    offset: int
+    row: Mapping[str, Any] | None
+
+
+def app_id(app: str, topic: str, partition: int) -> str:
+    """The Delta transaction app id of one topic-partition, e.g. ``canopywatch:t:0``."""
+    return f"{app}:{topic}:{partition}"
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    rows: list[Mapping[str, Any]]
+    offsets: dict[str, int]  # app id -> last offset of this batch to record
+    replayed: int  # records at or below an offset the table already holds
+    duplicates: int  # rows dropped because an earlier record of the batch has the same id
+
+
+def plan_batch(
+    records: Iterable[OffsetRow],
+    committed: Mapping[str, int | None],
+    *,
+    key: str,
+    app: str = DEFAULT_APP,
+) -> BatchPlan:
+    """The rows still to write and the offsets to record, given what the table holds."""
+    rows: dict[Any, Mapping[str, Any]] = {}
+    offsets: dict[str, int] = {}
+    replayed = duplicates = 0
+    for record in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
+        ident = app_id(app, record.topic, record.partition)
+        done = committed.get(ident)
+        if done is not None and record.offset <= done:
+            replayed += 1
+            continue
+        offsets[ident] = max(record.offset, offsets.get(ident, -1))
+        if record.row is None:
+            continue
+        if record.row[key] in rows:
+            duplicates += 1  # first offset wins, as it would across batches
+            continue
+        rows[record.row[key]] = record.row
+    return BatchPlan(list(rows.values()), offsets, replayed, duplicates)
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    table: str
+    version: int | None  # the version this batch committed; None when nothing was new
+    inserted: int = 0
+    updated: int = 0
+    replayed: int = 0
+    duplicates: int = 0
+    offsets: dict[str, int] = field(default_factory=dict)
+    attempts: int = 1
+
+
+def merge_predicate(spec: TableSpec) -> str:
+    return " AND ".join(f"t.{c} = s.{c}" for c in (spec.key, *spec.partition_by))
+
+
+def changed_predicate(spec: TableSpec) -> str:
+    return " OR ".join(f"(s.{c} IS DISTINCT FROM t.{c})" for c in spec.updatable)
+
+
+def to_arrow(spec: TableSpec, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+    return pa.Table.from_pylist([dict(r) for r in rows], schema=spec.schema)
+
+
+def _commit_properties(offsets: Mapping[str, int]) -> CommitProperties:
+    return CommitProperties(
+        app_transactions=[Transaction(ident, offset) for ident, offset in sorted(offsets.items())]
+    )
+
+
+def _commit(table: DeltaTable, spec: TableSpec, plan: BatchPlan) -> tuple[int, int, int]:
+    """Write the plan in one commit; returns (version, inserted, updated)."""
+    inserted = updated = 0
+    if plan.rows:
+        merger = table.merge(
+            to_arrow(spec, plan.rows),
+            merge_predicate(spec),
+            source_alias="s",
+            target_alias="t",
+            commit_properties=_commit_properties(plan.offsets),
+        )
+        if spec.updatable:
+            provenance = ("kafka_topic", "kafka_partition", "kafka_offset", "schema_version")
+            merger = merger.when_matched_update(
+                {c: f"s.{c}" for c in (*spec.updatable, *provenance, "ingested_at")},
+                predicate=changed_predicate(spec),
+            )
+        metrics = merger.when_not_matched_insert_all().execute()
+        inserted = int(metrics.get("num_target_rows_inserted", 0))
+        updated = int(metrics.get("num_target_rows_updated", 0))
+    if inserted == 0 and updated == 0:
+        # a merge that changes nothing makes no commit: record the offsets on their own
+        write_deltalake(
+            table,
+            spec.schema.empty_table(),
+            mode="append",
+            commit_properties=_commit_properties(plan.offsets),
+        )
+    return table.version(), inserted, updated
+
+
+def committed_offsets(
+    table: DeltaTable, topic_partitions: Iterable[tuple[str, int]], app: str = DEFAULT_APP
+) -> dict[tuple[str, int], int | None]:
+    """The last offset of each topic-partition that the table already holds (None: none)."""
+    return {
+        (topic, partition): table.transaction_version(app_id(app, topic, partition))
+        for topic, partition in set(topic_partitions)
+    }
+
+
+def write_exactly_once(
+    lake: Lake,
+    spec: TableSpec,
+    records: Sequence[OffsetRow],
+    *,
+    app: str = DEFAULT_APP,
+    max_attempts: int = MAX_COMMIT_ATTEMPTS,
+) -> CommitResult:
+    """Write a consumed batch into ``spec``'s table once, whatever was written before."""
+    table = open_table(lake, spec)
+    idents = {app_id(app, r.topic, r.partition) for r in records}
+    for attempt in range(1, max_attempts + 1):
+        committed = {ident: table.transaction_version(ident) for ident in idents}
+        plan = plan_batch(records, committed, key=spec.key, app=app)
+        if not plan.offsets:
+            log.info(
+                "%s: all %d record(s) were already written (offsets %s); nothing to commit",
+                spec.name,
+                len(records),
+                _describe(committed),
+            )
+            return CommitResult(spec.name, None, replayed=plan.replayed, attempts=attempt)
+        try:
+            version, inserted, updated = _commit(table, spec, plan)
+        except CommitFailedError as exc:
+            if attempt == max_attempts:
+                raise
+            log.warning(
+                "%s: commit %d lost a race with another writer (%s); retrying on the new version",
+                spec.name,
+                attempt,
+                str(exc).splitlines()[0],
+            )
+            # jittered back-off, so writers that collided do not collide again
+            time.sleep(random.uniform(0, COMMIT_BACKOFF_S * attempt))
+            table.update_incremental()
+            continue
+        log.info(
+            "%s v%d: %d inserted, %d updated, %d already stored, %d replayed offset(s) skipped; "
+            "offsets %s",
+            spec.name,
+            version,
+            inserted,
+            updated,
+            len(plan.rows) - inserted - updated + plan.duplicates,
+            plan.replayed,
+            _describe(plan.offsets),
+        )
+        return CommitResult(
+            spec.name,
+            version,
+            inserted,
+            updated,
+            plan.replayed,
+            plan.duplicates,
+            plan.offsets,
+            attempt,
+        )
+    raise AssertionError("unreachable")
+
+
+def _describe(offsets: Mapping[str, int | None]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(offsets.items())) or "none"
