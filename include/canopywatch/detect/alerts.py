@@ -1,0 +1,197 @@
+"""Alert polygons from per-pixel alert state; GeoJSON/GeoPackage export; PNG quicklooks.
+
+A polygon is a connected (8-neighbour) set of alerted pixels of at least the minimum
+mapping unit. Its ``alert_date`` is the first date on which its alerted area reached the
+MMU (so a stray early pixel cannot back-date it), ``confirmed_date`` the date its
+confirmed area reached the MMU (None: low confidence). Ids are stable across re-runs:
+they hash the area, the alert date and the earliest pixel's coordinates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
+import rasterio.crs
+import rasterio.features
+from affine import Affine
+from scipy import ndimage
+from shapely.geometry import shape
+from shapely.ops import unary_union
+
+from canopywatch.detect.baseline import PixelAlerts
+from canopywatch.messages import stable_id
+
+FloatArray = npt.NDArray[np.float32]
+ALERT_COLUMNS: tuple[str, ...] = (
+    "id",
+    "alert_date",
+    "confirmed_date",
+    "confidence",
+    "confidence_level",
+    "area_ha",
+    "model_version",
+    "aoi",
+    "geometry",
+)
+HIGH_CONFIDENCE_FLOOR = 0.8
+LOW_CONFIDENCE_CAP = 0.79
+ATTRIBUTION = "Contains modified Copernicus Sentinel data"
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    mmu_ha: float = 0.1
+    connectivity: int = 8
+
+
+def _day_to_date(day: int) -> dt.date:
+    return dt.date(1970, 1, 1) + dt.timedelta(days=int(day))
+
+
+def mmu_pixels(mmu_ha: float, pixel_area_m2: float) -> int:
+    return max(1, math.ceil(mmu_ha * 10000.0 / pixel_area_m2 - 1e-9))
+
+
+def alert_components(
+    pixel_alerts: PixelAlerts, pixel_area_m2: float, policy: AlertPolicy
+) -> tuple[npt.NDArray[np.int32], int]:
+    """Label raster of alert components that meet the MMU (0 elsewhere) and their count."""
+    structure = np.ones((3, 3), dtype=bool) if policy.connectivity == 8 else None
+    labels, count = ndimage.label(pixel_alerts.alerted, structure=structure)
+    if count == 0:
+        return labels.astype(np.int32), 0
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    keep = sizes >= mmu_pixels(policy.mmu_ha, pixel_area_m2)
+    keep[0] = False
+    renumber = np.zeros(count + 1, dtype=np.int32)
+    renumber[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+    return renumber[labels], int(keep.sum())
+
+
+def polygonize(
+    pixel_alerts: PixelAlerts,
+    transform: Affine,
+    crs: rasterio.crs.CRS,
+    *,
+    aoi: str,
+    model_version: str,
+    policy: AlertPolicy | None = None,
+) -> gpd.GeoDataFrame:
+    policy = policy or AlertPolicy()
+    pixel_area = abs(transform.a * transform.e - transform.b * transform.d)
+    labels, count = alert_components(pixel_alerts, pixel_area, policy)
+    min_pixels = mmu_pixels(policy.mmu_ha, pixel_area)
+    records: list[dict[str, Any]] = []
+    if count:
+        geometries: dict[int, list[Any]] = {}
+        for geometry, value in rasterio.features.shapes(
+            labels, mask=labels > 0, connectivity=4, transform=transform
+        ):
+            geometries.setdefault(int(value), []).append(shape(geometry))
+        objects = ndimage.find_objects(labels)
+        for number in range(1, count + 1):
+            box = objects[number - 1]
+            if box is None:
+                continue
+            inside = labels[box] == number
+            first = pixel_alerts.first_day[box][inside]
+            confirmed = pixel_alerts.confirmed_day[box][inside]
+            score = pixel_alerts.score[box][inside]
+            k = min(first.size, min_pixels)
+            alert_day = int(np.partition(first, k - 1)[k - 1])
+            done = np.sort(confirmed[confirmed >= 0])
+            confirmed_day = int(done[k - 1]) if done.size >= k else None
+            rows, cols = np.nonzero(inside)
+            order = np.lexsort((cols, rows, first))
+            seed_row = int(rows[order[0]]) + box[0].start
+            seed_col = int(cols[order[0]]) + box[1].start
+            x, y = transform * (seed_col + 0.5, seed_row + 0.5)
+            mean_score = float(np.mean(score)) if score.size else 0.0
+            confidence = (
+                max(mean_score, HIGH_CONFIDENCE_FLOOR)
+                if confirmed_day is not None
+                else min(mean_score, LOW_CONFIDENCE_CAP)
+            )
+            records.append(
+                {
+                    "id": stable_id(
+                        aoi, f"{x:.1f}", f"{y:.1f}", _day_to_date(int(first[order[0]]))
+                    ),
+                    "alert_date": _day_to_date(alert_day).isoformat(),
+                    "confirmed_date": None
+                    if confirmed_day is None
+                    else _day_to_date(confirmed_day).isoformat(),
+                    "confidence": round(min(0.99, max(0.01, confidence)), 4),
+                    "confidence_level": "high" if confirmed_day is not None else "low",
+                    "area_ha": round(int(inside.sum()) * pixel_area / 10000.0, 4),
+                    "model_version": model_version,
+                    "aoi": aoi,
+                    "geometry": unary_union(geometries.get(number, [])),
+                }
+            )
+    frame = gpd.GeoDataFrame(records, columns=list(ALERT_COLUMNS), geometry="geometry", crs=crs)
+    return frame.sort_values(["alert_date", "id"]).reset_index(drop=True)
+
+
+def write_alerts(alerts: gpd.GeoDataFrame, path: Path) -> Path:
+    """GeoJSON (reprojected to EPSG:4326) or GeoPackage (native CRS), by suffix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix in {".geojson", ".json"}:
+        out = alerts.to_crs(4326) if alerts.crs is not None else alerts
+        if path.exists():
+            path.unlink()
+        out.to_file(path, driver="GeoJSON")
+    elif suffix == ".gpkg":
+        alerts.to_file(path, driver="GPKG", layer="alerts", mode="w")
+    else:
+        raise ValueError(f"alert output {path.name}: use .geojson or .gpkg")
+    return path
+
+
+def write_quicklook(
+    before_rgb: FloatArray,
+    after_rgb: FloatArray,
+    alerts: gpd.GeoDataFrame,
+    transform: Affine,
+    path: Path,
+    title: str = "",
+    dates: Sequence[str] = ("before", "after"),
+) -> Path:
+    """True colour before/after side by side with alert outlines (red: high, yellow: low)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    height, width = before_rgb.shape[1:]
+    left, top = transform * (0, 0)
+    right, bottom = transform * (width, height)
+    extent = (left, right, bottom, top)
+    figure, axes = plt.subplots(1, 2, figsize=(12, 6.4), dpi=100)
+    for axis, rgb, label in zip(axes, (before_rgb, after_rgb), dates, strict=True):
+        image = np.nan_to_num(np.moveaxis(rgb, 0, -1), nan=0.0)
+        axis.imshow(np.clip(image / 0.15, 0.0, 1.0) ** 0.8, extent=extent)
+        for row in alerts.itertuples():
+            colour = "red" if row.confidence_level == "high" else "yellow"
+            geometries = getattr(row.geometry, "geoms", [row.geometry])
+            for polygon in geometries:
+                xs, ys = polygon.exterior.xy
+                axis.plot(xs, ys, color=colour, linewidth=0.9)
+        axis.set_title(label)
+        axis.set_xticks([])
+        axis.set_yticks([])
+    figure.suptitle(f"{title}  ({len(alerts)} alerts)  {ATTRIBUTION}", fontsize=9)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return path

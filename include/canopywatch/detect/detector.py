@@ -1,0 +1,178 @@
+"""Running a detector over an area, window by window, into alert polygons.
+
+``detect_area(source, detector, aoi=...)`` is what a DAG task calls: it reads the stack
+window by window (with a halo so masks and neighbourhoods are right at window edges),
+runs the baseline or the model, stitches per-pixel alert state, polygonizes alerts with
+the MMU and keeps before/after true-colour composites for the quicklook.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
+from tqdm import tqdm
+
+from canopywatch.detect.alerts import AlertPolicy, polygonize
+from canopywatch.detect.baseline import (
+    AlertTracker,
+    BaselineParams,
+    PixelAlerts,
+    detect_baseline,
+    iterate_monitor,
+    tracker_result,
+)
+from canopywatch.detect.features import feature_names, stack_bands_at, step_features
+from canopywatch.detect.model import TrainedModel
+from canopywatch.detect.observations import Grid, ObservationStack, StackSource, iter_windows
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+HALO_PX = 8
+BASELINE_VERSION = "baseline-v1"
+
+
+class Detector(Protocol):
+    @property
+    def version(self) -> str: ...
+
+    def detect(self, stack: ObservationStack) -> PixelAlerts: ...
+
+
+@dataclass(frozen=True)
+class BaselineDetector:
+    params: BaselineParams = field(default_factory=BaselineParams)
+
+    @property
+    def version(self) -> str:
+        return BASELINE_VERSION
+
+    def detect(self, stack: ObservationStack) -> PixelAlerts:
+        return detect_baseline(stack, self.params)
+
+
+@dataclass(frozen=True)
+class ModelDetector:
+    model: TrainedModel
+    params: BaselineParams = field(default_factory=BaselineParams)
+    threshold: float | None = None
+
+    @property
+    def version(self) -> str:
+        return self.model.version
+
+    def detect(self, stack: ObservationStack) -> PixelAlerts:
+        return detect_with_model(stack, self.model, self.params, self.threshold)
+
+
+def detect_with_model(
+    stack: ObservationStack,
+    model: TrainedModel,
+    params: BaselineParams,
+    threshold: float | None = None,
+) -> PixelAlerts:
+    indices = tuple(params.indices)
+    expected = feature_names(indices, stack.has_reflectance)
+    if expected != model.features:
+        raise ValueError(
+            f"model {model.version} was trained on other features "
+            f"({len(model.features)} columns; this stack gives {len(expected)}): "
+            "train a model for this kind of stack or use the baseline"
+        )
+    cutoff = model.threshold if threshold is None else threshold
+    height, width = stack.shape
+    tracker = AlertTracker(height * width, params.confirm_count, params.withdraw_count)
+    ever = np.zeros(height * width, dtype=bool)
+    for step in iterate_monitor(stack, params):
+        ever |= step.observed
+        rows = np.flatnonzero(step.observed)
+        probability = np.zeros(height * width, dtype=np.float32)
+        if rows.size:
+            matrix = step_features(step, rows, indices, stack_bands_at(stack, step.position))
+            probability[rows] = model.predict(matrix)
+        tracker.update(step.day, step.observed, probability >= cutoff, probability)
+    return tracker_result(tracker, ever, (height, width))
+
+
+@dataclass
+class AreaDetection:
+    pixel_alerts: PixelAlerts
+    alerts: gpd.GeoDataFrame
+    grid: Grid
+    days: IntArray
+    before_rgb: FloatArray
+    after_rgb: FloatArray
+    model_version: str
+
+
+def true_colour(stack: ObservationStack, dates: npt.NDArray[np.bool_]) -> FloatArray:
+    """Median composite (3, H, W) of clear observations on ``dates`` (red, green, blue)."""
+    names = ("B04", "B03", "B02") if stack.has_reflectance else (next(iter(stack.bands)),) * 3
+    layers = []
+    for name in names:
+        values = stack.bands[name][dates]
+        with np.errstate(all="ignore"):
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                layers.append(np.nanmedian(values, axis=0) if values.shape[0] else values[0:1][0])
+    composite: FloatArray = np.stack(layers).astype(np.float32)
+    if not stack.has_reflectance:
+        composite = composite * np.float32(0.15)  # index 0..1 shown on the reflectance stretch
+    return composite
+
+
+def detect_area(
+    source: StackSource,
+    detector: Detector,
+    *,
+    aoi: str,
+    window_size: int = 512,
+    policy: AlertPolicy | None = None,
+    progress: bool = False,
+) -> AreaDetection:
+    grid = source.grid
+    shape_hw = grid.shape
+    first_day = np.full(shape_hw, -1, dtype=np.int64)
+    confirmed_day = np.full(shape_hw, -1, dtype=np.int64)
+    score = np.zeros(shape_hw, dtype=np.float32)
+    monitored = np.zeros(shape_hw, dtype=bool)
+    before = np.full((3, *shape_hw), np.nan, dtype=np.float32)
+    after = np.full((3, *shape_hw), np.nan, dtype=np.float32)
+    windows = list(iter_windows(grid, window_size, HALO_PX))
+    days = np.asarray(source.days, dtype=np.int64)
+    for read_window, core in tqdm(windows, disable=not progress, desc=f"detect {aoi}"):
+        stack = source.read(read_window)
+        result = detector.detect(stack)
+        r0 = int(core.row_off - read_window.row_off)
+        c0 = int(core.col_off - read_window.col_off)
+        inner = (slice(r0, r0 + int(core.height)), slice(c0, c0 + int(core.width)))
+        target = (
+            slice(int(core.row_off), int(core.row_off + core.height)),
+            slice(int(core.col_off), int(core.col_off + core.width)),
+        )
+        first_day[target] = result.first_day[inner]
+        confirmed_day[target] = result.confirmed_day[inner]
+        score[target] = result.score[inner]
+        monitored[target] = result.monitored[inner]
+        n = stack.n_dates
+        quarter = max(1, n // 4)
+        early = np.arange(n) < quarter
+        late = np.arange(n) >= n - quarter
+        before[(slice(None), *target)] = true_colour(stack, early)[(slice(None), *inner)]
+        after[(slice(None), *target)] = true_colour(stack, late)[(slice(None), *inner)]
+        days = stack.days
+    pixel_alerts = PixelAlerts(first_day, confirmed_day, score, monitored)
+    alerts = polygonize(
+        pixel_alerts,
+        grid.transform,
+        grid.crs,
+        aoi=aoi,
+        model_version=detector.version,
+        policy=policy,
+    )
+    return AreaDetection(pixel_alerts, alerts, grid, days, before, after, detector.version)

@@ -1,0 +1,414 @@
+"""Time series of observations of an area, read window by window, with cloud masking.
+
+An ``ObservationStack`` holds, for T dates and an H x W window, surface reflectance per
+band (or one vegetation index) as float32 with NaN where there is no usable observation,
+and the ``clear`` mask. Sources (a ``Simulation``, raw ``s2l2a_bands`` GeoTIFFs, folders of
+per-band files, index stacks) implement ``StackSource``: a grid, the dates, and
+``read(window)``, so large areas are processed one window at a time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import rasterio
+import rasterio.crs
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+from scipy import ndimage
+
+from canopywatch.sources.simulate import (
+    BANDS,
+    BOA_ADD_OFFSET_DN,
+    REFLECTANCE_SCALE,
+    Simulation,
+    days_since_epoch,
+)
+
+FloatArray = npt.NDArray[np.float32]
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+
+S2_BANDS: tuple[str, ...] = BANDS  # B02, B03, B04, B08, B11, B12
+RAW_BAND_ORDER: tuple[str, ...] = (*S2_BANDS, "SCL", "dataMask")  # s2l2a_bands evalscript
+# SCL: no data, defective, cloud shadow, cloud medium/high, thin cirrus, snow. Snow is not in
+# the usual set {0,1,3,8,9,10}; for forest loss a snow-covered canopy is no observation.
+DEFAULT_INVALID_SCL: frozenset[int] = frozenset({0, 1, 3, 8, 9, 10, 11})
+CLOUD_SCL: frozenset[int] = frozenset({3, 8, 9, 10})
+
+
+@dataclass(frozen=True)
+class MaskingConfig:
+    invalid_scl: frozenset[int] = DEFAULT_INVALID_SCL
+    # cloud and shadow masks grow by this many pixels: their soft edges are not flagged
+    dilation_px: int = 2
+    cloud_scl: frozenset[int] = CLOUD_SCL
+
+
+@dataclass(frozen=True)
+class Grid:
+    crs: rasterio.crs.CRS
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    @property
+    def pixel_area_m2(self) -> float:
+        return abs(self.transform.a * self.transform.e - self.transform.b * self.transform.d)
+
+    def window_transform(self, window: Window) -> Affine:
+        return self.transform * Affine.translation(window.col_off, window.row_off)
+
+
+@dataclass(frozen=True)
+class ObservationStack:
+    days: IntArray  # (T,) days since 1970-01-01, increasing, unique
+    bands: dict[str, FloatArray]  # name -> (T, H, W); S2 reflectance or one index
+    clear: BoolArray  # (T, H, W)
+    transform: Affine
+    crs: rasterio.crs.CRS
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(self.clear.shape[1]), int(self.clear.shape[2]))
+
+    @property
+    def n_dates(self) -> int:
+        return int(self.days.size)
+
+    @property
+    def dates(self) -> list[dt.date]:
+        return [dt.date(1970, 1, 1) + dt.timedelta(days=int(day)) for day in self.days]
+
+    @property
+    def has_reflectance(self) -> bool:
+        return all(band in self.bands for band in S2_BANDS)
+
+    def at(self, index: int) -> dict[str, FloatArray]:
+        return {name: values[index] for name, values in self.bands.items()}
+
+    def crop(self, rows: slice, cols: slice) -> ObservationStack:
+        return ObservationStack(
+            days=self.days,
+            bands={name: values[:, rows, cols] for name, values in self.bands.items()},
+            clear=self.clear[:, rows, cols],
+            transform=self.transform * Affine.translation(cols.start or 0, rows.start or 0),
+            crs=self.crs,
+            meta=self.meta,
+        )
+
+
+class StackSource(Protocol):
+    @property
+    def grid(self) -> Grid: ...
+
+    @property
+    def days(self) -> IntArray: ...
+
+    def read(self, window: Window | None = None) -> ObservationStack: ...
+
+
+# ----------------------------------------------------------------------------- masking
+
+
+def dilate(mask: BoolArray, pixels: int) -> BoolArray:
+    if pixels <= 0 or not mask.any():
+        return mask
+    size = 2 * pixels + 1
+    grown: BoolArray = ndimage.binary_dilation(mask, structure=np.ones((size, size), dtype=bool))
+    return grown
+
+
+def clear_mask_from_scl(
+    scl: npt.NDArray[Any], data_mask: npt.NDArray[Any] | None, masking: MaskingConfig
+) -> BoolArray:
+    """Clear = valid data, SCL not in the invalid set, not within ``dilation_px`` of cloud/shadow."""
+    invalid = np.isin(scl, sorted(masking.invalid_scl))
+    if data_mask is not None:
+        invalid |= data_mask == 0
+    cloudy = np.isin(scl, sorted(masking.cloud_scl & masking.invalid_scl))
+    invalid |= dilate(cloudy, masking.dilation_px)
+    clear: BoolArray = ~invalid
+    return clear
+
+
+def finalize(
+    days: Sequence[int],
+    bands: Mapping[str, Sequence[FloatArray]],
+    clear: Sequence[BoolArray],
+    transform: Affine,
+    crs: rasterio.crs.CRS,
+    meta: dict[str, Any] | None = None,
+) -> ObservationStack:
+    """Stack per-date arrays: sort by day, merge same-day dates (first clear value wins)."""
+    order = np.argsort(np.asarray(days, dtype=np.int64), kind="stable")
+    unique_days: list[int] = []
+    merged_bands: dict[str, list[FloatArray]] = {name: [] for name in bands}
+    merged_clear: list[BoolArray] = []
+    for position in order:
+        day = int(days[position])
+        clear_now = clear[position].copy()
+        values = {name: arrays[position].copy() for name, arrays in bands.items()}
+        for array in values.values():
+            array[~clear_now] = np.nan
+        if unique_days and unique_days[-1] == day:
+            fill = ~merged_clear[-1] & clear_now
+            for name in bands:
+                merged_bands[name][-1][fill] = values[name][fill]
+            merged_clear[-1] |= clear_now
+            continue
+        unique_days.append(day)
+        merged_clear.append(clear_now)
+        for name in bands:
+            merged_bands[name].append(values[name])
+    if not unique_days:
+        raise ValueError("no observations")
+    return ObservationStack(
+        days=np.asarray(unique_days, dtype=np.int64),
+        bands={name: np.stack(arrays).astype(np.float32) for name, arrays in merged_bands.items()},
+        clear=np.stack(merged_clear),
+        transform=transform,
+        crs=crs,
+        meta=meta or {},
+    )
+
+
+def iter_windows(grid: Grid, size: int, halo: int = 0) -> Iterator[tuple[Window, Window]]:
+    """(read window with ``halo`` pixels of context, core window) pairs tiling the grid."""
+    for row in range(0, grid.height, size):
+        for col in range(0, grid.width, size):
+            core = Window(col, row, min(size, grid.width - col), min(size, grid.height - row))
+            r0, c0 = max(0, row - halo), max(0, col - halo)
+            r1 = min(grid.height, row + core.height + halo)
+            c1 = min(grid.width, col + core.width + halo)
+            yield Window(c0, r0, c1 - c0, r1 - r0), core
+
+
+def _window_or_full(grid: Grid, window: Window | None) -> Window:
+    return window if window is not None else Window(0, 0, grid.width, grid.height)
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+class SimulationSource:
+    """A ``Simulation`` as a stack source (DN with the +1000 BOA offset, SCL masking)."""
+
+    def __init__(self, simulation: Simulation, masking: MaskingConfig | None = None) -> None:
+        self.simulation = simulation
+        self.masking = masking or MaskingConfig()
+        config = simulation.config
+        self._grid = Grid(simulation.crs, simulation.transform, config.width, config.height)
+        self._days = np.asarray(
+            [days_since_epoch(a.date) for a in simulation.acquisitions], dtype=np.int64
+        )
+
+    @property
+    def grid(self) -> Grid:
+        return self._grid
+
+    @property
+    def days(self) -> IntArray:
+        return self._days
+
+    def read(self, window: Window | None = None) -> ObservationStack:
+        win = _window_or_full(self._grid, window)
+        rows = slice(int(win.row_off), int(win.row_off + win.height))
+        cols = slice(int(win.col_off), int(win.col_off + win.width))
+        bands: dict[str, list[FloatArray]] = {band: [] for band in S2_BANDS}
+        clear: list[BoolArray] = []
+        for acquisition in self.simulation.acquisitions:
+            rendered = self.simulation.render(acquisition.index)
+            scl = rendered["SCL"][rows, cols]
+            nodata = rendered["B04"][rows, cols] == 0
+            clear.append(clear_mask_from_scl(scl, (~nodata).astype(np.uint8), self.masking))
+            for band in S2_BANDS:
+                dn = rendered[band][rows, cols].astype(np.float32)
+                bands[band].append((dn - BOA_ADD_OFFSET_DN) / np.float32(REFLECTANCE_SCALE))
+        return finalize(
+            self._days.tolist(), bands, clear, self._grid.window_transform(win), self._grid.crs
+        )
+
+
+def _grid_of(path: Path) -> Grid:
+    with rasterio.open(path) as src:
+        if src.crs is None:
+            raise ValueError(f"{path} has no CRS")
+        return Grid(src.crs, src.transform, src.width, src.height)
+
+
+def read_aligned(
+    path: Path,
+    grid: Grid,
+    window: Window,
+    indexes: Sequence[int] | None = None,
+    resampling: Resampling = Resampling.nearest,
+) -> tuple[npt.NDArray[Any], float | None]:
+    """Bands of ``path`` on ``grid``'s ``window`` (reprojected/resampled when grids differ)."""
+    with rasterio.open(path) as src:
+        nodata = src.nodata
+        bands = list(indexes) if indexes is not None else list(range(1, src.count + 1))
+        same_grid = (
+            src.crs == grid.crs
+            and src.transform.almost_equals(grid.transform)
+            and (src.width, src.height) == (grid.width, grid.height)
+        )
+        if same_grid:
+            return src.read(bands, window=window), nodata
+        with WarpedVRT(
+            src,
+            crs=grid.crs,
+            transform=grid.transform,
+            width=grid.width,
+            height=grid.height,
+            resampling=resampling,
+            src_nodata=nodata,
+            nodata=nodata,
+        ) as vrt:
+            return vrt.read(bands, window=window), nodata
+
+
+class SceneFilesSource:
+    """Multi-band GeoTIFFs, one per date (e.g. raw ``s2l2a_bands`` downloads).
+
+    ``band_order`` names the file's bands; recognised names are the S2 bands, ``SCL``,
+    ``dataMask`` and ``CLM`` (non-zero = cloud); other names are ignored. Reflectance =
+    (DN + ``dn_offset``) / ``dn_scale``; DN ``nodata`` (default 0) is no observation.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[tuple[int, Path]],
+        band_order: Sequence[str] = RAW_BAND_ORDER,
+        masking: MaskingConfig | None = None,
+        dn_scale: float = REFLECTANCE_SCALE,
+        dn_offset: float = 0.0,
+        nodata: float | None = 0.0,
+    ) -> None:
+        if not files:
+            raise ValueError("no scene files")
+        missing = [band for band in S2_BANDS if band not in band_order]
+        if missing:
+            raise ValueError(f"band order {','.join(band_order)} lacks {','.join(missing)}")
+        self.files = sorted(files)
+        self.band_order = tuple(band_order)
+        self.masking = masking or MaskingConfig()
+        self.dn_scale, self.dn_offset, self.nodata = dn_scale, dn_offset, nodata
+        self._grid = _grid_of(self.files[0][1])
+        self._days = np.asarray(sorted({day for day, _ in self.files}), dtype=np.int64)
+
+    @property
+    def grid(self) -> Grid:
+        return self._grid
+
+    @property
+    def days(self) -> IntArray:
+        return self._days
+
+    def read(self, window: Window | None = None) -> ObservationStack:
+        win = _window_or_full(self._grid, window)
+        bands: dict[str, list[FloatArray]] = {band: [] for band in S2_BANDS}
+        clear: list[BoolArray] = []
+        days: list[int] = []
+        for day, path in self.files:
+            data, file_nodata = read_aligned(path, self._grid, win)
+            if data.shape[0] < len(self.band_order):
+                raise ValueError(
+                    f"{path.name} has {data.shape[0]} bands, band order names {len(self.band_order)}"
+                )
+            named = {name: data[i] for i, name in enumerate(self.band_order)}
+            nodata = self.nodata if self.nodata is not None else file_nodata
+            valid = np.ones(data.shape[1:], dtype=bool)
+            for band in S2_BANDS:
+                if nodata is not None:
+                    valid &= named[band] != nodata
+                valid &= np.isfinite(named[band])
+            if "SCL" in named:
+                data_mask = named.get("dataMask")
+                ok = clear_mask_from_scl(named["SCL"], data_mask, self.masking) & valid
+            else:
+                ok = valid
+                if "dataMask" in named:
+                    ok &= named["dataMask"] != 0
+            if "CLM" in named:
+                ok &= ~dilate(named["CLM"] != 0, self.masking.dilation_px)
+            for band in S2_BANDS:
+                raw = named[band].astype(np.float32)
+                bands[band].append((raw + np.float32(self.dn_offset)) / np.float32(self.dn_scale))
+            clear.append(ok)
+            days.append(day)
+        return finalize(days, bands, clear, self._grid.window_transform(win), self._grid.crs)
+
+
+class BandFilesSource:
+    """Per-date folders of per-band files (THEIA-like), resampled to the finest band grid.
+
+    ``dates`` maps day -> {band name -> path}; an optional ``"CLM"`` entry is a cloud mask
+    (non-zero = cloud or shadow). Reflectance = (DN + dn_offset) / dn_scale.
+    """
+
+    def __init__(
+        self,
+        dates: Mapping[int, Mapping[str, Path]],
+        masking: MaskingConfig | None = None,
+        dn_scale: float = REFLECTANCE_SCALE,
+        dn_offset: float = 0.0,
+        nodata: float | None = None,
+    ) -> None:
+        if not dates:
+            raise ValueError("no dated band folders")
+        self.dates = {day: dict(paths) for day, paths in sorted(dates.items())}
+        for day, paths in self.dates.items():
+            missing = [band for band in S2_BANDS if band not in paths]
+            if missing:
+                raise ValueError(f"day {day}: no file for bands {', '.join(missing)}")
+        self.masking = masking or MaskingConfig()
+        self.dn_scale, self.dn_offset, self.nodata = dn_scale, dn_offset, nodata
+        first = next(iter(self.dates.values()))
+        grids = [_grid_of(first[band]) for band in S2_BANDS]
+        self._grid = min(grids, key=lambda grid: grid.pixel_area_m2)
+        self._days = np.asarray(list(self.dates), dtype=np.int64)
+
+    @property
+    def grid(self) -> Grid:
+        return self._grid
+
+    @property
+    def days(self) -> IntArray:
+        return self._days
+
+    def read(self, window: Window | None = None) -> ObservationStack:
+        win = _window_or_full(self._grid, window)
+        bands: dict[str, list[FloatArray]] = {band: [] for band in S2_BANDS}
+        clear: list[BoolArray] = []
+        for paths in self.dates.values():
+            valid = np.ones((int(win.height), int(win.width)), dtype=bool)
+            for band in S2_BANDS:
+                data, file_nodata = read_aligned(paths[band], self._grid, win, [1])
+                raw = data[0].astype(np.float32)
+                nodata = self.nodata if self.nodata is not None else file_nodata
+                if nodata is not None:
+                    valid &= raw != nodata
+                reflectance = (raw + np.float32(self.dn_offset)) / np.float32(self.dn_scale)
+                valid &= np.isfinite(reflectance) & (reflectance > 0)
+                bands[band].append(reflectance)
+            if "CLM" in paths:
+                mask, _ = read_aligned(paths["CLM"], self._grid, win, [1])
+                valid &= ~dilate(mask[0] != 0, self.masking.dilation_px)
+            clear.append(valid)
+        return finalize(
+            list(self.dates), bands, clear, self._grid.window_transform(win), self._grid.crs
+        )

@@ -1,0 +1,155 @@
+"""``canopywatch detect`` / ``evaluate`` on real data (read in place from ../shared) and on
+bad input."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+from canopywatch.detect.commands import EXIT_USAGE, main
+
+SHARED = Path(__file__).parents[2].parent / "shared" / "data" / "real"
+SLOVENIA = SHARED / "eolearn-slovenia"
+THEIA = SHARED / "theia-s2-T31UFQ" / "SENTINEL" / "ZoneTest"
+needs_real = pytest.mark.skipif(not SLOVENIA.is_dir(), reason="shared real data not present")
+
+
+def write_slovenia_ndvi(folder: Path) -> int:
+    """The eo-learn NDVI cube as per-date GeoTIFFs, nodata where invalid or cloudy."""
+    ndvi = np.load(SLOVENIA / "data" / "NDVI.npy")[..., 0]
+    valid = np.load(SLOVENIA / "mask" / "IS_VALID.npy")[..., 0]
+    cloud = np.load(SLOVENIA / "mask" / "CLM.npy")[..., 0].astype(bool)
+    stamps = json.loads((SLOVENIA / "timestamps.json").read_text())
+    ring = json.loads((SLOVENIA / "bbox.geojson").read_text())["coordinates"][0]
+    xs, ys = [p[0] for p in ring], [p[1] for p in ring]
+    height, width = ndvi.shape[1:]
+    transform = Affine(
+        (max(xs) - min(xs)) / width, 0, min(xs), 0, -(max(ys) - min(ys)) / height, max(ys)
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    for number, stamp in enumerate(stamps):
+        values = np.where(valid[number] & ~cloud[number], ndvi[number], -9999.0).astype(np.float32)
+        date = dt.date.fromisoformat(stamp[:10])
+        with rasterio.open(
+            folder / f"NDVI_{date:%Y-%m-%d}_{number:02d}.tif",
+            "w",
+            driver="GTiff",
+            width=width,
+            height=height,
+            count=1,
+            dtype="float32",
+            crs="EPSG:32633",
+            transform=transform,
+            nodata=-9999.0,
+        ) as dst:
+            dst.write(values, 1)
+    return height * width
+
+
+@needs_real
+@pytest.mark.slow
+def test_detect_index_stack_on_real_slovenia_ndvi(tmp_path: Path) -> None:
+    pixels = write_slovenia_ndvi(tmp_path / "ndvi")
+    out = tmp_path / "alerts.geojson"
+    code = main(
+        [
+            "detect",
+            "--index-stack",
+            str(tmp_path / "ndvi"),
+            "--index",
+            "ndvi",
+            "--date-pattern",
+            "NDVI_%Y-%m-%d",
+            "--out",
+            str(out),
+            "--aoi",
+            "slovenia",
+            "--quicklook",
+            str(tmp_path / "q.png"),
+        ]
+    )
+    assert code == 0
+    alerts = gpd.read_file(out)
+    # mostly stable forest: (almost) no alerts
+    assert alerts["area_ha"].sum() if len(alerts) else 0.01 * pixels * 0.01 >= 0.0
+    assert len(alerts) <= 3
+    assert (tmp_path / "q.png").stat().st_size > 1000
+
+
+@pytest.mark.skipif(not THEIA.is_dir(), reason="shared real data not present")
+@pytest.mark.slow
+def test_detect_scenes_on_real_theia_band_files(tmp_path: Path) -> None:
+    out = tmp_path / "alerts.gpkg"
+    code = main(
+        [
+            "detect",
+            "--scenes",
+            str(THEIA),
+            "--layout",
+            "theia",
+            "--date-pattern",
+            r"_(\d{8})-",
+            "--out",
+            str(out),
+            "--aoi",
+            "theia",
+        ]
+    )
+    assert code == 0
+    alerts = gpd.read_file(out)
+    area_ha = 80 * 80 * 0.01
+    # bark-beetle dieback is real forest loss here, but most of the forest stays
+    assert (alerts["area_ha"].sum() if len(alerts) else 0.0) < 0.15 * area_ha
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["detect", "--index-stack", "/nonexistent", "--out", "a.geojson"],
+        ["detect", "--scenes", "/nonexistent", "--out", "a.geojson"],
+        ["detect", "--out", "a.geojson"],
+        ["evaluate", "--alerts", "a.geojson"],
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err.strip()
+    assert err and len(err.splitlines()) <= 3
+
+
+def test_bad_date_pattern(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = np.zeros((1, 4, 4), dtype=np.float32)
+    with rasterio.open(
+        tmp_path / "x_20240101.tif",
+        "w",
+        driver="GTiff",
+        width=4,
+        height=4,
+        count=1,
+        dtype="float32",
+        crs="EPSG:32633",
+        transform=Affine(10, 0, 0, 0, -10, 0),
+    ) as dst:
+        dst.write(data)
+    code = main(
+        [
+            "detect",
+            "--index-stack",
+            str(tmp_path),
+            "--date-pattern",
+            "NDVI_%Y",
+            "--out",
+            str(tmp_path / "a.geojson"),
+        ]
+    )
+    assert code == EXIT_USAGE
+    assert capsys.readouterr().err.count("\n") == 1
