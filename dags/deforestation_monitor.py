@@ -15,7 +15,10 @@ Flow: `resolve_areas` (validate) -> `plan_tiles` (UTM tiles <= 2500 px) ->
 `search_tile` (catalog search, mapped per area/tile) -> `publish_requests`
 (DownloadRequest messages to Kafka) -> `download_scenes` (Kafka consumer: Process
 API, verify, store `sentinel_hub/{function}/{geohash}/{timestamp}/bbox_.../raw.tif`,
-announce SceneDownloaded, poison to `.dlq`) -> `summarize` (what is stored where).
+announce SceneDownloaded, poison to `.dlq`) -> `summarize` (what is stored where);
+and `lake_versions` -> `record_scenes` (Kafka consumer writing SceneDownloaded to the
+Delta table `scenes_raw` exactly once) -> `sync_catalog` (Delta -> PostGIS) ->
+`export_review` (the run's new scene footprints as a GeoPackage in MinIO).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from canopywatch.settings import Settings
 
 SETTINGS = Settings.from_env()
 KAFKA_CONN = "kafka_default"
+KAFKA_LAKE_CONN = "kafka_lake"  # its own consumer group on scenes-downloaded
 S3_CONN = "minio_default"
 POSTGIS_CONN = "postgis_default"
 CDSE_CONN = "cdse_default"
@@ -125,6 +129,27 @@ with DAG(
 
         return monitor.summarize(searches, aws_conn_id=S3_CONN, settings=Settings.from_env())
 
+    @task
+    def lake_versions() -> dict[str, int]:
+        from canopywatch.lake.connections import lake_from_airflow
+        from canopywatch.lake.tables import current_versions
+
+        versions = current_versions(lake_from_airflow(S3_CONN, Settings.from_env().bucket))
+        return {table: int(version) for table, version in versions.items()}
+
+    @task
+    def sync_catalog() -> dict[str, Any]:
+        from canopywatch.catalog.sync import sync_from_airflow
+
+        return sync_from_airflow(aws_conn_id=S3_CONN, postgres_conn_id=POSTGIS_CONN)
+
+    @task
+    def export_review(since_versions: dict[str, int]) -> dict[str, Any]:
+        from canopywatch.export.gpkg import export_from_airflow
+
+        context = get_current_context()
+        return export_from_airflow(since_versions, run_id=context["run_id"], aws_conn_id=S3_CONN)
+
     searches = search_tile.expand(job=plan_tiles(resolve_areas()))
 
     publish_requests = ProduceToTopicOperator.partial(
@@ -154,4 +179,17 @@ with DAG(
         execution_timeout=timedelta(hours=2),
     )
 
+    record_scenes = ConsumeFromTopicOperator(
+        task_id="record_scenes",
+        kafka_config_id=KAFKA_LAKE_CONN,
+        topics=[SETTINGS.topic("scenes-downloaded")],
+        apply_function_batch="canopywatch.lake.consume.consume_scenes_downloaded",
+        apply_function_kwargs={"aws_conn_id": S3_CONN, "kafka_conn_id": KAFKA_CONN},
+        commit_cadence="end_of_batch",
+        max_batch_size=500,
+        poll_timeout=10,
+    )
+
+    versions = lake_versions()
     publish_requests >> download_scenes >> summarize(searches)
+    download_scenes >> versions >> record_scenes >> sync_catalog() >> export_review(versions)

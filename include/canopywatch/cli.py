@@ -3,6 +3,10 @@
     canopywatch aoi add --name NAME --bbox MINX,MINY,MAXX,MAXY [--function F] [--max-cloud N]
     canopywatch aoi list
     canopywatch tiles --bbox MINX,MINY,MAXX,MAXY
+    canopywatch scenes|alerts --bbox ... --start ... --end ... [--format table|geojson|csv|gpkg]
+    canopywatch lake history|read --table scenes_raw [--version N | --as-of TS]
+    canopywatch detect --index-stack DIR | --scenes DIR --out alerts.geojson
+    canopywatch evaluate [--scenarios ...] | --alerts A --labels L
 
 Usage errors and bad input print one line and exit with code 2.
 """
@@ -16,6 +20,8 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
+from canopywatch.catalog import commands as catalog_commands
+from canopywatch.detect import commands as detect_commands
 from canopywatch.download import make_aoi, plan_tiles
 from canopywatch.evalscripts import get_function
 from canopywatch.settings import Settings
@@ -42,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     aoi_commands.add_parser("list", help="list active areas")
     tiles = commands.add_parser("tiles", help="show the Process API request tiles of a bbox")
     tiles.add_argument("--bbox", required=True)
+    catalog_commands.register(commands)
+    detect_commands.register(commands)
     return parser
 
 
@@ -59,6 +67,11 @@ def _join_negative_values(argv: Sequence[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
     settings = Settings.from_env()
+    handled = catalog_commands.dispatch(args, settings)
+    if handled is not None:
+        return handled
+    if getattr(args, "handler", None) is not None:
+        return detect_commands.run(args.handler, args)
     try:
         if args.command == "tiles":
             return _tiles(args, settings)

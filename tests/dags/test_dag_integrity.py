@@ -30,7 +30,7 @@ def dagbag(tmp_path_factory):
 
 def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert "deforestation_monitor" in dagbag.dags
+    assert {"deforestation_monitor", "catalog_sync"} <= set(dagbag.dags)
 
 
 def test_parsing_is_fast(dagbag):
@@ -59,6 +59,10 @@ def test_monitor_params_and_shape(dagbag):
         "publish_requests",
         "download_scenes",
         "summarize",
+        "lake_versions",
+        "record_scenes",
+        "sync_catalog",
+        "export_review",
     }
     assert dag.get_task("download_scenes").pool == "cdse_api"
     assert dag.get_task("search_tile").pool == "cdse_api"
@@ -86,7 +90,8 @@ def test_library_is_not_imported_heavily_at_parse_time():
     code = (
         "import sys; sys.path.insert(0, 'dags');"
         "import deforestation_monitor;"
-        "heavy = [m for m in ('sentinelhub', 'rasterio', 'canopywatch.monitor') if m in sys.modules];"
+        "import catalog_sync;"
+        "heavy = [m for m in ('sentinelhub', 'rasterio', 'deltalake', 'canopywatch.monitor') if m in sys.modules];"
         "print(','.join(heavy))"
     )
     out = subprocess.run(

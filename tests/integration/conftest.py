@@ -43,13 +43,19 @@ def platform() -> Iterator[Settings]:
     session_id = uuid.uuid4().hex[:8]
     settings = replace(
         base,
+        pg_schema=f"cwtest_{session_id}",
         topic_prefix=f"cwtest-{session_id}",
         bucket=f"cwtest-{session_id}",
         exports_bucket=f"cwtest-{session_id}-exports",
     )
     kafka.ensure_topics(settings)
     minio.ensure_buckets(settings)
+    from canopywatch.catalog.schema import connect, drop_schema
+
+    connect(settings).close()  # creates the session's schema
     yield settings
+    with connect(base) as conn:
+        drop_schema(conn, settings.pg_schema)
     admin = kafka.admin_client(settings)
     admin.delete_topics(kafka.topic_names(settings), operation_timeout=30)
     s3 = minio.s3_client(settings)
@@ -123,6 +129,7 @@ def airflow_env(platform: Settings, cdse: Cdse) -> AirflowEnv:
         "CANOPYWATCH_TOPIC_PREFIX": platform.topic_prefix,
         "CANOPYWATCH_BUCKET": platform.bucket,
         "CANOPYWATCH_EXPORTS_BUCKET": platform.exports_bucket,
+        "CANOPYWATCH_PG_SCHEMA": platform.pg_schema,
         "CANOPYWATCH_SH_BASE_URL": cdse.base_url,
         "CANOPYWATCH_SH_TOKEN_URL": cdse.token_url,
         "CANOPYWATCH_CDSE_CLIENT_ID": cdse.client_id,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import uuid
 from datetime import date
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer
@@ -61,7 +63,7 @@ def expected_days(cdse) -> set[date]:
 def stored_objects(settings) -> dict[str, str]:
     s3 = minio.s3_client(settings)
     objects = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket, Prefix="sentinel_hub/"):
         for obj in page.get("Contents", []):
             objects[obj["Key"]] = f"{obj['ETag']}|{obj['LastModified'].isoformat()}"
     return objects
@@ -117,6 +119,45 @@ def test_every_stored_scene_is_announced_once(first_run):
     assert all(m.bucket == settings.bucket and not m.skipped for m in messages)
 
 
+def lake_scene_keys(settings) -> list[str]:
+    from canopywatch.lake.tables import SCENES_RAW, lake_from_settings, open_table
+
+    table = open_table(lake_from_settings(settings), SCENES_RAW, create=False)
+    return sorted(table.to_pyarrow_table(columns=["raw_key"]).column("raw_key").to_pylist())
+
+
+def catalog_scene_keys(settings) -> list[str]:
+    from canopywatch.catalog import queries
+    from canopywatch.catalog.schema import connect
+
+    query = queries.Query.parse(CONF["bbox"], CONF["start"], CONF["end"])
+    with connect(settings) as conn:
+        return sorted(row["raw_key"] for row in queries.scenes_in(conn, query))
+
+
+def test_every_scene_is_in_delta_and_postgis_exactly_once(first_run):
+    settings = first_run[0].settings
+    objects = sorted(stored_objects(settings))
+    assert lake_scene_keys(settings) == objects
+    assert catalog_scene_keys(settings) == objects
+
+
+def test_the_run_exports_a_geopackage_for_gis_review(first_run):
+    import geopandas as gpd
+
+    settings = first_run[0].settings
+    s3 = minio.s3_client(settings)
+    listed = s3.list_objects_v2(Bucket=settings.exports_bucket).get("Contents", [])
+    keys = [o["Key"] for o in listed if o["Key"].endswith(".gpkg")]
+    assert len(keys) == 1
+    body = s3.get_object(Bucket=settings.exports_bucket, Key=keys[0])["Body"].read()
+    path = Path(tempfile.mkdtemp()) / "review.gpkg"
+    path.write_bytes(body)
+    footprints = gpd.read_file(path, layer="scene_footprints")
+    assert len(footprints) == len(stored_objects(settings))
+    assert footprints.crs.to_epsg() == 4326
+
+
 def test_poison_message_goes_to_the_dlq_with_the_error(first_run):
     settings = first_run[0].settings
     letters = [
@@ -145,6 +186,8 @@ def test_rerunning_the_same_interval_adds_nothing(first_run, cdse):
     assert result.returncode == 0, result.stdout[-4000:]
     assert stored_objects(settings) == objects_before
     assert len(drain(settings, settings.topic("scenes-downloaded"))) == announced_before
+    assert lake_scene_keys(settings) == sorted(objects_before)
+    assert catalog_scene_keys(settings) == sorted(objects_before)
     assert cdse.emulator.stats.count("process") == process_before  # no processing units spent again
 
 
