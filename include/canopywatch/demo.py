@@ -25,16 +25,17 @@ from rich.table import Table
 from canopywatch.settings import Settings
 
 DAG_ID = "deforestation_monitor"
+DEMO_BBOX = [-55.40, -7.10, -55.35, -7.05]
 DEMO_AREA = {
     "name": "demo-novo-progresso",
     # a simulated patch of Amazon forest, pasture and clearings (~5.5 x 5.5 km)
-    "bbox": [-55.40, -7.10, -55.35, -7.05],
+    "bbox": DEMO_BBOX,
     "start": "2023-06-01",
     "end": "2024-07-31",
     "seed": 7,
 }
 DEMO_CONF = {
-    "bbox": DEMO_AREA["bbox"],
+    "bbox": DEMO_BBOX,
     "start": "2023-07-01",
     "end": "2024-06-30",
     "max_cloud": 60,
@@ -119,6 +120,53 @@ def wait_for_run(api: AirflowApi, run_id: str, timeout_s: float = 1800) -> dict[
             time.sleep(3)
 
 
+def task_result(api: AirflowApi, run_id: str, task_id: str) -> dict[str, Any]:
+    """A task's return value (XCom), or {} with a warning when it has none."""
+    try:
+        entry = api.call(
+            "GET",
+            f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value",
+        )
+    except RuntimeError as exc:
+        console.print(f"[yellow]no result from {task_id}: {exc}")
+        return {}
+    value = entry.get("value")
+    return dict(json.loads(value) if isinstance(value, str) else value or {})
+
+
+def lake_and_catalog_rows(settings: Settings) -> list[tuple[str, str]]:
+    """Rows for the summary: Delta tables with versions, PostGIS rows, one bbox + time query."""
+    from canopywatch.catalog import queries
+    from canopywatch.catalog.schema import connect
+    from canopywatch.lake.tables import TABLES, lake_from_settings, open_table
+
+    lake = lake_from_settings(settings)
+    lines = []
+    for name, spec in TABLES.items():
+        table = open_table(lake, spec, create=False) if name == "scenes_raw" else None
+        if table is not None:
+            rows = table.to_pyarrow_table(columns=["scene_id"]).num_rows
+            lines.append(
+                ("Delta scenes_raw", f"{rows} rows, version {table.version()} ({lake.uri(spec)})")
+            )
+    query = queries.Query.parse(DEMO_BBOX, "2024-01-01", "2024-03-31")
+    with connect(settings) as conn:
+        total = conn.execute("SELECT count(*) FROM scenes").fetchone()
+        found = queries.scenes_in(conn, query)
+    lines.append(
+        ("PostGIS scenes", f"{total[0] if total else 0} rows in {settings.pg_database}.scenes")
+    )
+    lines.append(
+        (
+            "bbox + time query",
+            f"{len(found)} scenes in {DEMO_BBOX} during 2024-01-01..2024-03-31 "
+            f"(canopywatch scenes --bbox={','.join(str(v) for v in DEMO_BBOX)} "
+            "--start 2024-01-01 --end 2024-03-31)",
+        )
+    )
+    return lines
+
+
 def main() -> int:
     from canopywatch.platform import airflow_local, stack
 
@@ -142,16 +190,8 @@ def main() -> int:
     run = wait_for_run(api, run_id)
     took = time.monotonic() - started
 
-    summary: dict[str, Any] = {}
-    try:
-        entry = api.call(
-            "GET",
-            f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/summarize/xcomEntries/return_value",
-        )
-        value = entry.get("value")
-        summary = json.loads(value) if isinstance(value, str) else dict(value or {})
-    except RuntimeError as exc:
-        console.print(f"[yellow]no summary from the summarize task: {exc}")
+    summary = task_result(api, run_id, "summarize")
+    export = task_result(api, run_id, "export_review")
 
     logs = airflow_local.airflow_home(settings) / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}"
     table = Table(title="demo run", show_header=False)
@@ -169,6 +209,10 @@ def main() -> int:
         "\n".join(f"s3://{settings.bucket}/{k}" for k in keys[:3])
         + (f"\n... and {len(keys) - 3} more" if len(keys) > 3 else ""),
     )
+    for label, text in lake_and_catalog_rows(settings):
+        table.add_row(label, text)
+    if export:
+        table.add_row("GeoPackage", f"{export.get('path')} (also {export.get('uri')})")
     table.add_row("Airflow UI", f"{airflow_local.api_url(settings)}/dags/{DAG_ID}/runs/{run_id}")
     table.add_row("login", f"{user} / {password}")
     table.add_row("task logs", str(logs))
