@@ -70,6 +70,8 @@ class Settings:
     max_aoi_km2: float = 2500.0
     download_concurrency: int = 4
     sh_max_retries: int = 5
+    # trained change-detection models (ml/models/<name>/, written by `dvc repro` in ml/)
+    model_dir: Path = field(default_factory=lambda: REPO_ROOT / "ml" / "models")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

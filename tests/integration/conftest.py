@@ -30,6 +30,15 @@ AREA = {
     "seed": 11,
 }
 
+CONF = {
+    "bbox": list(AREA["bbox"]),
+    "start": "2024-04-01",
+    "end": "2024-05-31",
+    "max_cloud": 70,
+    "function": "s2l2a_bands",
+    "aoi_name": "it-area",
+}
+
 
 @pytest.fixture(scope="session")
 def platform() -> Iterator[Settings]:
@@ -141,8 +150,8 @@ def airflow_env(platform: Settings, cdse: Cdse) -> AirflowEnv:
     return AirflowEnv(settings, variables)
 
 
-def airflow_dags_test(env: AirflowEnv, conf: dict[str, Any]):
-    """``airflow dags test deforestation_monitor --conf ...`` (dag.test()) with the platform's env."""
+def airflow_dags_test(env: AirflowEnv, conf: dict[str, Any], dag_id: str = DAG_ID):
+    """``airflow dags test <dag_id> --conf ...`` (dag.test()) with the platform's env."""
     from canopywatch.platform import airflow_local
 
     old = {k: os.environ.get(k) for k in env.variables}
@@ -152,7 +161,7 @@ def airflow_dags_test(env: AirflowEnv, conf: dict[str, Any]):
             env.settings,
             "dags",
             "test",
-            DAG_ID,
+            dag_id,
             "--conf",
             json.dumps(conf),
             check=False,
@@ -164,3 +173,21 @@ def airflow_dags_test(env: AirflowEnv, conf: dict[str, Any]):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def first_run(airflow_env: AirflowEnv, cdse: Cdse) -> tuple[AirflowEnv, Any, int]:
+    """One deforestation_monitor run over CONF, with a poison message queued before it."""
+    from confluent_kafka import Producer
+
+    settings = airflow_env.settings
+    poison = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    poison.produce(
+        settings.topic("download-requests"),
+        b'{"message_type": "DownloadRequest", "width": "x"}',
+        key=b"poison",
+    )
+    poison.flush(10)
+    before = cdse.emulator.stats.count("process")
+    result = airflow_dags_test(airflow_env, CONF)
+    return airflow_env, result, cdse.emulator.stats.count("process") - before

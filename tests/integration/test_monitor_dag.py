@@ -9,23 +9,14 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer
 from rasterio.io import MemoryFile
 
 from canopywatch.messages import DeadLetter, SceneDownloaded
 from canopywatch.platform import minio
-from tests.integration.conftest import AREA, airflow_dags_test
+from tests.integration.conftest import CONF, airflow_dags_test
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
-
-CONF = {
-    "bbox": list(AREA["bbox"]),
-    "start": "2024-04-01",
-    "end": "2024-05-31",
-    "max_cloud": 70,
-    "function": "s2l2a_bands",
-    "aoi_name": "it-area",
-}
 
 
 def drain(settings, topic: str) -> list[tuple[bytes | None, bytes]]:
@@ -63,25 +54,12 @@ def expected_days(cdse) -> set[date]:
 def stored_objects(settings) -> dict[str, str]:
     s3 = minio.s3_client(settings)
     objects = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket, Prefix="sentinel_hub/"):
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=settings.bucket, Prefix="sentinel_hub/"
+    ):
         for obj in page.get("Contents", []):
             objects[obj["Key"]] = f"{obj['ETag']}|{obj['LastModified'].isoformat()}"
     return objects
-
-
-@pytest.fixture(scope="module")
-def first_run(airflow_env, cdse):
-    settings = airflow_env.settings
-    poison = Producer({"bootstrap.servers": settings.kafka_bootstrap})
-    poison.produce(
-        settings.topic("download-requests"),
-        b'{"message_type": "DownloadRequest", "width": "x"}',
-        key=b"poison",
-    )
-    poison.flush(10)
-    before = cdse.emulator.stats.count("process")
-    result = airflow_dags_test(airflow_env, CONF)
-    return airflow_env, result, cdse.emulator.stats.count("process") - before
 
 
 def test_run_succeeds_and_stores_every_scene_under_the_layout(first_run, cdse):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -118,13 +119,17 @@ class EvalscriptSetup:
         return next((spec for spec in self.outputs if spec.id == identifier), None)
 
 
+_V8_INIT_LOCK = threading.Lock()
+
+
 class Evalscript:
     """One evalscript loaded into its own V8 context. Use as a context manager."""
 
     def __init__(self, source: str) -> None:
         if not source.lstrip().startswith(VERSION_LINE):
             raise EvalscriptError("Evalscript must start with //VERSION=3")
-        self._context = MiniRacer()
+        with _V8_INIT_LOCK:  # V8 aborts the process if two threads initialise it at once
+            self._context = MiniRacer()
         self._run_js(lambda: self._context.eval(_HARNESS))
         self._run_js(lambda: self._context.eval(source))
         self.setup = _parse_setup(

@@ -1,0 +1,128 @@
+"""
+### deforestation_detect_weekly
+
+Turns each monitored area's Sentinel-2 time series into dated, scored deforestation
+alerts, every week (and on demand for a bbox).
+
+**Params** (optional): `bbox` `[min_lon, min_lat, max_lon, max_lat]` and `aoi_name` to
+score one area instead of every registered one; `end` (date) to score up to another day.
+
+Flow: `resolve_areas` -> `detect_area` (mapped per area: scenes from the PostGIS catalog,
+read from MinIO, scored by the XGBoost model in `ml/models/s2` or the statistical
+baseline when none is trained; alert polygons >= 0.1 ha published to `canopywatch.alerts`;
+a GeoPackage and a before/after PNG quicklook per tile in the exports bucket) ->
+`record_alerts` (Kafka -> Delta `alerts`, exactly once; a re-run replaces, never
+duplicates: alert ids are stable) -> `sync_catalog` (Delta -> PostGIS `alerts`) ->
+`report` (per-area summary).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.providers.apache.kafka.operators.consume import ConsumeFromTopicOperator
+from airflow.sdk import DAG, Param, get_current_context, task
+
+from canopywatch.settings import Settings
+
+SETTINGS = Settings.from_env()
+S3_CONN, POSTGIS_CONN = "minio_default", "postgis_default"
+KAFKA_CONN, KAFKA_LAKE_CONN = "kafka_default", "kafka_lake"
+
+with DAG(
+    dag_id="deforestation_detect_weekly",
+    description="Weekly XGBoost change detection: dated, scored deforestation alerts per area",
+    doc_md=__doc__,
+    schedule="@weekly",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "canopywatch", "retries": 1, "retry_delay": timedelta(minutes=1)},
+    tags=["canopywatch", "detection", "alerts", "xgboost"],
+    params={
+        "bbox": Param(
+            None,
+            type=["null", "array"],
+            items={"type": "number"},
+            minItems=4,
+            maxItems=4,
+            title="Bounding box",
+            description="[min_lon, min_lat, max_lon, max_lat]; empty = every registered area",
+        ),
+        "aoi_name": Param(None, type=["null", "string"], maxLength=48, title="Area name"),
+        "end": Param(None, type=["null", "string"], format="date", title="Score up to (date)"),
+    },
+) as dag:
+
+    @task(retries=0)
+    def resolve_areas() -> list[dict[str, Any]]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from canopywatch import monitor
+
+        context = get_current_context()
+        params = dict(context["params"])
+        end = params.get("end") or context.get("data_interval_end") or pendulum.now("UTC")
+        try:
+            return monitor.resolve_areas(
+                {**params, "start": "1970-01-01", "end": end},
+                None,
+                None,
+                postgres_conn_id=POSTGIS_CONN,
+                settings=Settings.from_env(),
+            )
+        except ValueError as exc:
+            raise AirflowFailException(f"invalid parameters: {exc}") from exc
+
+    @task(map_index_template="{{ aoi_label }}")
+    def detect_area(area: dict[str, Any]) -> dict[str, Any]:
+        from canopywatch import weekly
+
+        context = get_current_context()
+        context["aoi_label"] = area["aoi"]["aoi_id"]  # type: ignore[typeddict-unknown-key]
+        return weekly.detect_area_alerts(
+            area,
+            aws_conn_id=S3_CONN,
+            postgres_conn_id=POSTGIS_CONN,
+            kafka_conn_id=KAFKA_CONN,
+            run_id=context["run_id"],
+            settings=Settings.from_env(),
+        )
+
+    @task
+    def sync_catalog() -> dict[str, Any]:
+        from canopywatch.catalog.sync import sync_from_airflow
+
+        return sync_from_airflow(aws_conn_id=S3_CONN, postgres_conn_id=POSTGIS_CONN)
+
+    @task
+    def report(results: list[dict[str, Any]]) -> dict[str, Any]:
+        import logging
+
+        log = logging.getLogger("canopywatch.weekly")
+        for r in results:
+            log.info("%s: %d scene(s), %d alert(s) (%d high confidence), %.2f ha; outputs: %s",
+                     r["aoi_id"], r["scenes"], r["alerts"], r["high_confidence"], r["area_ha"],
+                     ", ".join(o["uri"] for o in r["outputs"]) or "none")  # fmt: skip
+        return {
+            "areas": len(results),
+            "alerts": sum(r["alerts"] for r in results),
+            "area_ha": round(sum(r["area_ha"] for r in results), 3),
+            "outputs": [o for r in results for o in r["outputs"]],
+        }
+
+    record_alerts = ConsumeFromTopicOperator(
+        task_id="record_alerts",
+        kafka_config_id=KAFKA_LAKE_CONN,
+        topics=[SETTINGS.topic("alerts")],
+        apply_function_batch="canopywatch.lake.consume.consume_alerts",
+        apply_function_kwargs={"aws_conn_id": S3_CONN, "kafka_conn_id": KAFKA_CONN},
+        commit_cadence="end_of_batch",
+        max_batch_size=1000,
+        poll_timeout=10,
+    )
+
+    detections = detect_area.expand(area=resolve_areas())
+    detections >> record_alerts >> sync_catalog() >> report(detections)

@@ -1,0 +1,171 @@
+"""The steps of the ``deforestation_detect_weekly`` DAG, as plain functions over connection ids.
+
+For each area: the scenes the catalog holds for it (PostGIS, by bbox and time),
+fetched from MinIO per request tile, scored by the trained XGBoost model (the
+statistical baseline when no model is trained), turned into dated, scored alert
+polygons, published as AlertPublished messages (Kafka -> Delta ``alerts`` -> PostGIS),
+and exported for GIS review: a GeoPackage and a before/after PNG quicklook.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from shapely.geometry import mapping
+
+from canopywatch.download import Aoi
+from canopywatch.layout import parse_key
+from canopywatch.messages import AlertPublished
+from canopywatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+HISTORY = timedelta(days=730)  # the detector's baseline needs earlier clear observations
+MODEL_NAME = "s2"
+
+
+def detector_for(settings: Settings) -> Any:
+    """The trained model when there is one, else the statistical baseline (no training)."""
+    from canopywatch.detect.detector import BaselineDetector, ModelDetector
+    from canopywatch.detect.model import load_model
+
+    model_dir = settings.model_dir / MODEL_NAME
+    try:
+        detector: Any = ModelDetector(load_model(model_dir))
+    except ValueError:
+        log.warning(
+            "no trained model in %s: scoring with the statistical baseline "
+            "(train one with the deforestation_model_training DAG or `cd ml && dvc repro`)",
+            model_dir,
+        )
+        return BaselineDetector()
+    log.info("scoring with model %s from %s", detector.version, model_dir)
+    return detector
+
+
+def scene_keys_by_tile(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[tuple[datetime, str]]]:
+    """Raw s2l2a_bands scenes grouped by request tile (the key's bbox segment), oldest first."""
+    tiles: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
+    for row in rows:
+        key = parse_key(str(row["raw_key"]))
+        if key.function != "s2l2a_bands":
+            continue
+        tiles[key.prefix.rsplit("/", 1)[1]].append((key.acquired_at, key.key))
+    return {tile: sorted(scenes) for tile, scenes in sorted(tiles.items())}
+
+
+def alert_messages(alerts: Any, aoi_id: str) -> list[AlertPublished]:
+    """AlertPublished messages (geometry in EPSG:4326) from the detector's GeoDataFrame."""
+    frame = alerts.to_crs(4326) if len(alerts) else alerts
+    messages = []
+    for row in frame.itertuples():
+        confirmed = (
+            row.confirmed_date
+            if isinstance(row.confirmed_date, str) and row.confirmed_date
+            else None
+        )
+        messages.append(
+            AlertPublished(
+                alert_id=str(row.id),
+                aoi_id=aoi_id,
+                geometry=mapping(row.geometry),
+                alert_date=_as_datetime(row.alert_date),
+                confirmed_date=_as_datetime(confirmed) if confirmed else None,
+                confidence=float(row.confidence),
+                area_ha=float(row.area_ha),
+                model_version=str(row.model_version),
+            )
+        )
+    return messages
+
+
+def _as_datetime(value: Any) -> datetime:
+    text = str(value)[:10]
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def detect_area_alerts(
+    area: Mapping[str, Any],
+    *,
+    aws_conn_id: str,
+    postgres_conn_id: str,
+    kafka_conn_id: str,
+    run_id: str,
+    settings: Settings,
+) -> dict[str, Any]:
+    """Score one area's scenes, publish its alerts, export GeoPackage + quicklook."""
+    from airflow.providers.apache.kafka.hooks.produce import KafkaProducerHook
+
+    from canopywatch.catalog import queries
+    from canopywatch.detect.alerts import write_alerts, write_quicklook
+    from canopywatch.detect.detector import detect_area
+    from canopywatch.detect.observations import SceneFilesSource
+    from canopywatch.lake.connections import postgis_from_airflow
+    from canopywatch.monitor import object_store
+    from canopywatch.sources.simulate import days_since_epoch
+
+    aoi = Aoi.from_dict(area["aoi"])
+    end = datetime.fromisoformat(area["end"])
+    start = end - HISTORY
+    query = queries.Query.parse(
+        aoi.bbox.as_tuple(), start.date().isoformat(), end.date().isoformat()
+    )
+    with postgis_from_airflow(postgres_conn_id) as conn:
+        rows = queries.scenes_in(conn, query)
+    tiles = scene_keys_by_tile(rows)
+    log.info("%s: %d scene(s) in the catalog over %d tile(s), %s .. %s", aoi.aoi_id, len(rows),
+             len(tiles), start.date(), end.date())  # fmt: skip
+    detector = detector_for(settings)
+    raw_store = object_store(aws_conn_id, settings.bucket)
+    exports = object_store(aws_conn_id, settings.exports_bucket)
+    producer = KafkaProducerHook(kafka_config_id=kafka_conn_id).get_producer()
+    out_dir = settings.home / "exports" / "alerts" / aoi.aoi_id / _safe(run_id)
+    summary: dict[str, Any] = {"aoi_id": aoi.aoi_id, "scenes": len(rows), "alerts": 0, "area_ha": 0.0,
+                               "high_confidence": 0, "outputs": []}  # fmt: skip
+    for tile, scenes in tiles.items():
+        if len(scenes) < 4:
+            log.info(
+                "%s %s: only %d scene(s), too few to score; skipped", aoi.aoi_id, tile, len(scenes)
+            )
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            files = []
+            for acquired_at, key in scenes:
+                path = Path(tmp) / f"{acquired_at:%Y%m%dT%H%M%S}.tif"
+                path.write_bytes(raw_store.get(key))
+                files.append((days_since_epoch(acquired_at.date()), path))
+            result = detect_area(SceneFilesSource(files), detector, aoi=aoi.aoi_id)
+        alerts = result.alerts
+        messages = alert_messages(alerts, aoi.aoi_id)
+        for message in messages:
+            producer.produce(settings.topic("alerts"), message.to_bytes(), key=message.key.encode())
+        producer.flush(30)
+        stem = f"{aoi.aoi_id}_{tile}"
+        gpkg = write_alerts(alerts, out_dir / f"{stem}.gpkg")
+        png = write_quicklook(result.before_rgb, result.after_rgb, alerts, result.grid.transform,
+                              out_dir / f"{stem}.png", title=f"{aoi.name} {tile}",
+                              dates=(f"before ({scenes[0][0]:%Y-%m})", f"after ({scenes[-1][0]:%Y-%m})"))  # fmt: skip
+        for path, content_type in ((gpkg, "application/geopackage+sqlite3"), (png, "image/png")):
+            key = f"alerts/{aoi.aoi_id}/{_safe(run_id)}/{path.name}"
+            exports.put(key, path.read_bytes(), content_type, {"run-id": run_id})
+            summary["outputs"].append({"local": str(path), "uri": f"s3://{exports.bucket}/{key}"})
+        high = int((alerts["confidence_level"] == "high").sum()) if len(alerts) else 0
+        area_ha = float(alerts["area_ha"].sum()) if len(alerts) else 0.0
+        summary["alerts"] += len(alerts)
+        summary["high_confidence"] += high
+        summary["area_ha"] += area_ha
+        log.info("%s %s: %d scene(s) scored with %s: %d alert(s) (%d high confidence), %.2f ha; "
+                 "published to %s; GeoPackage %s; quicklook %s", aoi.aoi_id, tile, len(scenes),
+                 result.model_version, len(alerts), high, area_ha, settings.topic("alerts"), gpkg, png)  # fmt: skip
+    summary["area_ha"] = round(summary["area_ha"], 3)
+    return summary
+
+
+def _safe(run_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
