@@ -25,6 +25,8 @@ from rich.table import Table
 from canopywatch.settings import Settings
 
 DAG_ID = "deforestation_monitor"
+DETECT_DAG_ID = "deforestation_detect_weekly"
+TRAIN_DAG_ID = "deforestation_model_training"
 DEMO_BBOX = [-55.40, -7.10, -55.35, -7.05]
 DEMO_AREA = {
     "name": "demo-novo-progresso",
@@ -97,13 +99,15 @@ def configure_environment() -> Settings:
     return settings
 
 
-def wait_for_run(api: AirflowApi, run_id: str, timeout_s: float = 1800) -> dict[str, Any]:
+def wait_for_run(
+    api: AirflowApi, run_id: str, dag_id: str = DAG_ID, timeout_s: float = 1800
+) -> dict[str, Any]:
     started = time.monotonic()
     with Live(console=console, refresh_per_second=2, transient=True) as live:
         while True:
-            run = api.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")
-            tis = api.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances?limit=200")
-            table = Table(title=f"{DAG_ID} {run_id}: {run['state']}", show_lines=False)
+            run = api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+            tis = api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=200")
+            table = Table(title=f"{dag_id} {run_id}: {run['state']}", show_lines=False)
             table.add_column("task")
             table.add_column("map index")
             table.add_column("state")
@@ -120,12 +124,12 @@ def wait_for_run(api: AirflowApi, run_id: str, timeout_s: float = 1800) -> dict[
             time.sleep(3)
 
 
-def task_result(api: AirflowApi, run_id: str, task_id: str) -> dict[str, Any]:
+def task_result(api: AirflowApi, run_id: str, task_id: str, dag_id: str = DAG_ID) -> dict[str, Any]:
     """A task's return value (XCom), or {} with a warning when it has none."""
     try:
         entry = api.call(
             "GET",
-            f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value",
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value",
         )
     except RuntimeError as exc:
         console.print(f"[yellow]no result from {task_id}: {exc}")
@@ -167,6 +171,39 @@ def lake_and_catalog_rows(settings: Settings) -> list[tuple[str, str]]:
     return lines
 
 
+def trigger_and_wait(
+    api: AirflowApi, dag_id: str, conf: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    run_id = "demo__" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    console.print(f"triggering {dag_id} with {json.dumps(conf)}")
+    body = {"dag_run_id": run_id, "logical_date": None, "conf": conf}
+    api.call("POST", f"/dags/{dag_id}/dagRuns", body)
+    return run_id, wait_for_run(api, run_id, dag_id)
+
+
+def detect_alerts(api: AirflowApi, settings: Settings) -> dict[str, Any]:
+    """Train the model if there is none, then score the demo area: the demo ends with alerts."""
+    from canopywatch.weekly import MODEL_NAME
+
+    if not (settings.model_dir / MODEL_NAME / "model.json").exists():
+        console.print("no trained model yet: training it (dvc repro, about 2 minutes)...")
+        _, trained = trigger_and_wait(api, TRAIN_DAG_ID, {})
+        if trained["state"] != "success":
+            console.print("[yellow]training failed: scoring with the statistical baseline")
+    conf = {"bbox": DEMO_BBOX, "aoi_name": DEMO_CONF["aoi_name"], "end": DEMO_CONF["end"]}
+    run_id, run = trigger_and_wait(api, DETECT_DAG_ID, conf)
+    report = task_result(api, run_id, "report", DETECT_DAG_ID)
+    outputs = [o["local"] for o in report.get("outputs", [])]
+    rows = [
+        ("alerts run", f"{DETECT_DAG_ID} {run_id}: [bold]{run['state']}[/]"),
+        ("alerts", f"{report.get('alerts', '?')} alerts, {report.get('area_ha', '?')} ha "
+                   f"(canopywatch alerts --bbox={','.join(str(v) for v in DEMO_BBOX)} "
+                   f"--start {DEMO_CONF['start']} --end {DEMO_CONF['end']})"),
+        ("alert outputs", "\n".join(outputs) or "none"),
+    ]  # fmt: skip
+    return {"state": run["state"], "rows": rows}
+
+
 def main() -> int:
     from canopywatch.platform import airflow_local, stack
 
@@ -177,18 +214,13 @@ def main() -> int:
     user, password = airflow_local.login(settings)
     airflow_local.airflow_cli(settings, "dags", "reserialize")
     api = AirflowApi.login(airflow_local.api_url(settings), user, password)
-    api.call("PATCH", f"/dags/{DAG_ID}", {"is_paused": False})
+    for dag_id in (DAG_ID, DETECT_DAG_ID, TRAIN_DAG_ID):
+        api.call("PATCH", f"/dags/{dag_id}", {"is_paused": False})
 
-    run_id = "demo__" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    console.print(f"triggering {DAG_ID} with {json.dumps(DEMO_CONF)}")
-    api.call(
-        "POST",
-        f"/dags/{DAG_ID}/dagRuns",
-        {"dag_run_id": run_id, "logical_date": None, "conf": DEMO_CONF},
-    )
     started = time.monotonic()
-    run = wait_for_run(api, run_id)
+    run_id, run = trigger_and_wait(api, DAG_ID, DEMO_CONF)
     took = time.monotonic() - started
+    detection = detect_alerts(api, settings) if run["state"] == "success" else {}
 
     summary = task_result(api, run_id, "summarize")
     export = task_result(api, run_id, "export_review")
@@ -213,6 +245,8 @@ def main() -> int:
         table.add_row(label, text)
     if export:
         table.add_row("GeoPackage", f"{export.get('path')} (also {export.get('uri')})")
+    for label, text in detection.get("rows", []):
+        table.add_row(label, text)
     table.add_row("Airflow UI", f"{airflow_local.api_url(settings)}/dags/{DAG_ID}/runs/{run_id}")
     table.add_row("login", f"{user} / {password}")
     table.add_row("task logs", str(logs))
@@ -221,7 +255,8 @@ def main() -> int:
         f"http://127.0.0.1:{settings.minio_console_port} (python -m canopywatch.platform login)",
     )
     console.print(table)
-    return 0 if run["state"] == "success" else 1
+    ok = run["state"] == "success" and detection.get("state") == "success"
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
