@@ -13,7 +13,7 @@ from train import load_params, scenario_list
 
 from canopywatch.detect.alerts import AlertPolicy
 from canopywatch.detect.commands import print_report
-from canopywatch.detect.experiments import aggregate, methods, run_methods
+from canopywatch.detect.experiments import method_report, methods, run_methods
 from canopywatch.detect.model import load_model
 
 
@@ -29,18 +29,7 @@ def main() -> None:
     model = load_model(args.models / "s2")
     policy = AlertPolicy(mmu_ha=params["evaluate"]["mmu_ha"])
     runs, _ = run_methods(held_out, methods(model), policy=policy)
-    report = {}
-    for method in dict.fromkeys(run.method for run in runs):
-        mine = [run for run in runs if run.method == method]
-        report[method] = {
-            "all": aggregate(mine),
-            "all_0.5ha": aggregate(mine, ">=0.5ha"),
-            "by_scenario_type": {
-                kind: aggregate([run for run in mine if run.kind == kind])
-                for kind in dict.fromkeys(run.kind for run in mine)
-            },
-            "olofsson": [run.evaluation.area for run in mine],
-        }
+    report = method_report(runs)
     print_report(report)
     args.out.write_text(json.dumps(report, indent=2, default=str))
 

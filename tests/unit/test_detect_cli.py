@@ -18,7 +18,6 @@ from canopywatch.detect.commands import EXIT_USAGE, main
 SHARED = Path(__file__).parents[2].parent / "shared" / "data" / "real"
 SLOVENIA = SHARED / "eolearn-slovenia"
 THEIA = SHARED / "theia-s2-T31UFQ" / "SENTINEL" / "ZoneTest"
-needs_real = pytest.mark.skipif(not SLOVENIA.is_dir(), reason="shared real data not present")
 
 
 def write_slovenia_ndvi(folder: Path) -> int:
@@ -53,7 +52,6 @@ def write_slovenia_ndvi(folder: Path) -> int:
     return height * width
 
 
-@needs_real
 @pytest.mark.slow
 def test_detect_index_stack_on_real_slovenia_ndvi(tmp_path: Path) -> None:
     pixels = write_slovenia_ndvi(tmp_path / "ndvi")
@@ -83,7 +81,6 @@ def test_detect_index_stack_on_real_slovenia_ndvi(tmp_path: Path) -> None:
     assert (tmp_path / "q.png").stat().st_size > 1000
 
 
-@pytest.mark.skipif(not THEIA.is_dir(), reason="shared real data not present")
 @pytest.mark.slow
 def test_detect_scenes_on_real_theia_band_files(tmp_path: Path) -> None:
     out = tmp_path / "alerts.gpkg"

@@ -19,8 +19,7 @@ ROOT = Path(__file__).parents[2]
 @pytest.mark.slow
 def test_small_dvc_repro_offline(tmp_path: Path) -> None:
     dvc = Path(sys.executable).parent / "dvc"
-    if not dvc.exists():
-        pytest.skip("dvc is not installed")
+    assert dvc.exists(), "dvc is missing from the venv: scripts/bootstrap.sh python"
     project = tmp_path / "ml"
     project.mkdir()
     for name in ("dvc.yaml", "train.py", "evaluate.py"):

@@ -85,7 +85,7 @@ def _catalog_row() -> dict[str, object]:
 
 
 def test_scene_items_are_valid_stac_1_1_with_eo_and_proj() -> None:
-    pystac = pytest.importorskip("pystac")
+    import pystac
     from pystac.extensions.eo import EOExtension
     from pystac.extensions.projection import ProjectionExtension
     from pystac.validation import validate_dict

@@ -193,7 +193,7 @@ def detect_command(args: argparse.Namespace) -> int:
 def evaluate_command(args: argparse.Namespace) -> int:
     if args.alerts is not None or args.labels is not None:
         return _evaluate_labels(args)
-    from canopywatch.detect.experiments import aggregate, methods, run_methods
+    from canopywatch.detect.experiments import method_report, methods, run_methods
     from canopywatch.detect.model import load_model
     from canopywatch.detect.scenarios import scenarios
 
@@ -203,18 +203,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     held_out = scenarios(kinds, args.seeds, held_out=True, size_px=args.size)
     model = load_model(args.model) if args.model is not None else None
     runs, _ = run_methods(held_out, methods(model), progress=lambda name: console.log(name))
-    report: dict[str, Any] = {}
-    for method in dict.fromkeys(run.method for run in runs):
-        mine = [run for run in runs if run.method == method]
-        report[method] = {
-            "all": aggregate(mine),
-            "all_0.5ha": aggregate(mine, ">=0.5ha"),
-            "by_scenario_type": {
-                kind: aggregate([run for run in mine if run.kind == kind])
-                for kind in dict.fromkeys(run.kind for run in mine)
-            },
-            "olofsson": [run.evaluation.area for run in mine],
-        }
+    report = method_report(runs)
     print_report(report)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

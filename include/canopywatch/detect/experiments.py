@@ -133,3 +133,20 @@ def aggregate(runs: Sequence[MethodRun], key: str = ">=0.1ha") -> dict[str, Any]
         "pixel_obs_per_s": cells / seconds if seconds else float("nan"),
         "recall_by_event_kind": {kind: f"{hit}/{total}" for kind, (hit, total) in kinds.items()},
     }
+
+
+def method_report(runs: Sequence[MethodRun]) -> dict[str, Any]:
+    """Per method: all events (>= 0.1 ha and >= 0.5 ha), per scenario type, Olofsson areas."""
+    report: dict[str, Any] = {}
+    for method in dict.fromkeys(run.method for run in runs):
+        mine = [run for run in runs if run.method == method]
+        report[method] = {
+            "all": aggregate(mine),
+            "all_0.5ha": aggregate(mine, ">=0.5ha"),
+            "by_scenario_type": {
+                kind: aggregate([run for run in mine if run.kind == kind])
+                for kind in dict.fromkeys(run.kind for run in mine)
+            },
+            "olofsson": [run.evaluation.area for run in mine],
+        }
+    return report
