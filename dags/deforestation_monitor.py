@@ -18,7 +18,8 @@ API, verify, store `sentinel_hub/{function}/{geohash}/{timestamp}/bbox_.../raw.t
 announce SceneDownloaded, poison to `.dlq`) -> `summarize` (what is stored where);
 and `lake_versions` -> `record_scenes` (Kafka consumer writing SceneDownloaded to the
 Delta table `scenes_raw` exactly once) -> `sync_catalog` (Delta -> PostGIS) ->
-`export_review` (the run's new scene footprints as a GeoPackage in MinIO).
+`export_review` (the run's new scene footprints as a GeoPackage in MinIO). Recording scenes
+updates the Asset `canopywatch.lake.scenes_raw`, which triggers `scene_curation`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from airflow.providers.apache.kafka.operators.consume import ConsumeFromTopicOpe
 from airflow.providers.apache.kafka.operators.produce import ProduceToTopicOperator
 from airflow.sdk import DAG, Param, get_current_context, task
 
+from canopywatch.cog.assets import scenes_raw_asset
 from canopywatch.evalscripts import FUNCTIONS
 from canopywatch.settings import Settings
 
@@ -188,6 +190,7 @@ with DAG(
         commit_cadence="end_of_batch",
         max_batch_size=500,
         poll_timeout=10,
+        outlets=[scenes_raw_asset(SETTINGS)],  # new raw scenes trigger scene_curation (COGs, dbt)
     )
 
     versions = lake_versions()

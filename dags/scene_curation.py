@@ -123,7 +123,10 @@ with DAG(
             ),
         ),
         render_config=RenderConfig(
-            load_method=dbt_load_method(), test_behavior=TestBehavior.AFTER_EACH
+            load_method=dbt_load_method(),
+            test_behavior=TestBehavior.AFTER_EACH,
+            # a test across two models (relationships) runs once both are built
+            should_detach_multiple_parents_tests=True,
         ),
         execution_config=ExecutionConfig(
             dbt_executable_path=str(Path(sys.executable).with_name("dbt"))

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install what the local platform needs, idempotently (no Docker, package registries only).
 #
-#   scripts/bootstrap.sh [STEP ...]     STEP: all (default) | python | services | apt | kafka | minio
+#   scripts/bootstrap.sh [STEP ...]     STEP: all (default) | python | services | apt | kafka | spark | minio | dbt
 #     apt      Debian packages postgresql-15 postgresql-15-postgis-3 (apt-get update only if one is missing)
 #     python   .venv + pip install -r requirements.txt (or requirements/base.in) + pip install -e . --no-deps
 #     kafka    Kafka broker jars from Maven Central (platform/kafka/pom.xml) into $CANOPYWATCH_HOME/lib/kafka
+#     spark    Spark job jars (Delta, S3A) from Maven Central (platform/spark/pom.xml) into $CANOPYWATCH_HOME/lib/spark
 #     minio    MinIO server built with `go install` into $CANOPYWATCH_HOME/bin/minio
-#     services = apt kafka minio;  all = apt python kafka minio
+#     dbt      `dbt parse` of dbt/ into $CANOPYWATCH_HOME/dbt/target/manifest.json (Cosmos renders the DAG from it)
+#     services = apt kafka spark minio;  all = apt python kafka spark minio dbt
 #
 # A step that already ran for the same inputs is skipped: stamp files under
 # $CANOPYWATCH_HOME/stamps are keyed by a hash of each step's inputs. Each step prints one line;
@@ -25,11 +27,15 @@ MINIO_MODULE="github.com/minio/minio"
 MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
 KAFKA_POM="$REPO/platform/kafka/pom.xml"
 KAFKA_LIB="$PLATFORM_HOME/lib/kafka"
+SPARK_POM="$REPO/platform/spark/pom.xml"
+SPARK_LIB="$PLATFORM_HOME/lib/spark"
+DBT_PROJECT="$REPO/dbt"
+DBT_TARGET="$PLATFORM_HOME/dbt/target"
 MINIO_BIN="$PLATFORM_HOME/bin/minio"
 
 report() { printf '%-7s %s\n' "$1:" "$2"; }
 die() { printf 'bootstrap: %s\n' "$*" >&2; exit 1; }
-usage() { printf 'usage: scripts/bootstrap.sh [all|python|services|apt|kafka|minio ...]\n' >&2; exit 2; }
+usage() { printf 'usage: scripts/bootstrap.sh [all|python|services|apt|kafka|spark|minio|dbt ...]\n' >&2; exit 2; }
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 not found on PATH: $2"; }
 hash_of() { cat "$@" | sha256sum | cut -c1-16; }
 stamped() { [[ -f "$STAMPS/$1.$2" ]]; }
@@ -99,6 +105,22 @@ step_kafka() {
   report kafka "done ($(find "$KAFKA_LIB" -name '*.jar' | wc -l) jars in $KAFKA_LIB)"
 }
 
+step_spark() {
+  local key
+  key=$(hash_of "$SPARK_POM")
+  if stamped spark "$key" && compgen -G "$SPARK_LIB/delta-spark_*.jar" >/dev/null; then
+    report spark "skipped (already there: $SPARK_LIB)"
+    return
+  fi
+  check_java
+  need mvn "install Maven >= 3.8 (apt-get install maven)"
+  rm -rf "$SPARK_LIB"
+  mkdir -p "$SPARK_LIB"
+  run_logged spark mvn -q -B -f "$SPARK_POM" dependency:copy-dependencies -DoutputDirectory="$SPARK_LIB"
+  stamp spark "$key"
+  report spark "done ($(find "$SPARK_LIB" -name '*.jar' | wc -l) jars in $SPARK_LIB)"
+}
+
 minio_version_of() {  # the module version a Go binary was built from, or nothing
   go version -m "$1" 2>/dev/null | awk -v m="$MINIO_MODULE" '$1 == "mod" && $2 == m {print $3}'
 }
@@ -129,14 +151,30 @@ step_minio() {
   report minio "done (built $MINIO_MODULE@$MINIO_VERSION into $MINIO_BIN)"
 }
 
+step_dbt() {
+  local key
+  key=$(find "$DBT_PROJECT" -type f \( -name '*.sql' -o -name '*.yml' \) -not -path '*/target/*' | sort | xargs cat | sha256sum | cut -c1-16)
+  if stamped dbt "$key" && [[ -f $DBT_TARGET/manifest.json ]]; then
+    report dbt "skipped (already there: $DBT_TARGET/manifest.json)"
+    return
+  fi
+  [[ -x $VENV/bin/dbt ]] || die "dbt not in $VENV: run scripts/bootstrap.sh python first"
+  mkdir -p "$DBT_TARGET"
+  # parse only: no database connection is made, so no password is needed
+  run_logged dbt "$VENV/bin/dbt" parse --project-dir "$DBT_PROJECT" --profiles-dir "$DBT_PROJECT" \
+    --target-path "$DBT_TARGET" --log-path "$LOGS/dbt"
+  stamp dbt "$key"
+  report dbt "done ($DBT_TARGET/manifest.json)"
+}
+
 main() {
   local steps=() arg
   (($# > 0)) || set -- all
   for arg in "$@"; do
     case $arg in
-      all) steps+=(apt python kafka minio) ;;
-      services) steps+=(apt kafka minio) ;;
-      apt | python | kafka | minio) steps+=("$arg") ;;
+      all) steps+=(apt python kafka spark minio dbt) ;;
+      services) steps+=(apt kafka spark minio) ;;
+      apt | python | kafka | spark | minio | dbt) steps+=("$arg") ;;
       -h | --help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
       *) printf 'bootstrap: unknown step %q\n' "$arg" >&2; usage ;;
     esac

@@ -208,6 +208,7 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets["jwt_secret"],
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__COSMOS__CACHE_DIR": str(airflow_home(settings) / "cosmos"),
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",  # the platform is offline
         "CANOPYWATCH_HOME": str(settings.home),
         "PYTHONPATH": pythonpath,
         "PATH": path,

@@ -1,0 +1,10 @@
+"""Cloud-Optimized GeoTIFFs from raw scenes (rio-cogeo), one concern per module.
+
+``profiles`` (the named COG profiles), ``convert`` (bytes or a file -> COG bytes, and
+validation), ``scenes`` (one scene in the object store: read ``raw.tif``, write
+``cog.tif`` beside it, say so with a SceneConverted message), ``job`` (the Spark job's
+library: selection, partitioned conversion, publishing) and ``operator`` (the Airflow
+operator that submits it with credentials kept out of logs and templates).
+
+Nothing heavy is imported here, so a DAG can import the operator cheaply.
+"""

@@ -1,0 +1,112 @@
+"""SparkSubmitOperator for ``spark/cog_convert.py``, with credentials kept out of sight.
+
+Everything the job needs is resolved at run time from Airflow connections:
+the lake's S3 endpoint and keys from an ``aws`` connection, the Kafka bootstrap
+servers from a ``kafka`` connection, the local Delta/S3A jars from
+``<home>/lib/spark``. The keys reach the spark-submit process as environment
+variables only: they are not template fields (so not in "Rendered Template"), not in
+``--conf`` or the arguments (which the hook logs), and they are registered with
+Airflow's secrets masker in case anything prints them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+from canopywatch.cog.profiles import DEFAULT_PROFILE
+from canopywatch.cog.submit import (
+    APPLICATION,
+    S3_REGION,
+    job_arguments,
+    spark_conf,
+    spark_jars,
+    submit_environment,
+)
+
+
+class CogConvertOperator(SparkSubmitOperator):
+    """Converts pending raw scenes (or ``scene_ids``) to COGs and publishes SceneConverted."""
+
+    template_fields: Sequence[str] = (*SparkSubmitOperator.template_fields, "scene_ids", "profile")
+    overwrite_rtif_after_execution = False  # rendered fields never include the run-time env
+
+    def __init__(
+        self,
+        *,
+        aws_conn_id: str,
+        kafka_conn_id: str,
+        scene_ids: str | list[str] = "",
+        profile: str = DEFAULT_PROFILE,
+        partitions: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("application", str(APPLICATION))
+        kwargs.setdefault("name", "canopywatch-cog-convert")
+        super().__init__(**kwargs)
+        self.aws_conn_id = aws_conn_id
+        self.kafka_conn_id = kafka_conn_id
+        self.scene_ids = scene_ids
+        self.profile = profile
+        self.partitions = partitions
+        self._runtime_env: dict[str, str] = {}
+
+    def execute(self, context: Any) -> None:
+        from airflow.sdk import BaseHook
+        from airflow.sdk.log import mask_secret
+
+        from canopywatch.settings import Settings
+
+        settings = Settings.from_env()
+        aws = BaseHook.get_connection(self.aws_conn_id)
+        extra = aws.extra_dejson
+        endpoint = extra.get("endpoint_url")
+        region = extra.get("region_name") or S3_REGION
+        access_key, secret_key = aws.login or "", aws.password or ""
+        for secret in (access_key, secret_key):
+            if secret:
+                mask_secret(secret)
+        bootstrap = BaseHook.get_connection(self.kafka_conn_id).extra_dejson.get(
+            "bootstrap.servers"
+        )
+        if not bootstrap:
+            raise ValueError(f"connection {self.kafka_conn_id} has no bootstrap.servers extra")
+        self.jars = self.jars or ",".join(spark_jars(settings))
+        self.conf = {**spark_conf(endpoint, region), **(self.conf or {})}
+        self.application_args = job_arguments(
+            lake_root=f"s3://{settings.bucket}/lake",
+            s3_endpoint=endpoint,
+            region=region,
+            topic=settings.topic("scenes-converted"),
+            kafka_bootstrap=str(bootstrap),
+            scene_ids=_ids(self.scene_ids),
+            profile=self.profile or None,
+            partitions=self.partitions,
+        )
+        self._runtime_env = submit_environment(access_key, secret_key, region)
+        self.log.info(
+            "converting %s to COGs in s3://%s (profile %s); SceneConverted to %s",
+            ", ".join(_ids(self.scene_ids)) or "every scene without a valid COG",
+            settings.bucket,
+            self.profile,
+            settings.topic("scenes-converted"),
+        )
+        super().execute(context)
+
+    def _get_hook(self) -> Any:
+        # the hook gets the credentials; the operator's env_vars (templated, rendered) do not
+        public = self.env_vars
+        self.env_vars = {**(public or {}), **self._runtime_env}
+        try:
+            return super()._get_hook()
+        finally:
+            self.env_vars = public
+
+
+def _ids(value: str | list[str] | None) -> list[str]:
+    if not value:
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    return [str(item).strip() for item in items if str(item).strip()]

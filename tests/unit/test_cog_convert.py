@@ -1,0 +1,154 @@
+"""COG conversion and validation on generated rasters (no services)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rasterio.enums import MaskFlags
+from rasterio.io import MemoryFile
+from rasterio.transform import from_origin
+
+from canopywatch.cog.convert import CogConversionError, convert, overview_levels, validate
+from canopywatch.cog.profiles import PROFILES, UnknownProfileError, get_profile
+from canopywatch.cog.samples import S2L2A_BANDS, synthetic_raw
+
+
+def _geotiff(data: np.ndarray, **profile) -> bytes:
+    count, height, width = data.shape
+    with MemoryFile() as memfile:
+        with memfile.open(
+            driver="GTiff",
+            width=width,
+            height=height,
+            count=count,
+            dtype=data.dtype,
+            crs="EPSG:32721",
+            transform=from_origin(500000, 9200000, 10, 10),
+            **profile,
+        ) as dataset:
+            dataset.write(data)
+        return memfile.read()
+
+
+def _open(cog: bytes):
+    return MemoryFile(cog).open()
+
+
+def test_s2l2a_scene_becomes_a_valid_cog_with_mask_from_datamask():
+    raw = synthetic_raw(700, 600, seed=3, nodata_fraction=0.2)
+    cog = convert(raw, band_names=S2L2A_BANDS)
+    checked = validate(cog)
+    assert checked.valid, checked.errors
+    assert checked.errors == []
+    with _open(cog) as dataset:
+        assert dataset.count == 7  # dataMask is the mask, not a band
+        assert dataset.descriptions == S2L2A_BANDS[:-1]
+        assert dataset.dtypes[0] == "uint16"
+        assert dataset.nodata is None
+        assert dataset.mask_flag_enums[0] == [MaskFlags.per_dataset]
+        masks = dataset.read_masks(1)
+        assert not masks[:, :140].any() and masks[:, 140:].all()
+        assert dataset.block_shapes[0] == (512, 512)
+        assert dataset.overviews(1) == [2]
+        assert dataset.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        assert dataset.tags(ns="IMAGE_STRUCTURE")["COMPRESSION"] == "DEFLATE"
+        assert dataset.tags(ns="IMAGE_STRUCTURE")["PREDICTOR"] == "2"
+        assert dataset.tags()["OVERVIEW_RESAMPLING"] == "NEAREST"  # SCL is categorical
+        # the data survive the trip untouched where valid
+        with MemoryFile(raw) as rawfile, rawfile.open() as source:
+            assert np.array_equal(dataset.read(1)[:, 140:], source.read(1)[:, 140:])
+
+
+def test_small_scene_still_gets_an_internal_overview():
+    cog = convert(synthetic_raw(220, 220), band_names=S2L2A_BANDS)
+    assert validate(cog).valid
+    with _open(cog) as dataset:
+        assert dataset.overviews(1) == [2]
+
+
+def test_float_scene_uses_floating_point_predictor_and_nan_nodata_for_the_mask():
+    ndvi = np.linspace(-0.2, 0.9, 600 * 600, dtype=np.float32).reshape(1, 600, 600)
+    mask = np.ones((1, 600, 600), dtype=np.float32)
+    mask[0, :50, :] = 0
+    raw = _geotiff(np.concatenate([ndvi, mask]))
+    cog = convert(raw, profile="canopywatch-zstd", band_names=("ndvi", "dataMask"))
+    assert validate(cog).valid
+    with _open(cog) as dataset:
+        structure = dataset.tags(ns="IMAGE_STRUCTURE")
+        assert structure["COMPRESSION"] == "ZSTD" and structure["PREDICTOR"] == "3"
+        assert dataset.count == 1 and dataset.descriptions == ("ndvi",)
+        assert not dataset.read_masks(1)[:50].any()
+        assert dataset.tags()["OVERVIEW_RESAMPLING"] == "AVERAGE"
+
+
+def test_without_mask_band_every_band_is_kept_and_nodata_becomes_the_mask():
+    data = np.full((3, 300, 300), 7, dtype=np.uint8)
+    data[:, :, :30] = 0
+    cog = convert(_geotiff(data, nodata=0))
+    with _open(cog) as dataset:
+        assert dataset.count == 3
+        assert not dataset.read_masks(1)[:, :30].any()
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"", "empty"),
+        (b"this is not a tiff at all", "not a readable GeoTIFF"),
+        (synthetic_raw(300, 300)[:2000], "not a readable GeoTIFF"),
+    ],
+)
+def test_corrupt_raw_files_are_reported(raw, reason):
+    with pytest.raises(CogConversionError, match=reason) as caught:
+        convert(raw, band_names=S2L2A_BANDS)
+    assert "/vsimem/" not in str(caught.value)
+
+
+def test_band_names_must_match_the_file():
+    with pytest.raises(CogConversionError, match="2 band names"):
+        convert(synthetic_raw(64, 64), band_names=("a", "b"))
+
+
+def test_only_mask_bands_is_an_error():
+    with pytest.raises(CogConversionError, match="no data bands"):
+        convert(_geotiff(np.ones((1, 64, 64), np.uint8)), band_names=("dataMask",))
+
+
+def test_a_plain_striped_geotiff_is_not_a_cog():
+    striped = _geotiff(np.ones((1, 1200, 1200), dtype=np.uint16))
+    checked = validate(striped)
+    assert not checked.valid
+    assert checked.errors
+
+
+def test_validate_reports_unreadable_input_instead_of_raising(tmp_path):
+    assert not validate(b"").valid
+    garbage = tmp_path / "garbage.tif"
+    garbage.write_bytes(b"nope")
+    checked = validate(garbage)
+    assert not checked.valid and "not a readable GeoTIFF" in checked.errors[0]
+
+
+def test_convert_and_validate_accept_paths(tmp_path):
+    source = tmp_path / "raw.tif"
+    source.write_bytes(synthetic_raw(128, 128))
+    target = tmp_path / "cog.tif"
+    target.write_bytes(convert(source))
+    assert validate(target).valid
+
+
+def test_profiles_are_named_and_unknown_names_are_refused():
+    assert {"canopywatch-deflate", "canopywatch-zstd"} <= set(PROFILES)
+    options = get_profile().creation_options("uint16")
+    assert options["blockxsize"] == options["blockysize"] == 512
+    assert options["tiled"] is True and options["predictor"] == 2
+    assert get_profile().creation_options("float32")["predictor"] == 3
+    with pytest.raises(UnknownProfileError, match="canopywatch-deflate"):
+        get_profile("lzw")
+
+
+@pytest.mark.parametrize(
+    ("size", "levels"), [((220, 220), 1), ((1024, 1024), 1), ((2500, 2500), 3), ((1, 1), 0)]
+)
+def test_overview_levels(size, levels):
+    assert overview_levels(*size, get_profile()) == levels
