@@ -27,6 +27,7 @@ from canopywatch.settings import Settings
 DAG_ID = "deforestation_monitor"
 DETECT_DAG_ID = "deforestation_detect_weekly"
 TRAIN_DAG_ID = "deforestation_model_training"
+CURATION_DAG_ID = "scene_curation"  # triggered by the scenes_raw Asset the monitor updates
 DEMO_BBOX = [-55.40, -7.10, -55.35, -7.05]
 DEMO_AREA = {
     "name": "demo-novo-progresso",
@@ -181,6 +182,59 @@ def trigger_and_wait(
     return run_id, wait_for_run(api, run_id, dag_id)
 
 
+def follow_curation(api: AirflowApi, settings: Settings, monitor_run_id: str) -> dict[str, Any]:
+    """Wait for the scene_curation run the monitor's new scenes triggered; count COGs and marts."""
+    monitor = api.call("GET", f"/dags/{DAG_ID}/dagRuns/{monitor_run_id}")
+    console.print(
+        "waiting for scene_curation (Spark COG conversion, dbt marts), asset-triggered..."
+    )
+    deadline = time.monotonic() + 300
+    run_id = None
+    while run_id is None and time.monotonic() < deadline:
+        runs = api.call("GET", f"/dags/{CURATION_DAG_ID}/dagRuns?order_by=-run_after&limit=5")
+        fresh = [r for r in runs["dag_runs"] if r["run_after"] >= monitor["start_date"]]
+        run_id = fresh[0]["dag_run_id"] if fresh else None
+        time.sleep(3)
+    if run_id is None:
+        return {"state": "missing", "rows": [("COGs", "[yellow]scene_curation was not triggered")]}
+    run = wait_for_run(api, run_id, CURATION_DAG_ID)
+    rows = [("curation run", f"{CURATION_DAG_ID} {run_id}: [bold]{run['state']}[/]")]
+    rows.extend(cog_and_mart_rows(settings))
+    return {"state": run["state"], "rows": rows}
+
+
+def cog_and_mart_rows(settings: Settings) -> list[tuple[str, str]]:
+    from canopywatch.catalog.schema import connect
+
+    with connect(settings) as conn:
+        cogs = conn.execute("SELECT count(*) FROM scenes WHERE cog_key IS NOT NULL").fetchone()
+        marts = conn.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = 'analytics_marts' ORDER BY table_name"
+        ).fetchall()
+        counts = []
+        for (name,) in marts:
+            row = conn.execute(f'SELECT count(*) FROM analytics_marts."{name}"').fetchone()
+            counts.append(f"analytics_marts.{name}: {row[0] if row else 0} rows")
+    example = conn_example_cog(settings)
+    return [
+        (
+            "COGs",
+            f"{cogs[0] if cogs else 0} scenes with a validated cog.tif beside raw.tif{example}",
+        ),
+        ("dbt marts", "\n".join(counts) or "none"),
+    ]
+
+
+def conn_example_cog(settings: Settings) -> str:
+    from canopywatch.platform import minio
+
+    client = minio.s3_client(settings)
+    listed = client.list_objects_v2(Bucket=settings.bucket, Prefix="sentinel_hub/", MaxKeys=200)
+    keys = [o["Key"] for o in listed.get("Contents", []) if o["Key"].endswith("/cog.tif")]
+    return f" (e.g. s3://{settings.bucket}/{keys[0]}; rio cogeo validate passes)" if keys else ""
+
+
 def detect_alerts(api: AirflowApi, settings: Settings) -> dict[str, Any]:
     """Train the model if there is none, then score the demo area: the demo ends with alerts."""
     from canopywatch.weekly import MODEL_NAME
@@ -214,12 +268,13 @@ def main() -> int:
     user, password = airflow_local.login(settings)
     airflow_local.airflow_cli(settings, "dags", "reserialize")
     api = AirflowApi.login(airflow_local.api_url(settings), user, password)
-    for dag_id in (DAG_ID, DETECT_DAG_ID, TRAIN_DAG_ID):
+    for dag_id in (DAG_ID, DETECT_DAG_ID, TRAIN_DAG_ID, CURATION_DAG_ID):
         api.call("PATCH", f"/dags/{dag_id}", {"is_paused": False})
 
     started = time.monotonic()
     run_id, run = trigger_and_wait(api, DAG_ID, DEMO_CONF)
     took = time.monotonic() - started
+    curation = follow_curation(api, settings, run_id) if run["state"] == "success" else {}
     detection = detect_alerts(api, settings) if run["state"] == "success" else {}
 
     summary = task_result(api, run_id, "summarize")
@@ -245,7 +300,7 @@ def main() -> int:
         table.add_row(label, text)
     if export:
         table.add_row("GeoPackage", f"{export.get('path')} (also {export.get('uri')})")
-    for label, text in detection.get("rows", []):
+    for label, text in [*curation.get("rows", []), *detection.get("rows", [])]:
         table.add_row(label, text)
     table.add_row("Airflow UI", f"{airflow_local.api_url(settings)}/dags/{DAG_ID}/runs/{run_id}")
     table.add_row("login", f"{user} / {password}")
@@ -255,7 +310,9 @@ def main() -> int:
         f"http://127.0.0.1:{settings.minio_console_port} (python -m canopywatch.platform login)",
     )
     console.print(table)
-    ok = run["state"] == "success" and detection.get("state") == "success"
+    ok = run["state"] == "success" and all(
+        part.get("state") == "success" for part in (curation, detection)
+    )
     return 0 if ok else 1
 
 
