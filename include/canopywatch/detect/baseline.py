@@ -8,7 +8,10 @@ removed first, so phenology, haze and illumination shared by the whole area are 
 anomalies, and the history is stored de-seasoned. An observation is anomalous when every
 index dropped by more than ``max(min_drop, z * sigma)``; a run of ``confirm_count``
 consecutive anomalous clear observations confirms it; ``withdraw_count`` normal clear
-observations withdraw an unconfirmed one.
+observations withdraw an unconfirmed one. A pixel is monitored only while it has been
+forest-like in most of its earlier clear observations outside the current anomaly run
+(``max_nonforest_share``), so crops and pasture that look like forest at their seasonal
+peak drop out once a harvest or drying has come and gone.
 
 ``iterate_monitor`` yields that state date by date (``MonitorStep``); the baseline turns
 its anomaly flags into alerts, the features module turns it into model inputs.
@@ -62,6 +65,10 @@ class BaselineParams:
     withdraw_count: int = 1
     min_reference_pixels: int = 20
     spatial_normalization: bool = True
+    # stable-forest mask: a pixel is monitored only while at most this share of its earlier
+    # clear observations outside the current anomaly run were below the forest threshold
+    # (crops at their seasonal peak look like forest for a few months; forest stays forest)
+    max_nonforest_share: float = 0.6
 
     def rule(self, index: str) -> IndexRule:
         return self.rules.get(index, DEFAULT_RULE)
@@ -99,6 +106,12 @@ class MonitorStep:
     history_first_day: IntArray
     neighbour_anomalous: FloatArray  # share of anomalous among observed 3x3 neighbours
     neighbour_deviation: FloatArray  # mean primary deviation of clear 3x3 neighbours
+    # earlier clear observations outside the current anomaly run (runs that ended count):
+    # the share whose primary index was below the forest threshold (crops after harvest,
+    # dried pasture; a cleared forest pixel's own run is left out) and the number of
+    # anomalous observations in runs that were withdrawn (seasonal drops that came back)
+    nonforest_share: FloatArray
+    withdrawn_anomalies: IntArray
     shape: tuple[int, int]
 
 
@@ -150,6 +163,11 @@ def iterate_monitor(stack: ObservationStack, params: BaselineParams) -> Iterator
     run_min = np.full(n_pixels, np.nan, dtype=np.float32)
     previous = np.full(n_pixels, np.nan, dtype=np.float32)
     forest_min = params.rule(primary).forest_min
+    settled_clear = np.zeros(n_pixels, dtype=np.int64)
+    settled_low = np.zeros(n_pixels, dtype=np.int64)
+    pending_clear = np.zeros(n_pixels, dtype=np.int64)
+    pending_low = np.zeros(n_pixels, dtype=np.int64)
+    withdrawn = np.zeros(n_pixels, dtype=np.int64)
 
     for position, day_value in enumerate(stack.days):
         day = int(day_value)
@@ -200,7 +218,12 @@ def iterate_monitor(stack: ObservationStack, params: BaselineParams) -> Iterator
 
         candidate = np.zeros(n_pixels, dtype=bool)
         candidate[idx[forest_like]] = True
-        monitored = candidate & (count >= params.min_history)
+        nonforest_share = (settled_low / np.maximum(settled_clear, 1)).astype(np.float32)
+        monitored = (
+            candidate
+            & (count >= params.min_history)
+            & (nonforest_share <= params.max_nonforest_share)
+        )
         anomalous = candidate.copy()
         for name in names:
             rule = params.rule(name)
@@ -251,8 +274,27 @@ def iterate_monitor(stack: ObservationStack, params: BaselineParams) -> Iterator
             history_first_day=first_day.copy(),
             neighbour_anomalous=share,
             neighbour_deviation=neighbour_dev,
+            nonforest_share=nonforest_share,
+            withdrawn_anomalies=withdrawn.copy(),
             shape=(height, width),
         )
+
+        # out-of-run record: anomalous observations wait until their run is withdrawn
+        if forest_min is None:
+            low = np.zeros(n_pixels, dtype=bool)
+        else:
+            with np.errstate(invalid="ignore"):
+                low = clear & (values[primary] - np.float32(offset[primary]) < forest_min)
+        pending_clear[anomalous] += 1
+        pending_low[anomalous & low] += 1
+        settled = clear & ~anomalous
+        settled_clear[settled] += 1
+        settled_low[settled & low] += 1
+        settled_clear[ended] += pending_clear[ended]
+        settled_low[ended] += pending_low[ended]
+        withdrawn[ended] += pending_clear[ended]
+        pending_clear[ended] = 0
+        pending_low[ended] = 0
 
         # history: clear observations outside any anomaly run, stored de-seasoned
         push = np.flatnonzero(clear & ~anomalous & (run == 0))

@@ -4,7 +4,9 @@ Columns: the indices with their baseline, deviation (de-seasoned), z-score, spre
 date offset; current reflectance and two extra indices when bands are present; the run of
 consecutive anomalies (length, days, deepest drop), the previous clear deviation, the
 share of anomalous neighbours and their mean deviation, days since the previous clear
-observation, and the length of the pixel's history. ``write_features`` stores a table of
+observation, the length of the pixel's history, and its out-of-run record (share of
+earlier clear observations below the forest threshold, anomalies in withdrawn runs), which
+tells seasonal crops and pasture from forest. ``write_features`` stores a table of
 rows (with labels and provenance) as a Delta table and returns its version.
 """
 
@@ -34,6 +36,8 @@ CONTEXT_FEATURES: tuple[str, ...] = (
     "history_days",
     "neighbour_anomalous",
     "neighbour_dev",
+    "nonforest_share",
+    "withdrawn_anomalies",
 )
 
 
@@ -82,6 +86,8 @@ def step_features(
         np.where(step.history_first_day[rows] >= 0, step.day - step.history_first_day[rows], 0),
         step.neighbour_anomalous[rows],
         step.neighbour_deviation[rows],
+        step.nonforest_share[rows],
+        step.withdrawn_anomalies[rows],
     ]
     matrix: FloatArray = np.column_stack(columns).astype(np.float32)
     return matrix
