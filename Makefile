@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help install demo test test-fast lint platform-up platform-down platform-status login lock bench
+.PHONY: help install demo test test-fast lint platform-up platform-down platform-status login lock bench train
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -40,8 +40,14 @@ platform-status:  ## one line per service: state, address, pid, log file
 login:  ## print the Airflow UI address and admin login
 	@$(PY) -m canopywatch.platform login
 
-bench: install  ## run the benchmarks (comparison tables)
+bench: install  ## run the benchmarks (comparison tables); needs the platform (make platform-up)
 	@$(PY) benchmarks/download.py
+	@$(PY) benchmarks/lake.py
+	@$(PY) benchmarks/cog.py
+	@$(PY) benchmarks/detection.py
+
+train: install  ## retrain the change-detection model (dvc repro in ml/, offline)
+	@cd ml && dvc repro && dvc metrics show
 
 lock:  ## re-resolve requirements/base.in into the pinned requirements.txt
 	@rm -rf /tmp/canopywatch-lock && python3.11 -m venv /tmp/canopywatch-lock
