@@ -139,7 +139,14 @@ def detect_area_alerts(
             for acquired_at, key in scenes:
                 path = Path(tmp) / f"{acquired_at:%Y%m%dT%H%M%S}.tif"
                 path.write_bytes(raw_store.get(key))
+                if not _readable(path):
+                    log.warning("%s: s3://%s/%s is not a readable GeoTIFF; skipped",
+                                aoi.aoi_id, raw_store.bucket, key)  # fmt: skip
+                    continue
                 files.append((days_since_epoch(acquired_at.date()), path))
+            if len(files) < 4:
+                log.info("%s %s: only %d readable scene(s); skipped", aoi.aoi_id, tile, len(files))
+                continue
             result = detect_area(SceneFilesSource(files), detector, aoi=aoi.aoi_id)
         alerts = result.alerts
         messages = alert_messages(alerts, aoi.aoi_id)
@@ -165,6 +172,19 @@ def detect_area_alerts(
                  result.model_version, len(alerts), high, area_ha, settings.topic("alerts"), gpkg, png)  # fmt: skip
     summary["area_ha"] = round(summary["area_ha"], 3)
     return summary
+
+
+def _readable(path: Path) -> bool:
+    """The file opens and its last band reads (a cut file fails one or the other)."""
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    try:
+        with rasterio.open(path) as dataset:
+            dataset.read(dataset.count)
+    except RasterioError:
+        return False
+    return True
 
 
 def _safe(run_id: str) -> str:

@@ -72,6 +72,26 @@ def _scene(settings: Settings, store: ObjectStore, index: int, data: bytes) -> S
 
 
 @pytest.fixture(scope="module")
+def platform(platform: Settings):  # type: ignore[no-redef]
+    """This module's own bucket: its seeded scenes (one corrupt) stay out of other tests' lake."""
+    from dataclasses import replace
+
+    from canopywatch.platform import minio
+
+    own = replace(
+        platform, bucket=f"{platform.bucket}-cog", exports_bucket=f"{platform.bucket}-cog-x"
+    )
+    minio.ensure_buckets(own)
+    yield own
+    s3 = minio.s3_client(own)
+    for bucket in (own.bucket, own.exports_bucket):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for obj in page.get("Contents", []):
+                s3.delete_object(Bucket=bucket, Key=obj["Key"])
+        s3.delete_bucket(Bucket=bucket)
+
+
+@pytest.fixture(scope="module")
 def seeded(platform: Settings):
     """Raw scenes in MinIO and scenes_raw: GOOD_SCENES valid ones and one truncated TIFF."""
     from canopywatch.platform import minio

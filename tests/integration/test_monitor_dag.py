@@ -125,7 +125,9 @@ def test_the_run_exports_a_geopackage_for_gis_review(first_run):
 
     settings = first_run[0].settings
     s3 = minio.s3_client(settings)
-    listed = s3.list_objects_v2(Bucket=settings.exports_bucket).get("Contents", [])
+    listed = s3.list_objects_v2(Bucket=settings.exports_bucket, Prefix="geopackages/").get(
+        "Contents", []
+    )
     keys = [o["Key"] for o in listed if o["Key"].endswith(".gpkg")]
     assert len(keys) == 1
     body = s3.get_object(Bucket=settings.exports_bucket, Key=keys[0])["Body"].read()

@@ -1,0 +1,57 @@
+from datetime import UTC, datetime
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+from rasterio.transform import from_origin
+from shapely.geometry import box
+
+from canopywatch.weekly import _readable, alert_messages, scene_keys_by_tile
+
+RAW = "sentinel_hub/s2l2a_bands/6y8xg/{}/bbox_-55.400000_-7.100000_-55.350000_-7.050000/raw.tif"
+
+
+def test_scenes_are_grouped_by_tile_oldest_first_and_only_band_stacks_count():
+    rows = [
+        {"raw_key": RAW.format("20240305T141200Z")},
+        {"raw_key": RAW.format("20240301T141200Z")},
+        {"raw_key": RAW.replace("s2l2a_bands", "true_color").format("20240301T141200Z")},
+        {"raw_key": RAW.replace("-55.400000", "-55.450000").format("20240301T141200Z")},
+    ]
+    tiles = scene_keys_by_tile(rows)
+    assert len(tiles) == 2
+    first = tiles["bbox_-55.400000_-7.100000_-55.350000_-7.050000"]
+    assert [when for when, _ in first] == [
+        datetime(2024, 3, 1, 14, 12, tzinfo=UTC),
+        datetime(2024, 3, 5, 14, 12, tzinfo=UTC),
+    ]
+
+
+def test_cut_geotiffs_are_not_readable(tmp_path):
+    path = tmp_path / "scene.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=300, height=300, count=8, dtype="uint16",
+                       crs="EPSG:32721", transform=from_origin(0, 0, 10, 10)) as dst:  # fmt: skip
+        dst.write(np.random.default_rng(0).integers(0, 9000, (8, 300, 300), dtype=np.uint16))
+    assert _readable(path)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(data[: len(data) // 2])
+    assert not _readable(cut)
+
+
+def test_alert_messages_carry_wgs84_geometry_and_dates():
+    frame = gpd.GeoDataFrame(
+        {
+            "id": ["a1"], "alert_date": ["2024-03-05"], "confirmed_date": ["2024-03-15"],
+            "confidence": [0.91], "confidence_level": ["high"], "area_ha": [1.25],
+            "model_version": ["xgb-1"], "aoi": ["demo"],
+        },
+        geometry=[box(455000, 9215000, 455100, 9215100)],
+        crs="EPSG:32721",
+    )  # fmt: skip
+    (message,) = alert_messages(frame, "demo")
+    assert message.alert_id == "a1" and message.confidence == 0.91
+    assert message.alert_date == datetime(2024, 3, 5, tzinfo=UTC)
+    assert message.confirmed_date == datetime(2024, 3, 15, tzinfo=UTC)
+    lon, lat = message.geometry["coordinates"][0][0]
+    assert -58 < lon < -57 and -8 < lat < -7  # UTM 21S easting 455 km
