@@ -22,14 +22,14 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.providers.apache.kafka.operators.consume import ConsumeFromTopicOperator
 from airflow.sdk import DAG, Param, get_current_context, task
 
+from canopywatch.dag_steps import lake_recorder, sync_catalog
 from canopywatch.settings import Settings
 
 SETTINGS = Settings.from_env()
 S3_CONN, POSTGIS_CONN = "minio_default", "postgis_default"
-KAFKA_CONN, KAFKA_LAKE_CONN = "kafka_default", "kafka_lake"
+KAFKA_CONN = "kafka_default"
 
 with DAG(
     dag_id="deforestation_detect_weekly",
@@ -92,12 +92,6 @@ with DAG(
         )
 
     @task
-    def sync_catalog() -> dict[str, Any]:
-        from canopywatch.catalog.sync import sync_from_airflow
-
-        return sync_from_airflow(aws_conn_id=S3_CONN, postgres_conn_id=POSTGIS_CONN)
-
-    @task
     def report(results: list[dict[str, Any]]) -> dict[str, Any]:
         import logging
 
@@ -113,16 +107,7 @@ with DAG(
             "outputs": [o for r in results for o in r["outputs"]],
         }
 
-    record_alerts = ConsumeFromTopicOperator(
-        task_id="record_alerts",
-        kafka_config_id=KAFKA_LAKE_CONN,
-        topics=[SETTINGS.topic("alerts")],
-        apply_function_batch="canopywatch.lake.consume.consume_alerts",
-        apply_function_kwargs={"aws_conn_id": S3_CONN, "kafka_conn_id": KAFKA_CONN},
-        commit_cadence="end_of_batch",
-        max_batch_size=1000,
-        poll_timeout=10,
-    )
+    record_alerts = lake_recorder("record_alerts", "alerts", "consume_alerts", SETTINGS)
 
     detections = detect_area.expand(area=resolve_areas())
     detections >> record_alerts >> sync_catalog() >> report(detections)

@@ -33,12 +33,12 @@ from airflow.providers.apache.kafka.operators.produce import ProduceToTopicOpera
 from airflow.sdk import DAG, Param, get_current_context, task
 
 from canopywatch.cog.assets import scenes_raw_asset
+from canopywatch.dag_steps import lake_recorder, sync_catalog
 from canopywatch.evalscripts import FUNCTIONS
 from canopywatch.settings import Settings
 
 SETTINGS = Settings.from_env()
 KAFKA_CONN = "kafka_default"
-KAFKA_LAKE_CONN = "kafka_lake"  # its own consumer group on scenes-downloaded
 S3_CONN = "minio_default"
 POSTGIS_CONN = "postgis_default"
 CDSE_CONN = "cdse_default"
@@ -140,12 +140,6 @@ with DAG(
         return {table: int(version) for table, version in versions.items()}
 
     @task
-    def sync_catalog() -> dict[str, Any]:
-        from canopywatch.catalog.sync import sync_from_airflow
-
-        return sync_from_airflow(aws_conn_id=S3_CONN, postgres_conn_id=POSTGIS_CONN)
-
-    @task
     def export_review(since_versions: dict[str, int]) -> dict[str, Any]:
         from canopywatch.export.gpkg import export_from_airflow
 
@@ -181,15 +175,11 @@ with DAG(
         execution_timeout=timedelta(hours=2),
     )
 
-    record_scenes = ConsumeFromTopicOperator(
-        task_id="record_scenes",
-        kafka_config_id=KAFKA_LAKE_CONN,
-        topics=[SETTINGS.topic("scenes-downloaded")],
-        apply_function_batch="canopywatch.lake.consume.consume_scenes_downloaded",
-        apply_function_kwargs={"aws_conn_id": S3_CONN, "kafka_conn_id": KAFKA_CONN},
-        commit_cadence="end_of_batch",
-        max_batch_size=500,
-        poll_timeout=10,
+    record_scenes = lake_recorder(
+        "record_scenes",
+        "scenes-downloaded",
+        "consume_scenes_downloaded",
+        SETTINGS,
         outlets=[scenes_raw_asset(SETTINGS)],  # new raw scenes trigger scene_curation (COGs, dbt)
     )
 

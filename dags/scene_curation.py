@@ -23,8 +23,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from airflow.providers.apache.kafka.operators.consume import ConsumeFromTopicOperator
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Param
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import LoadMode, TestBehavior
 from cosmos.profiles import PostgresUserPasswordProfileMapping
@@ -32,13 +31,13 @@ from cosmos.profiles import PostgresUserPasswordProfileMapping
 from canopywatch.cog.assets import scenes_raw_asset
 from canopywatch.cog.operator import CogConvertOperator
 from canopywatch.cog.profiles import DEFAULT_PROFILE, PROFILES
+from canopywatch.dag_steps import lake_recorder, sync_catalog
 from canopywatch.settings import REPO_ROOT, Settings
 
 SETTINGS = Settings.from_env()
 SPARK_CONN = "spark_default"
 S3_CONN = "minio_default"
 KAFKA_CONN = "kafka_default"
-KAFKA_LAKE_CONN = "kafka_lake"  # the lake writer's consumer group
 POSTGIS_CONN = "postgis_default"
 
 DBT_PROJECT = REPO_ROOT / "dbt"
@@ -90,22 +89,9 @@ with DAG(
         execution_timeout=timedelta(hours=2),
     )
 
-    record_cogs = ConsumeFromTopicOperator(
-        task_id="record_cogs",
-        kafka_config_id=KAFKA_LAKE_CONN,
-        topics=[SETTINGS.topic("scenes-converted")],
-        apply_function_batch="canopywatch.lake.consume.consume_scenes_converted",
-        apply_function_kwargs={"aws_conn_id": S3_CONN, "kafka_conn_id": KAFKA_CONN},
-        commit_cadence="end_of_batch",
-        max_batch_size=500,
-        poll_timeout=10,
+    record_cogs = lake_recorder(
+        "record_cogs", "scenes-converted", "consume_scenes_converted", SETTINGS
     )
-
-    @task
-    def sync_catalog() -> dict[str, object]:
-        from canopywatch.catalog.sync import sync_from_airflow
-
-        return sync_from_airflow(aws_conn_id=S3_CONN, postgres_conn_id=POSTGIS_CONN)
 
     dbt = DbtTaskGroup(
         group_id="dbt",

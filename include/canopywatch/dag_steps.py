@@ -1,0 +1,44 @@
+"""DAG building blocks shared by several DAGs: the Kafka -> Delta recorder and the catalog sync.
+
+Used only from DAG files (it imports Airflow); the work itself stays in the library
+(``canopywatch.lake.consume``, ``canopywatch.catalog.sync``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.apache.kafka.operators.consume import ConsumeFromTopicOperator
+from airflow.sdk import task
+
+from canopywatch.settings import Settings
+
+S3_CONN = "minio_default"
+POSTGIS_CONN = "postgis_default"
+KAFKA_CONN = "kafka_default"
+KAFKA_LAKE_CONN = "kafka_lake"  # the lake writers' own consumer group
+
+
+def lake_recorder(
+    task_id: str, topic: str, apply_function: str, settings: Settings, **kwargs: Any
+) -> ConsumeFromTopicOperator:
+    """A Kafka consumer writing a topic into its Delta table exactly once (manual commits)."""
+    return ConsumeFromTopicOperator(
+        task_id=task_id,
+        kafka_config_id=KAFKA_LAKE_CONN,
+        topics=[settings.topic(topic)],
+        apply_function_batch=f"canopywatch.lake.consume.{apply_function}",
+        apply_function_kwargs={"aws_conn_id": S3_CONN, "kafka_conn_id": KAFKA_CONN},
+        commit_cadence="end_of_batch",
+        max_batch_size=500,
+        poll_timeout=10,
+        **kwargs,
+    )
+
+
+@task(task_id="sync_catalog")
+def sync_catalog(rebuild: bool = False) -> dict[str, Any]:
+    """Delta -> PostGIS, incrementally (or rebuilt from scratch)."""
+    from canopywatch.catalog.sync import sync_from_airflow
+
+    return sync_from_airflow(aws_conn_id=S3_CONN, postgres_conn_id=POSTGIS_CONN, rebuild=rebuild)
