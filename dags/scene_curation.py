@@ -4,7 +4,7 @@
 Turns newly recorded raw scenes into validated Cloud-Optimized GeoTIFFs and refreshes
 the dbt marts on PostGIS.
 
-**Triggered** by the Asset `canopywatch.lake.scenes_raw` (`s3://<bucket>/lake/scenes_raw`),
+**Triggered** by the Asset `s3://<bucket>/lake/scenes_raw` (named by its URI),
 which `deforestation_monitor` emits when it has recorded raw scenes in Delta.
 **Trigger with params** (Airflow UI): `scene_ids` (convert only these; empty: every
 scene without a valid COG) and `profile` (the named COG profile).

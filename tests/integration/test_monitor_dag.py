@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import uuid
 from datetime import date
@@ -12,6 +13,7 @@ import pytest
 from confluent_kafka import Consumer
 from rasterio.io import MemoryFile
 
+from canopywatch.export.gpkg import export_label
 from canopywatch.messages import DeadLetter, SceneDownloaded
 from canopywatch.platform import minio
 from tests.integration.conftest import CONF, airflow_dags_test
@@ -128,9 +130,10 @@ def test_the_run_exports_a_geopackage_for_gis_review(first_run):
     listed = s3.list_objects_v2(Bucket=settings.exports_bucket, Prefix="geopackages/").get(
         "Contents", []
     )
-    keys = [o["Key"] for o in listed if o["Key"].endswith(".gpkg")]
-    assert len(keys) == 1
-    body = s3.get_object(Bucket=settings.exports_bucket, Key=keys[0])["Body"].read()
+    run_id = re.search(r"run_id=(manual__[^,\s]+)", first_run[1].stdout).group(1)
+    key = f"geopackages/{export_label(run_id)}.gpkg"
+    assert key in [o["Key"] for o in listed]
+    body = s3.get_object(Bucket=settings.exports_bucket, Key=key)["Body"].read()
     path = Path(tempfile.mkdtemp()) / "review.gpkg"
     path.write_bytes(body)
     footprints = gpd.read_file(path, layer="scene_footprints")

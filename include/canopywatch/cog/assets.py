@@ -10,15 +10,18 @@ from typing import Any
 
 from canopywatch.settings import Settings
 
-SCENES_RAW_ASSET_NAME = "canopywatch.lake.scenes_raw"
-
 
 def scenes_raw_uri(settings: Settings) -> str:
     return f"s3://{settings.bucket}/lake/scenes_raw"
 
 
 def scenes_raw_asset(settings: Settings) -> Any:
-    """``Asset(name="canopywatch.lake.scenes_raw", uri="s3://<bucket>/lake/scenes_raw")``."""
+    """``Asset("s3://<bucket>/lake/scenes_raw")``, named by its URI.
+
+    Airflow keeps one active asset per name, so a name shared by two buckets (a test
+    bucket and the platform's) would deactivate one of them.
+    """
     from airflow.sdk import Asset
 
-    return Asset(name=SCENES_RAW_ASSET_NAME, uri=scenes_raw_uri(settings), group="canopywatch")
+    uri = scenes_raw_uri(settings)
+    return Asset(name=uri, uri=uri, group="canopywatch")
