@@ -19,7 +19,7 @@ announce SceneDownloaded, poison to `.dlq`) -> `summarize` (what is stored where
 and `lake_versions` -> `record_scenes` (Kafka consumer writing SceneDownloaded to the
 Delta table `scenes_raw` exactly once) -> `sync_catalog` (Delta -> PostGIS) ->
 `export_review` (the run's new scene footprints as a GeoPackage in MinIO). Recording scenes
-updates the Asset `s3://<bucket>/lake/scenes_raw`, which triggers `scene_curation`.
+updates the Asset `canopywatch.lake.scenes_raw`, which triggers `scene_curation`.
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ with DAG(
         "scenes-downloaded",
         "consume_scenes_downloaded",
         SETTINGS,
-        outlets=[scenes_raw_asset(SETTINGS)],  # new raw scenes trigger scene_curation (COGs, dbt)
+        outlets=[scenes_raw_asset()],  # new raw scenes trigger scene_curation (COGs, dbt)
     )
 
     versions = lake_versions()

@@ -4,7 +4,7 @@
 Turns newly recorded raw scenes into validated Cloud-Optimized GeoTIFFs and refreshes
 the dbt marts on PostGIS.
 
-**Triggered** by the Asset `s3://<bucket>/lake/scenes_raw` (named by its URI),
+**Triggered** by the Asset `canopywatch.lake.scenes_raw` (Delta `scenes_raw`),
 which `deforestation_monitor` emits when it has recorded raw scenes in Delta.
 **Trigger with params** (Airflow UI): `scene_ids` (convert only these; empty: every
 scene without a valid COG) and `profile` (the named COG profile).
@@ -55,7 +55,7 @@ with DAG(
     dag_id="scene_curation",
     description="Raw scenes -> validated COGs (Spark), scenes_cog in Delta, PostGIS, dbt marts",
     doc_md=__doc__,
-    schedule=[scenes_raw_asset(SETTINGS)],
+    schedule=[scenes_raw_asset()],
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

@@ -105,8 +105,7 @@ def test_scheduled_on_the_scenes_raw_asset_and_triggerable_with_params(dag):
     from airflow.sdk.exceptions import ParamValidationError
 
     assets = list(dag.timetable.asset_condition.objects)
-    assert [asset.name for asset in assets] == ["s3://canopywatch/lake/scenes_raw"]
-    assert assets[0].uri.endswith("/lake/scenes_raw")
+    assert [asset.name for asset in assets] == ["canopywatch.lake.scenes_raw"]
     params = dag.params
     assert params["scene_ids"] == [] and params["profile"] == "canopywatch-deflate"
     import copy
