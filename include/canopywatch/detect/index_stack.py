@@ -26,12 +26,12 @@ from canopywatch.detect.observations import (
     BandFilesSource,
     BoolArray,
     FloatArray,
-    Grid,
-    IntArray,
+    GriddedSource,
     MaskingConfig,
     ObservationStack,
     SceneFilesSource,
-    _grid_of,
+    _window_or_full,
+    dated_files_layout,
     finalize,
     read_aligned,
 )
@@ -103,7 +103,7 @@ def dated_files(folder: Path, pattern: str) -> list[tuple[int, Path]]:
     return [(days_since_epoch(parse_date(p.name, pattern)), p) for p in files]
 
 
-class IndexStackSource:
+class IndexStackSource(GriddedSource):
     """Per-date single-index GeoTIFFs; ``scale`` multiplies stored values (e.g. 1e-4)."""
 
     def __init__(
@@ -117,24 +117,14 @@ class IndexStackSource:
     ) -> None:
         if not files:
             raise ValueError("no index files")
-        self.files = sorted(files)
+        self.files, self._grid, self._days = dated_files_layout(files)
         self.index = index.lower()
         self.nodata = nodata
         self.scale = scale
         self.valid_range = valid_range
-        self._grid = _grid_of(self.files[0][1])
-        self._days = np.asarray(sorted({day for day, _ in self.files}), dtype=np.int64)
-
-    @property
-    def grid(self) -> Grid:
-        return self._grid
-
-    @property
-    def days(self) -> IntArray:
-        return self._days
 
     def read(self, window: Window | None = None) -> ObservationStack:
-        win = window or Window(0, 0, self._grid.width, self._grid.height)
+        win = _window_or_full(self._grid, window)
         values: list[FloatArray] = []
         clear: list[BoolArray] = []
         for _, path in self.files:

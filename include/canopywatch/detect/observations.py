@@ -204,7 +204,31 @@ def _window_or_full(grid: Grid, window: Window | None) -> Window:
 # ----------------------------------------------------------------------------- sources
 
 
-class SimulationSource:
+class GriddedSource:
+    """What every source shares: its grid and its acquisition days (days since 1970-01-01)."""
+
+    _grid: Grid
+    _days: IntArray
+
+    @property
+    def grid(self) -> Grid:
+        return self._grid
+
+    @property
+    def days(self) -> IntArray:
+        return self._days
+
+
+def dated_files_layout(
+    files: Sequence[tuple[int, Path]],
+) -> tuple[list[tuple[int, Path]], Grid, IntArray]:
+    """Files sorted by day, the grid of the first file, and the distinct days."""
+    ordered = sorted(files)
+    days = np.asarray(sorted({day for day, _ in ordered}), dtype=np.int64)
+    return ordered, _grid_of(ordered[0][1]), days
+
+
+class SimulationSource(GriddedSource):
     """A ``Simulation`` as a stack source (DN with the +1000 BOA offset, SCL masking)."""
 
     def __init__(self, simulation: Simulation, masking: MaskingConfig | None = None) -> None:
@@ -215,14 +239,6 @@ class SimulationSource:
         self._days = np.asarray(
             [days_since_epoch(a.date) for a in simulation.acquisitions], dtype=np.int64
         )
-
-    @property
-    def grid(self) -> Grid:
-        return self._grid
-
-    @property
-    def days(self) -> IntArray:
-        return self._days
 
     def read(self, window: Window | None = None) -> ObservationStack:
         win = _window_or_full(self._grid, window)
@@ -281,7 +297,7 @@ def read_aligned(
             return vrt.read(bands, window=window), nodata
 
 
-class SceneFilesSource:
+class SceneFilesSource(GriddedSource):
     """Multi-band GeoTIFFs, one per date (e.g. raw ``s2l2a_bands`` downloads).
 
     ``band_order`` names the file's bands; recognised names are the S2 bands, ``SCL``,
@@ -303,20 +319,10 @@ class SceneFilesSource:
         missing = [band for band in S2_BANDS if band not in band_order]
         if missing:
             raise ValueError(f"band order {','.join(band_order)} lacks {','.join(missing)}")
-        self.files = sorted(files)
+        self.files, self._grid, self._days = dated_files_layout(files)
         self.band_order = tuple(band_order)
         self.masking = masking or MaskingConfig()
         self.dn_scale, self.dn_offset, self.nodata = dn_scale, dn_offset, nodata
-        self._grid = _grid_of(self.files[0][1])
-        self._days = np.asarray(sorted({day for day, _ in self.files}), dtype=np.int64)
-
-    @property
-    def grid(self) -> Grid:
-        return self._grid
-
-    @property
-    def days(self) -> IntArray:
-        return self._days
 
     def read(self, window: Window | None = None) -> ObservationStack:
         win = _window_or_full(self._grid, window)
@@ -353,7 +359,7 @@ class SceneFilesSource:
         return finalize(days, bands, clear, self._grid.window_transform(win), self._grid.crs)
 
 
-class BandFilesSource:
+class BandFilesSource(GriddedSource):
     """Per-date folders of per-band files (THEIA-like), resampled to the finest band grid.
 
     ``dates`` maps day -> {band name -> path}; an optional ``"CLM"`` entry is a cloud mask
@@ -381,14 +387,6 @@ class BandFilesSource:
         grids = [_grid_of(first[band]) for band in S2_BANDS]
         self._grid = min(grids, key=lambda grid: grid.pixel_area_m2)
         self._days = np.asarray(list(self.dates), dtype=np.int64)
-
-    @property
-    def grid(self) -> Grid:
-        return self._grid
-
-    @property
-    def days(self) -> IntArray:
-        return self._days
 
     def read(self, window: Window | None = None) -> ObservationStack:
         win = _window_or_full(self._grid, window)
