@@ -10,6 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from canopywatch.catalog.synthetic import StaticMessage
 from canopywatch.geo import geohash
 from canopywatch.lake.consume import write_alert_batch, write_converted_batch, write_scene_batch
 from canopywatch.lake.tables import ALERTS, SCENES_COG, SCENES_RAW, Lake, open_table
@@ -19,31 +20,10 @@ from canopywatch.messages import AlertPublished, DeadLetter, SceneConverted, Sce
 TOPIC = "cw.scenes-downloaded"
 
 
-@dataclass
-class FakeMessage:
-    payload: bytes | None
-    at: int
-    topic_name: str = TOPIC
-    part: int = 0
-    key_bytes: bytes | None = None
-
-    def value(self) -> bytes | None:
-        return self.payload
-
-    def key(self) -> bytes | None:
-        return self.key_bytes
-
-    def topic(self) -> str | None:
-        return self.topic_name
-
-    def partition(self) -> int | None:
-        return self.part
-
-    def offset(self) -> int | None:
-        return self.at
-
-    def error(self) -> Any:
-        return None
+def FakeMessage(
+    payload: bytes | None, at: int, topic_name: str = TOPIC, key_bytes: bytes | None = None
+) -> StaticMessage:
+    return StaticMessage(payload, at, topic_name, 0, key_bytes)
 
 
 @dataclass
@@ -90,7 +70,7 @@ def scene(n: int, **changes: Any) -> SceneDownloaded:
     return SceneDownloaded(**fields)
 
 
-def messages(scenes: list[SceneDownloaded], first_offset: int = 0) -> list[FakeMessage]:
+def messages(scenes: list[SceneDownloaded], first_offset: int = 0) -> list[StaticMessage]:
     return [FakeMessage(s.to_bytes(), first_offset + i) for i, s in enumerate(scenes)]
 
 

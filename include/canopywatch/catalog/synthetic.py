@@ -102,16 +102,17 @@ def random_query_window(rng: random.Random, days: int = 30) -> tuple[datetime, d
 class StaticMessage:
     """A consumed Kafka message held in memory (the KafkaMessage protocol)."""
 
-    payload: bytes
+    payload: bytes | None
     at: int
     topic_name: str = "synthetic.scenes-downloaded"
     part: int = 0
+    key_bytes: bytes | None = None
 
     def value(self) -> bytes | None:
         return self.payload
 
     def key(self) -> bytes | None:
-        return None
+        return self.key_bytes
 
     def topic(self) -> str | None:
         return self.topic_name
