@@ -14,7 +14,7 @@ install:  ## install everything (apt, Python venv, Kafka jars, MinIO), skipping 
 	@bash scripts/bootstrap.sh all
 
 demo: install  ## bring the platform up and run deforestation_monitor over the demo area
-	@$(PY) -m canopywatch.demo
+	@$(PY) -m canopywatch_dev.demo
 
 test: install  ## the whole test suite (starts the services it needs), then ruff and mypy
 	@$(PY) -m pytest -p no:cacheprovider
@@ -29,16 +29,16 @@ lint:  ## ruff and mypy
 	@$(VENV)/bin/mypy
 
 platform-up: install  ## start PostgreSQL/PostGIS, Kafka, MinIO, the CDSE endpoint and Airflow
-	@$(PY) -m canopywatch.platform up
+	@$(PY) -m canopywatch_dev.platform up
 
 platform-down:  ## stop every service (data stays under .platform/)
-	@$(PY) -m canopywatch.platform down
+	@$(PY) -m canopywatch_dev.platform down
 
 platform-status:  ## one line per service: state, address, pid, log file
-	@$(PY) -m canopywatch.platform status
+	@$(PY) -m canopywatch_dev.platform status
 
 login:  ## print the Airflow UI address and admin login
-	@$(PY) -m canopywatch.platform login
+	@$(PY) -m canopywatch_dev.platform login
 
 bench: install  ## run the benchmarks (comparison tables); needs the platform (make platform-up)
 	@$(PY) benchmarks/download.py

@@ -34,7 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from canopywatch.cog.profiles import DEFAULT_PROFILE, PROFILES, get_profile
-from canopywatch.cog.samples import S2L2A_BANDS, synthetic_raw
+from canopywatch_dev.synthetic_raw import S2L2A_BANDS, synthetic_raw
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,11 @@ from rich.console import Console
 from rich.table import Table
 
 from canopywatch.detect.baseline import BaselineParams
-from canopywatch.detect.experiments import aggregate, methods, run_methods
 from canopywatch.detect.features import feature_names
 from canopywatch.detect.model import TrainedModel, load_model, train_model
-from canopywatch.detect.scenarios import SCENARIO_TYPES, scenarios
-from canopywatch.detect.training import LABEL_COLUMN, scenario_feature_table
+from canopywatch_dev.detection.experiments import aggregate, methods, run_methods
+from canopywatch_dev.detection.scenarios import SCENARIO_TYPES, scenarios
+from canopywatch_dev.detection.training import LABEL_COLUMN, scenario_feature_table
 
 ROOT = Path(__file__).resolve().parents[1]
 console = Console(width=150)

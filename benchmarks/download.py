@@ -36,7 +36,6 @@ from tqdm import tqdm
 from canopywatch.download import Aoi, download_scene, make_aoi, plan_requests, plan_tiles
 from canopywatch.evalscripts import EvalscriptFunction
 from canopywatch.messages import DownloadRequest
-from canopywatch.platform import minio, stack
 from canopywatch.settings import Settings
 from canopywatch.sources.copernicus import (
     CdseEndpoint,
@@ -45,6 +44,7 @@ from canopywatch.sources.copernicus import (
     sh_config,
 )
 from canopywatch.storage.objects import ObjectStore
+from canopywatch_dev.platform import minio, stack
 
 CLIENT_ID, CLIENT_SECRET = "bench-client", uuid.uuid4().hex
 
@@ -77,7 +77,7 @@ def free_port() -> int:
 def start_endpoint(world: Path, port: int) -> subprocess.Popen[bytes]:
     env = os.environ | {"CANOPYWATCH_CDSE_CLIENT_SECRET": CLIENT_SECRET}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "canopywatch.sources.cdse_emulator", "--world", str(world),
+        [sys.executable, "-m", "canopywatch_dev.cdse_emulator", "--world", str(world),
          "--port", str(port), "--client-id", CLIENT_ID, "--log-level", "warning"],
         env=env,
     )  # fmt: skip

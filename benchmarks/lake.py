@@ -30,7 +30,11 @@ from rich.table import Table
 
 from canopywatch.catalog import queries
 from canopywatch.catalog.schema import connect, drop_schema, ensure_schema
-from canopywatch.catalog.synthetic import (
+from canopywatch.lake.consume import write_scene_batch
+from canopywatch.lake.tables import Lake, lake_from_settings
+from canopywatch.settings import Settings
+from canopywatch_dev.platform import minio, stack
+from canopywatch_dev.synthetic_catalog import (
     DiscardingProducer,
     StaticMessage,
     load_synthetic_scenes,
@@ -38,10 +42,6 @@ from canopywatch.catalog.synthetic import (
     random_query_window,
     synthetic_scene_message,
 )
-from canopywatch.lake.consume import write_scene_batch
-from canopywatch.lake.tables import Lake, lake_from_settings
-from canopywatch.platform import minio, stack
-from canopywatch.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from pathlib import Path
 from train import load_params, scenario_list
 
 from canopywatch.detect.alerts import AlertPolicy
-from canopywatch.detect.commands import print_report
-from canopywatch.detect.experiments import method_report, methods, run_methods
 from canopywatch.detect.model import load_model
+from canopywatch_dev.detection.cli import print_report
+from canopywatch_dev.detection.experiments import method_report, methods, run_methods
 
 
 def main() -> None:

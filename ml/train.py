@@ -22,8 +22,8 @@ import yaml
 from canopywatch.detect.baseline import BaselineParams
 from canopywatch.detect.features import feature_names, write_features
 from canopywatch.detect.model import save_model, train_model
-from canopywatch.detect.scenarios import Scenario, scenarios
-from canopywatch.detect.training import LABEL_COLUMN, scenario_feature_table
+from canopywatch_dev.detection.scenarios import Scenario, scenarios
+from canopywatch_dev.detection.training import LABEL_COLUMN, scenario_feature_table
 
 STACK_KINDS: dict[str, tuple[str | None, BaselineParams]] = {
     "s2": (None, BaselineParams()),

@@ -103,8 +103,8 @@ def _tiles(args: argparse.Namespace, settings: Settings) -> int:
 def _aoi(args: argparse.Namespace, settings: Settings) -> int:
     import psycopg
 
-    from canopywatch.platform import postgres
     from canopywatch.storage import aois
+    from canopywatch_dev.platform import postgres
 
     with psycopg.connect(**postgres.connection_params(settings, settings.pg_database)) as conn:
         if args.aoi_command == "add":

@@ -103,12 +103,12 @@ def detect_area_alerts(
     from airflow.providers.apache.kafka.hooks.produce import KafkaProducerHook
 
     from canopywatch.catalog import queries
+    from canopywatch.dates import days_since_epoch
     from canopywatch.detect.alerts import write_alerts, write_quicklook
     from canopywatch.detect.detector import detect_area
     from canopywatch.detect.observations import SceneFilesSource
     from canopywatch.lake.connections import postgis_from_airflow
     from canopywatch.monitor import object_store
-    from canopywatch.sources.simulate import days_since_epoch
 
     aoi = Aoi.from_dict(area["aoi"])
     end = datetime.fromisoformat(area["end"])

@@ -43,7 +43,7 @@ CONF = {
 @pytest.fixture(scope="session")
 def platform() -> Iterator[Settings]:
     """PostgreSQL/PostGIS, Kafka and MinIO up, plus this session's topics and bucket."""
-    from canopywatch.platform import kafka, minio, stack
+    from canopywatch_dev.platform import kafka, minio, stack
 
     base = Settings.from_env()
     stack.up(
@@ -88,14 +88,14 @@ class Cdse:
 @pytest.fixture(scope="session")
 def cdse() -> Iterator[Cdse]:
     """The local CDSE endpoint over the test area, in a thread of this process."""
-    from canopywatch.sources.cdse_emulator import (
+    from canopywatch_dev.cdse_emulator import (
         Credentials,
         create_app,
         emulator_of,
         serve_in_thread,
         token_url,
     )
-    from canopywatch.sources.cdse_world import AreaSpec, World
+    from canopywatch_dev.cdse_world import AreaSpec, World
 
     spec = AreaSpec(
         AREA["name"],
@@ -132,7 +132,7 @@ class AirflowEnv:
 @pytest.fixture(scope="session")
 def airflow_env(platform: Settings, cdse: Cdse) -> AirflowEnv:
     """What Airflow tasks of this session see; applied only to the Airflow subprocesses."""
-    from canopywatch.platform import airflow_local
+    from canopywatch_dev.platform import airflow_local
 
     variables = {
         "CANOPYWATCH_TOPIC_PREFIX": platform.topic_prefix,
@@ -152,7 +152,7 @@ def airflow_env(platform: Settings, cdse: Cdse) -> AirflowEnv:
 
 def airflow_dags_test(env: AirflowEnv, conf: dict[str, Any], dag_id: str = DAG_ID):
     """``airflow dags test <dag_id> --conf ...`` (dag.test()) with the platform's env."""
-    from canopywatch.platform import airflow_local
+    from canopywatch_dev.platform import airflow_local
 
     old = {k: os.environ.get(k) for k in env.variables}
     os.environ.update(env.variables)

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from canopywatch.platform import airflow_local, process, stack
 from canopywatch.settings import Settings
+from canopywatch_dev.platform import airflow_local, process, stack
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 

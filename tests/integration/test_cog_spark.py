@@ -21,7 +21,6 @@ import pytest
 import rasterio
 from rasterio.enums import MaskFlags
 
-from canopywatch.cog.samples import synthetic_raw
 from canopywatch.cog.submit import (
     job_arguments,
     spark_conf,
@@ -37,6 +36,7 @@ from canopywatch.layout import SceneKey
 from canopywatch.messages import SceneDownloaded, stable_id
 from canopywatch.settings import Settings
 from canopywatch.storage.objects import ObjectStore
+from canopywatch_dev.synthetic_raw import synthetic_raw
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -76,7 +76,7 @@ def platform(platform: Settings):  # type: ignore[no-redef]
     """This module's own bucket: its seeded scenes (one corrupt) stay out of other tests' lake."""
     from dataclasses import replace
 
-    from canopywatch.platform import minio
+    from canopywatch_dev.platform import minio
 
     own = replace(
         platform, bucket=f"{platform.bucket}-cog", exports_bucket=f"{platform.bucket}-cog-x"
@@ -94,7 +94,7 @@ def platform(platform: Settings):  # type: ignore[no-redef]
 @pytest.fixture(scope="module")
 def seeded(platform: Settings):
     """Raw scenes in MinIO and scenes_raw: GOOD_SCENES valid ones and one truncated TIFF."""
-    from canopywatch.platform import minio
+    from canopywatch_dev.platform import minio
 
     store = ObjectStore(minio.s3_client(platform), platform.bucket)
     scenes = [
@@ -113,7 +113,7 @@ def seeded(platform: Settings):
 
 
 def run_job(settings: Settings, report: Path, master: str = "local[2]") -> dict:
-    from canopywatch.platform import minio
+    from canopywatch_dev.platform import minio
 
     lake = lake_from_settings(settings)
     argv = spark_submit_argv(

@@ -94,7 +94,7 @@ def dbt_schema(platform: Settings):
 
 
 def dbt_build(settings: Settings, schema: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    from canopywatch.platform import postgres
+    from canopywatch_dev.platform import postgres
 
     env = {
         **os.environ,

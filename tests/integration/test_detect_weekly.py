@@ -8,7 +8,7 @@ import pytest
 from confluent_kafka import Consumer
 
 from canopywatch.messages import AlertPublished
-from canopywatch.platform import minio
+from canopywatch_dev.platform import minio
 from tests.integration.conftest import CONF, airflow_dags_test
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]

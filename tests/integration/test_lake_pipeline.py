@@ -69,7 +69,7 @@ class Topic:
 def topic(platform: Settings, request: pytest.FixtureRequest) -> Iterator[Topic]:
     from confluent_kafka.admin import NewTopic
 
-    from canopywatch.platform import kafka
+    from canopywatch_dev.platform import kafka
 
     name = f"{platform.topic_prefix}.lake-{request.node.name[5:40].replace('_', '-')}"
     admin = kafka.admin_client(platform)
@@ -432,7 +432,7 @@ def test_postgis_lost_during_a_sync_raises_and_the_next_sync_is_complete(
 def test_bbox_time_query_plans_use_the_gist_and_time_indexes(
     platform: Settings, pg_schema: str
 ) -> None:
-    from canopywatch.catalog.synthetic import load_synthetic_scenes
+    from canopywatch_dev.synthetic_catalog import load_synthetic_scenes
 
     schema = f"{pg_schema}_q"
     with connect(platform, schema=schema) as conn:
@@ -468,8 +468,8 @@ def test_geopackage_export_of_a_run_to_minio_and_disk(
 
     from canopywatch.export.gpkg import ALERT_LAYER, SCENE_LAYER, export_new_since
     from canopywatch.lake.tables import current_versions
-    from canopywatch.platform import minio
     from canopywatch.storage.objects import ObjectStore
+    from canopywatch_dev.platform import minio
     from tests.unit.test_lake_writer import FakeMessage, FakeProducer
 
     write_scene_batch(

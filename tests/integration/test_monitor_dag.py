@@ -15,7 +15,7 @@ from rasterio.io import MemoryFile
 
 from canopywatch.export.gpkg import export_label
 from canopywatch.messages import DeadLetter, SceneDownloaded
-from canopywatch.platform import minio
+from canopywatch_dev.platform import minio
 from tests.integration.conftest import CONF, airflow_dags_test
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]

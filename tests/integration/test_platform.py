@@ -1,8 +1,8 @@
 """The local platform, started for real: PostgreSQL/PostGIS, Kafka, MinIO (and Airflow).
 
-These tests start the services themselves (``canopywatch.platform.stack.up``) and fail,
+These tests start the services themselves (``canopywatch_dev.platform.stack.up``) and fail,
 never skip, when a service cannot start. They leave the services running for the
-integration tests that follow; ``python -m canopywatch.platform down`` stops them.
+integration tests that follow; ``python -m canopywatch_dev.platform down`` stops them.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from canopywatch.platform import (
+from canopywatch.settings import REPO_ROOT, Settings
+from canopywatch_dev.platform import (
     airflow_local,
     emulator,
     kafka,
@@ -28,9 +29,8 @@ from canopywatch.platform import (
     prerequisites,
     stack,
 )
-from canopywatch.platform.credentials import secret_file
-from canopywatch.platform.process import PlatformError
-from canopywatch.settings import REPO_ROOT, Settings
+from canopywatch_dev.platform.credentials import secret_file
+from canopywatch_dev.platform.process import PlatformError
 
 pytestmark = pytest.mark.service
 CORE = ("postgres", "kafka", "minio")
@@ -61,7 +61,7 @@ def test_core_services_are_healthy(settings: Settings) -> None:
 
 def test_up_twice_is_idempotent(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
     before = _pids(settings)
-    with caplog.at_level(logging.INFO, logger="canopywatch.platform"):
+    with caplog.at_level(logging.INFO, logger="canopywatch_dev.platform"):
         stack.up(settings, CORE)
     assert _pids(settings) == before
     for name in CORE:
@@ -137,7 +137,7 @@ def test_minio_restarts(settings: Settings) -> None:
 
 def test_cli_status(settings: Settings) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "canopywatch.platform", "status", *CORE],
+        [sys.executable, "-m", "canopywatch_dev.platform", "status", *CORE],
         capture_output=True,
         text=True,
         check=False,
@@ -150,7 +150,7 @@ def test_cli_status(settings: Settings) -> None:
 def test_cli_bad_usage_exits_2() -> None:
     for args in (["restart"], ["up", "no-such-service"]):
         result = subprocess.run(
-            [sys.executable, "-m", "canopywatch.platform", *args],
+            [sys.executable, "-m", "canopywatch_dev.platform", *args],
             capture_output=True,
             text=True,
             check=False,
@@ -167,7 +167,7 @@ def test_missing_prerequisite_is_reported(
         kafka.up(settings)
     assert any("mvn" in p for p in prerequisites.problems(settings, "mvn", "go"))
     result = subprocess.run(
-        [sys.executable, "-m", "canopywatch.platform", "up", "kafka"],
+        [sys.executable, "-m", "canopywatch_dev.platform", "up", "kafka"],
         capture_output=True,
         text=True,
         check=False,

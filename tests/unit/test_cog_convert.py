@@ -10,7 +10,7 @@ from rasterio.transform import from_origin
 
 from canopywatch.cog.convert import CogConversionError, convert, overview_levels, validate
 from canopywatch.cog.profiles import PROFILES, UnknownProfileError, get_profile
-from canopywatch.cog.samples import S2L2A_BANDS, synthetic_raw
+from canopywatch_dev.synthetic_raw import S2L2A_BANDS, synthetic_raw
 
 
 def _geotiff(data: np.ndarray, **profile) -> bytes:

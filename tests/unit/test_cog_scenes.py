@@ -8,7 +8,6 @@ import pytest
 
 from canopywatch.cog.convert import validate
 from canopywatch.cog.job import JobReport, partition_count, publish, table_uri
-from canopywatch.cog.samples import synthetic_raw
 from canopywatch.cog.scenes import (
     CONVERTED,
     FAILED,
@@ -22,6 +21,7 @@ from canopywatch.cog.submit import job_arguments, spark_conf, submit_environment
 from canopywatch.geo import BBox
 from canopywatch.layout import SceneKey
 from canopywatch.storage.objects import ObjectStore
+from canopywatch_dev.synthetic_raw import synthetic_raw
 
 RAW_KEY = SceneKey(
     "simulated",

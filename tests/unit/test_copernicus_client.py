@@ -11,15 +11,6 @@ from sentinelhub.exceptions import DownloadFailedException
 from canopywatch.download import make_aoi, plan_requests, plan_tiles, verify_geotiff
 from canopywatch.evalscripts import FUNCTIONS, get_function
 from canopywatch.settings import Settings
-from canopywatch.sources.cdse_emulator import (
-    Credentials,
-    Fault,
-    create_app,
-    emulator_of,
-    serve_in_thread,
-    token_url,
-)
-from canopywatch.sources.cdse_world import AreaSpec, World
 from canopywatch.sources.copernicus import (
     CdseEndpoint,
     is_credentials_error,
@@ -28,6 +19,15 @@ from canopywatch.sources.copernicus import (
     sh_config,
 )
 from canopywatch.transport import is_poison
+from canopywatch_dev.cdse_emulator import (
+    Credentials,
+    Fault,
+    create_app,
+    emulator_of,
+    serve_in_thread,
+    token_url,
+)
+from canopywatch_dev.cdse_world import AreaSpec, World
 
 BBOX = (-55.40, -7.10, -55.39, -7.09)  # ~110 x 110 px
 START, END = datetime(2023, 1, 1, tzinfo=UTC), datetime(2024, 12, 31, 23, 59, 59, tzinfo=UTC)

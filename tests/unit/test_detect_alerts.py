@@ -12,9 +12,9 @@ import pytest
 import rasterio.crs
 from affine import Affine
 
+from canopywatch.dates import days_since_epoch
 from canopywatch.detect.alerts import AlertPolicy, polygonize, write_alerts, write_quicklook
 from canopywatch.detect.baseline import AlertTracker, PixelAlerts
-from canopywatch.sources.simulate import days_since_epoch
 
 CRS = rasterio.crs.CRS.from_epsg(32721)
 TRANSFORM = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 8800000.0)

@@ -9,9 +9,10 @@ import pytest
 
 from canopywatch.detect.alerts import polygonize
 from canopywatch.detect.baseline import BaselineParams, detect_baseline, robust_location_scale
-from canopywatch.detect.evaluate import evaluate_alerts, reference_from_simulation
-from canopywatch.detect.observations import MaskingConfig, SimulationSource, clear_mask_from_scl
-from canopywatch.sources.simulate import SimulationConfig, simulate
+from canopywatch.detect.evaluate import evaluate_alerts
+from canopywatch.detect.observations import MaskingConfig, clear_mask_from_scl
+from canopywatch_dev.detection.reference import SimulationSource, reference_from_simulation
+from canopywatch_dev.simulate import SimulationConfig, simulate
 
 
 def small_simulation(**knobs: object) -> object:

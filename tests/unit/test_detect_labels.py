@@ -13,9 +13,9 @@ from affine import Affine
 from pyproj import Transformer
 from shapely.geometry import box
 
+from canopywatch.dates import days_since_epoch
 from canopywatch.detect.labels import reference_from_loss_year, reference_from_polygons
 from canopywatch.detect.observations import Grid
-from canopywatch.sources.simulate import days_since_epoch
 
 GRID = Grid(
     rasterio.crs.CRS.from_epsg(32721), Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 8800000.0), 50, 50

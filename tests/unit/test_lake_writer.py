@@ -10,12 +10,12 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from canopywatch.catalog.synthetic import StaticMessage
 from canopywatch.geo import geohash
 from canopywatch.lake.consume import write_alert_batch, write_converted_batch, write_scene_batch
 from canopywatch.lake.tables import ALERTS, SCENES_COG, SCENES_RAW, Lake, open_table
 from canopywatch.lake.writer import OffsetRow, app_id, plan_batch, write_exactly_once
 from canopywatch.messages import AlertPublished, DeadLetter, SceneConverted, SceneDownloaded
+from canopywatch_dev.synthetic_catalog import StaticMessage
 
 TOPIC = "cw.scenes-downloaded"
 

@@ -99,7 +99,7 @@ def connect(
     settings: Settings, *, schema: str | None = None, **kwargs: Any
 ) -> psycopg.Connection[Any]:
     """A psycopg connection to the platform's PostGIS database, in ``schema`` when given."""
-    from canopywatch.platform import postgres
+    from canopywatch_dev.platform import postgres
 
     params = postgres.connection_params(settings, settings.pg_database)
     if schema is None and settings.pg_schema != "public":

@@ -3,8 +3,10 @@
     canopywatch detect --index-stack DIR --index ndvi --date-pattern 'NDVI_%Y-%m-%d' --out alerts.geojson
     canopywatch detect --scenes DIR [--band-order B02,B03,B04,B08,B11,B12,SCL,dataMask] --out alerts.gpkg
     canopywatch detect --scenes DIR --layout theia --date-pattern '_(\\d{8})-' --out alerts.geojson
-    canopywatch evaluate [--scenarios typical,haze] [--seeds 2] [--model ml/model] [--out metrics.json]
     canopywatch evaluate --alerts alerts.geojson --labels labels.gpkg --grid-from scene.tif
+
+(Scoring on simulated held-out scenarios is a dev-kit command:
+``python -m canopywatch_dev.detection evaluate --scenarios typical,haze``.)
 
 ``cli.py`` calls ``register(subparsers)``; each parser sets ``handler``. Bad input prints
 one line and returns exit code 2 (``run`` does that around a handler).
@@ -21,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 EXIT_USAGE = 2
 DEFAULT_DATE_PATTERN = r"(\d{4}-\d{2}-\d{2}|\d{8})"
@@ -65,11 +66,7 @@ def register(subparsers: Any) -> None:
     detect.add_argument("--quicklook", type=Path, default=None, help="PNG before/after")
     detect.set_defaults(handler=detect_command)
 
-    evaluate = subparsers.add_parser("evaluate", help="accuracy on held-out scenarios or labels")
-    evaluate.add_argument("--scenarios", default=None, help="comma-separated scenario types")
-    evaluate.add_argument("--seeds", type=int, default=2, help="held-out seeds per type")
-    evaluate.add_argument("--size", type=int, default=160, help="scenario grid size (px)")
-    evaluate.add_argument("--model", type=Path, default=None)
+    evaluate = subparsers.add_parser("evaluate", help="accuracy of alerts against labels")
     evaluate.add_argument("--alerts", type=Path, default=None, help="alerts to score vs --labels")
     evaluate.add_argument(
         "--labels", type=Path, default=None, help="dated polygons or loss-year tif"
@@ -191,64 +188,13 @@ def detect_command(args: argparse.Namespace) -> int:
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
-    if args.alerts is not None or args.labels is not None:
-        return _evaluate_labels(args)
-    from canopywatch.detect.experiments import method_report, methods, run_methods
-    from canopywatch.detect.model import load_model
-    from canopywatch.detect.scenarios import scenarios
-
-    kinds = args.scenarios.split(",") if args.scenarios else None
-    if args.seeds < 1:
-        raise ValueError("--seeds must be >= 1")
-    held_out = scenarios(kinds, args.seeds, held_out=True, size_px=args.size)
-    model = load_model(args.model) if args.model is not None else None
-    runs, _ = run_methods(held_out, methods(model), progress=lambda name: console.log(name))
-    report = method_report(runs)
-    print_report(report)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2, default=str))
-    return 0
-
-
-def print_report(report: dict[str, Any]) -> None:
-    table = Table(title="held-out scenarios (events >= 0.1 ha)")
-    for column in (
-        "method",
-        "scenario type",
-        "precision",
-        "recall",
-        "F1",
-        "pixel F1",
-        "latency d (median/p90)",
-        "false: forest/other change",
-    ):
-        table.add_column(column)
-    for method, parts in report.items():
-        rows = {"all": parts["all"], **parts["by_scenario_type"]}
-        for kind, scores in rows.items():
-            latency = scores["latency_days"]
-            table.add_row(
-                method,
-                kind,
-                f"{scores['precision']:.3f}",
-                f"{scores['recall']:.3f}",
-                f"{scores['f1']:.3f}",
-                f"{scores['pixel_f1']:.3f}",
-                f"{latency['median']:.0f}/{latency['p90']:.0f}",
-                f"{scores['false_stable_forest']}/{scores['false_other_change']}",
-            )
-    Console().print(table)
-
-
-def _evaluate_labels(args: argparse.Namespace) -> int:
     import geopandas as gpd
     import rasterio
 
+    from canopywatch.dates import days_since_epoch
     from canopywatch.detect.evaluate import evaluate_alerts
     from canopywatch.detect.labels import reference_from_loss_year, reference_from_polygons
     from canopywatch.detect.observations import Grid
-    from canopywatch.sources.simulate import days_since_epoch
 
     if args.alerts is None or args.labels is None:
         raise ValueError("--alerts and --labels go together")

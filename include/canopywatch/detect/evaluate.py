@@ -1,4 +1,5 @@
-"""Accuracy of alerts against reference data (simulator truth or user labels).
+"""Accuracy of alerts against reference data (user labels, or simulator truth built by
+``canopywatch_dev.detection.reference``).
 
 * Event level: an alert is a true positive when at least ``overlap_share`` of it is
   cleared in the reference; a reference event is detected when alerts cover at least
@@ -25,7 +26,7 @@ import numpy.typing as npt
 import rasterio.features
 from affine import Affine
 
-from canopywatch.sources.simulate import LC_FOREST, Simulation, days_since_epoch
+from canopywatch.dates import days_since_epoch
 
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
@@ -55,25 +56,6 @@ class ReferenceData:
     def pixel_area_ha(self) -> float:
         t = self.transform
         return abs(t.a * t.e - t.b * t.d) / 10000.0
-
-
-def reference_from_simulation(simulation: Simulation) -> ReferenceData:
-    shape_hw = simulation.shape
-    raster = np.zeros(shape_hw, dtype=np.int32)
-    other = np.zeros(shape_hw, dtype=bool)
-    events: list[ReferenceEvent] = []
-    for number, event in enumerate(simulation.events, start=1):
-        mask = rasterio.features.geometry_mask(
-            [event.geometry], out_shape=shape_hw, transform=simulation.transform, invert=True
-        )
-        if event.is_deforestation:
-            raster[mask & (simulation.clearing_date >= 0)] = number
-            events.append(ReferenceEvent(number, days_since_epoch(event.start), event.kind))
-        else:
-            other |= mask
-    clearing = simulation.clearing_date.astype(np.int64)
-    stable = (simulation.landcover == LC_FOREST) & (clearing < 0)
-    return ReferenceData(clearing, raster, tuple(events), simulation.transform, stable, other)
 
 
 def rasterize_alerts(

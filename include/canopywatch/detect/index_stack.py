@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from rasterio.windows import Window
 
+from canopywatch.dates import days_since_epoch
 from canopywatch.detect.observations import (
-    RAW_BAND_ORDER,
     S2_BANDS,
     BandFilesSource,
     BoolArray,
@@ -30,12 +30,12 @@ from canopywatch.detect.observations import (
     MaskingConfig,
     ObservationStack,
     SceneFilesSource,
-    _window_or_full,
     dated_files_layout,
     finalize,
     read_aligned,
+    window_or_full,
 )
-from canopywatch.sources.simulate import days_since_epoch
+from canopywatch.sentinel2 import RAW_BAND_ORDER
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 THEIA_BAND_PATTERNS: dict[str, str] = {
@@ -124,7 +124,7 @@ class IndexStackSource(GriddedSource):
         self.valid_range = valid_range
 
     def read(self, window: Window | None = None) -> ObservationStack:
-        win = _window_or_full(self._grid, window)
+        win = window_or_full(self._grid, window)
         values: list[FloatArray] = []
         clear: list[BoolArray] = []
         for _, path in self.files:

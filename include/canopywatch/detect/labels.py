@@ -23,9 +23,9 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 from scipy import ndimage
 
+from canopywatch.dates import days_since_epoch
 from canopywatch.detect.evaluate import ReferenceData, ReferenceEvent
 from canopywatch.detect.observations import Grid, read_aligned
-from canopywatch.sources.simulate import days_since_epoch
 
 DATE_COLUMNS: tuple[str, ...] = ("view_date", "date", "image_date", "loss_date", "alert_date")
 

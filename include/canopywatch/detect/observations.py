@@ -2,7 +2,7 @@
 
 An ``ObservationStack`` holds, for T dates and an H x W window, surface reflectance per
 band (or one vegetation index) as float32 with NaN where there is no usable observation,
-and the ``clear`` mask. Sources (a ``Simulation``, raw ``s2l2a_bands`` GeoTIFFs, folders of
+and the ``clear`` mask. Sources (raw ``s2l2a_bands`` GeoTIFFs, folders of
 per-band files, index stacks) implement ``StackSource``: a grid, the dates, and
 ``read(window)``, so large areas are processed one window at a time.
 """
@@ -25,20 +25,13 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from scipy import ndimage
 
-from canopywatch.sources.simulate import (
-    BANDS,
-    BOA_ADD_OFFSET_DN,
-    REFLECTANCE_SCALE,
-    Simulation,
-    days_since_epoch,
-)
+from canopywatch.sentinel2 import BANDS, RAW_BAND_ORDER, REFLECTANCE_SCALE
 
 FloatArray = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 
 S2_BANDS: tuple[str, ...] = BANDS  # B02, B03, B04, B08, B11, B12
-RAW_BAND_ORDER: tuple[str, ...] = (*S2_BANDS, "SCL", "dataMask")  # s2l2a_bands evalscript
 # SCL: no data, defective, cloud shadow, cloud medium/high, thin cirrus, snow. Snow is not in
 # the usual set {0,1,3,8,9,10}; for forest loss a snow-covered canopy is no observation.
 DEFAULT_INVALID_SCL: frozenset[int] = frozenset({0, 1, 3, 8, 9, 10, 11})
@@ -197,7 +190,7 @@ def iter_windows(grid: Grid, size: int, halo: int = 0) -> Iterator[tuple[Window,
             yield Window(c0, r0, c1 - c0, r1 - r0), core
 
 
-def _window_or_full(grid: Grid, window: Window | None) -> Window:
+def window_or_full(grid: Grid, window: Window | None) -> Window:
     return window if window is not None else Window(0, 0, grid.width, grid.height)
 
 
@@ -226,37 +219,6 @@ def dated_files_layout(
     ordered = sorted(files)
     days = np.asarray(sorted({day for day, _ in ordered}), dtype=np.int64)
     return ordered, _grid_of(ordered[0][1]), days
-
-
-class SimulationSource(GriddedSource):
-    """A ``Simulation`` as a stack source (DN with the +1000 BOA offset, SCL masking)."""
-
-    def __init__(self, simulation: Simulation, masking: MaskingConfig | None = None) -> None:
-        self.simulation = simulation
-        self.masking = masking or MaskingConfig()
-        config = simulation.config
-        self._grid = Grid(simulation.crs, simulation.transform, config.width, config.height)
-        self._days = np.asarray(
-            [days_since_epoch(a.date) for a in simulation.acquisitions], dtype=np.int64
-        )
-
-    def read(self, window: Window | None = None) -> ObservationStack:
-        win = _window_or_full(self._grid, window)
-        rows = slice(int(win.row_off), int(win.row_off + win.height))
-        cols = slice(int(win.col_off), int(win.col_off + win.width))
-        bands: dict[str, list[FloatArray]] = {band: [] for band in S2_BANDS}
-        clear: list[BoolArray] = []
-        for acquisition in self.simulation.acquisitions:
-            rendered = self.simulation.render(acquisition.index)
-            scl = rendered["SCL"][rows, cols]
-            nodata = rendered["B04"][rows, cols] == 0
-            clear.append(clear_mask_from_scl(scl, (~nodata).astype(np.uint8), self.masking))
-            for band in S2_BANDS:
-                dn = rendered[band][rows, cols].astype(np.float32)
-                bands[band].append((dn - BOA_ADD_OFFSET_DN) / np.float32(REFLECTANCE_SCALE))
-        return finalize(
-            self._days.tolist(), bands, clear, self._grid.window_transform(win), self._grid.crs
-        )
 
 
 def _grid_of(path: Path) -> Grid:
@@ -325,7 +287,7 @@ class SceneFilesSource(GriddedSource):
         self.dn_scale, self.dn_offset, self.nodata = dn_scale, dn_offset, nodata
 
     def read(self, window: Window | None = None) -> ObservationStack:
-        win = _window_or_full(self._grid, window)
+        win = window_or_full(self._grid, window)
         bands: dict[str, list[FloatArray]] = {band: [] for band in S2_BANDS}
         clear: list[BoolArray] = []
         days: list[int] = []
@@ -389,7 +351,7 @@ class BandFilesSource(GriddedSource):
         self._days = np.asarray(list(self.dates), dtype=np.int64)
 
     def read(self, window: Window | None = None) -> ObservationStack:
-        win = _window_or_full(self._grid, window)
+        win = window_or_full(self._grid, window)
         bands: dict[str, list[FloatArray]] = {band: [] for band in S2_BANDS}
         clear: list[BoolArray] = []
         for paths in self.dates.values():

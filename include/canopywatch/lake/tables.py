@@ -219,7 +219,7 @@ def lake_from_settings(
     settings: Settings, *, bucket: str | None = None, prefix: str = LAKE_PREFIX
 ) -> Lake:
     """The lake on the platform's MinIO (``CANOPYWATCH_S3_ENDPOINT``, root credentials)."""
-    from canopywatch.platform import minio
+    from canopywatch_dev.platform import minio
 
     access_key, secret_key = minio.credentials(settings)
     return Lake.s3(

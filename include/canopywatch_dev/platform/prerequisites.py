@@ -13,9 +13,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from canopywatch.platform.paths import bin_dir, kafka_lib_dir
-from canopywatch.platform.process import PlatformError
 from canopywatch.settings import Settings
+from canopywatch_dev.platform.paths import bin_dir, kafka_lib_dir
+from canopywatch_dev.platform.process import PlatformError
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 POSTGIS_CONTROL = Path("/usr/share/postgresql/15/extension/postgis.control")

@@ -12,11 +12,11 @@ import os
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from canopywatch.platform import process
-from canopywatch.platform.credentials import load_or_create, new_password
-from canopywatch.platform.paths import ensure_layout, service_data_dir
-from canopywatch.platform.prerequisites import minio_binary, require
 from canopywatch.settings import Settings
+from canopywatch_dev.platform import process
+from canopywatch_dev.platform.credentials import load_or_create, new_password
+from canopywatch_dev.platform.paths import ensure_layout, service_data_dir
+from canopywatch_dev.platform.prerequisites import minio_binary, require
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -29,7 +29,7 @@ COMPOSE_SERVICES = ("minio", "minio-init")
 START_TIMEOUT = 60.0
 REGION = "us-east-1"
 
-log = logging.getLogger("canopywatch.platform")
+log = logging.getLogger("canopywatch_dev.platform")
 
 
 def credentials(settings: Settings) -> tuple[str, str]:

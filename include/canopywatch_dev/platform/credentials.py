@@ -11,8 +11,8 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
-from canopywatch.platform.paths import ensure_layout
 from canopywatch.settings import Settings
+from canopywatch_dev.platform.paths import ensure_layout
 
 
 def secret_file(settings: Settings, name: str) -> Path:

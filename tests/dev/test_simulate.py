@@ -13,14 +13,10 @@ import pytest
 import rasterio.features
 from shapely.geometry import box
 
-from canopywatch.sources.simulate import (
+from canopywatch.dates import days_since_epoch
+from canopywatch.sentinel2 import (
     BANDS,
     BOA_ADD_OFFSET_DN,
-    DEFORESTATION_KINDS,
-    LC_BARE,
-    LC_FOREST,
-    LC_PASTURE,
-    LC_WATER,
     SCL_CLOUD_HIGH,
     SCL_CLOUD_MEDIUM,
     SCL_CLOUD_SHADOW,
@@ -28,11 +24,17 @@ from canopywatch.sources.simulate import (
     SCL_NO_DATA,
     SCL_VEGETATION,
     SCL_WATER,
+)
+from canopywatch_dev.simulate import (
+    DEFORESTATION_KINDS,
+    LC_BARE,
+    LC_FOREST,
+    LC_PASTURE,
+    LC_WATER,
     Event,
     Simulation,
     SimulationConfig,
     clearing_date_to_datetime64,
-    days_since_epoch,
     mgrs_tile_id,
     simulate,
     simulate_area,

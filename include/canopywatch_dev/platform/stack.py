@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import ModuleType
 
-from canopywatch.platform import SERVICES, airflow_local, emulator, kafka, minio, postgres
-from canopywatch.platform.process import PlatformError, ProcessStatus, split_host_port
 from canopywatch.settings import Settings
+from canopywatch_dev.platform import SERVICES, airflow_local, emulator, kafka, minio, postgres
+from canopywatch_dev.platform.process import PlatformError, ProcessStatus, split_host_port
 
 _MODULES: dict[str, ModuleType] = {
     "postgres": postgres,

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from canopywatch.sources.simulate import Simulation, SimulationConfig, simulate
+from canopywatch_dev.simulate import Simulation, SimulationConfig, simulate
 
 SCENARIO_TYPES: dict[str, dict[str, Any]] = {
     "typical": {},

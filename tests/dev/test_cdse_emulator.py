@@ -30,7 +30,7 @@ from sentinelhub.exceptions import (
     SHRateLimitWarning,
 )
 
-from canopywatch.sources.cdse_emulator import (
+from canopywatch_dev.cdse_emulator import (
     CdseEmulator,
     Credentials,
     Fault,
@@ -42,7 +42,7 @@ from canopywatch.sources.cdse_emulator import (
     serve_in_thread,
     token_url,
 )
-from canopywatch.sources.cdse_world import AreaSpec, World
+from canopywatch_dev.cdse_world import AreaSpec, World
 
 CLIENT_ID = "canopywatch-test"
 CLIENT_SECRET = "not-a-real-secret"

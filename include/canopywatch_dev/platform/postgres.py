@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from canopywatch.platform import process
-from canopywatch.platform.credentials import load_or_create, new_password
-from canopywatch.platform.paths import ensure_layout, log_file, service_data_dir
-from canopywatch.platform.prerequisites import PG_BIN, require
 from canopywatch.settings import Settings
+from canopywatch_dev.platform import process
+from canopywatch_dev.platform.credentials import load_or_create, new_password
+from canopywatch_dev.platform.paths import ensure_layout, log_file, service_data_dir
+from canopywatch_dev.platform.prerequisites import PG_BIN, require
 
 NAME = "postgres"
 PROCESSES = (NAME,)
@@ -33,7 +33,7 @@ COMPOSE_SERVICES = ("postgis",)
 OS_USER = "postgres"
 START_TIMEOUT = 60.0
 
-log = logging.getLogger("canopywatch.platform")
+log = logging.getLogger("canopywatch_dev.platform")
 
 
 # -- connection ------------------------------------------------------------------------

@@ -13,7 +13,7 @@ It speaks the protocol in docs/copernicus.md on the real service's paths, so the
 - ``GET /health``; test hooks (unauthenticated, loopback use only):
   ``POST /_emulator/faults``, ``GET /_emulator/stats``, ``POST /_emulator/reset``.
 
-Run: ``python -m canopywatch.sources.cdse_emulator --world WORLD.json --port 18500``;
+Run: ``python -m canopywatch_dev.cdse_emulator --world WORLD.json --port 18500``;
 credentials from ``CANOPYWATCH_CDSE_CLIENT_ID`` / ``CANOPYWATCH_CDSE_CLIENT_SECRET`` (or
 ``--client-id`` / ``--client-secret``). From Python: ``create_app`` and ``serve_in_thread``.
 """
@@ -60,8 +60,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from canopywatch.sources.cdse_world import (
-    SCL_BAND,
+from canopywatch.sentinel2 import BANDS, BOA_ADD_OFFSET_DN, SCL_BAND
+from canopywatch_dev.cdse_world import (
     Grid,
     Mosaic,
     Scene,
@@ -69,14 +69,13 @@ from canopywatch.sources.cdse_world import (
     footprint_lonlat,
     mosaic_simple,
 )
-from canopywatch.sources.evalscript import (
+from canopywatch_dev.evalscript import (
     Evalscript,
     EvalscriptError,
     OutputSpec,
     band_scales,
     to_sample_type,
 )
-from canopywatch.sources.simulate import BANDS, BOA_ADD_OFFSET_DN
 
 LOGGER = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from canopywatch.platform import SERVICES, stack
-from canopywatch.platform.kafka import TOPICS
 from canopywatch.settings import REPO_ROOT, Settings
+from canopywatch_dev.platform import SERVICES, stack
+from canopywatch_dev.platform.kafka import TOPICS
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yaml"
 ONE_SHOT = {"kafka-init", "minio-init", "airflow-init"}

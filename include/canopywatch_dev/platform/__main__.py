@@ -1,4 +1,4 @@
-"""``python -m canopywatch.platform up|down|status|login [SERVICE ...]``.
+"""``python -m canopywatch_dev.platform up|down|status|login [SERVICE ...]``.
 
     up      start services (all when none named) and what they need; running ones are left alone
     down    stop services (all when none named)
@@ -20,9 +20,9 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from canopywatch.platform import SERVICES, stack
-from canopywatch.platform.process import PlatformError
 from canopywatch.settings import Settings, SettingsError
+from canopywatch_dev.platform import SERVICES, stack
+from canopywatch_dev.platform.process import PlatformError
 
 COMMANDS = ("up", "down", "status", "login")
 _STATE_STYLE = {"running": "green", "stopped": "dim", "unhealthy": "red"}
@@ -35,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> _Parser:
     parser = _Parser(
-        prog="python -m canopywatch.platform",
+        prog="python -m canopywatch_dev.platform",
         description="Start, stop and inspect the local platform (no Docker).",
         epilog=f"services: {', '.join(SERVICES)}",
     )
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [name for name in args.services if name not in SERVICES]
     if unknown:
         print(
-            f"python -m canopywatch.platform: unknown service {unknown[0]!r} "
+            f"python -m canopywatch_dev.platform: unknown service {unknown[0]!r} "
             f"(choose from {', '.join(SERVICES)})",
             file=sys.stderr,
         )
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(message)s",
         handlers=[RichHandler(console=console, show_path=False, show_time=True, markup=False)],
     )
-    logging.getLogger("canopywatch.platform.librdkafka").setLevel(logging.CRITICAL)
+    logging.getLogger("canopywatch_dev.platform.librdkafka").setLevel(logging.CRITICAL)
     try:
         settings = Settings.from_env()
         if args.command == "up":
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                 out = Console(width=200)
             out.print(_status_table(settings, args.services))
         else:
-            from canopywatch.platform.airflow_local import login
+            from canopywatch_dev.platform.airflow_local import login
 
             user, password = login(settings)
             print(f"user: {user}\npassword: {password}")

@@ -54,33 +54,28 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
+from canopywatch.dates import date_from_days, days_since_epoch
+from canopywatch.sentinel2 import (
+    BANDS,
+    BOA_ADD_OFFSET_DN,
+    NODATA_DN,
+    REFLECTANCE_SCALE,
+    SCL_CLOUD_HIGH,
+    SCL_CLOUD_MEDIUM,
+    SCL_CLOUD_SHADOW,
+    SCL_NO_DATA,
+    SCL_NOT_VEGETATED,
+    SCL_THIN_CIRRUS,
+    SCL_VEGETATION,
+    SCL_WATER,
+)
+
 FloatArray = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 Int32Array = npt.NDArray[np.int32]
 UInt8Array = npt.NDArray[np.uint8]
 UInt16Array = npt.NDArray[np.uint16]
-
-BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B08", "B11", "B12")
-BOA_ADD_OFFSET_DN = 1000
-REFLECTANCE_SCALE = 10000.0
-NODATA_DN = 0
-
-# Scene classification (SCL) of Sen2Cor L2A.
-SCL_NO_DATA: Final = 0
-SCL_SATURATED_DEFECTIVE: Final = 1
-SCL_DARK_AREA: Final = 2
-SCL_CLOUD_SHADOW: Final = 3
-SCL_VEGETATION: Final = 4
-SCL_NOT_VEGETATED: Final = 5
-SCL_WATER: Final = 6
-SCL_UNCLASSIFIED: Final = 7
-SCL_CLOUD_MEDIUM: Final = 8
-SCL_CLOUD_HIGH: Final = 9
-SCL_THIN_CIRRUS: Final = 10
-SCL_SNOW_ICE: Final = 11
-SCL_INVALID: frozenset[int] = frozenset({0, 1, 3, 8, 9, 10})
-SCL_CLOUDY: frozenset[int] = frozenset({3, 8, 9, 10})
 
 # Land cover codes of ``Simulation.landcover`` (state at the start of the simulation).
 LC_FOREST: Final = 1
@@ -108,9 +103,6 @@ EVENT_KINDS: tuple[str, ...] = (
     "flooding",
 )
 DEFORESTATION_KINDS: tuple[str, ...] = EVENT_KINDS[:4]
-
-EPOCH: Final = dt.date(1970, 1, 1)
-_EPOCH_ORDINAL: Final = EPOCH.toordinal()
 
 # Endmember surface reflectance, columns in BANDS order (B02, B03, B04, B08, B11, B12).
 EM_FOREST: Final = 0
@@ -335,14 +327,6 @@ BURN_FADE_DAYS = 30
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def days_since_epoch(day: dt.date) -> int:
-    return day.toordinal() - _EPOCH_ORDINAL
-
-
-def date_from_days(days: int) -> dt.date:
-    return dt.date.fromordinal(int(days) + _EPOCH_ORDINAL)
 
 
 def clearing_date_to_datetime64(clearing_date: npt.NDArray[np.integer[Any]]) -> npt.NDArray[Any]:

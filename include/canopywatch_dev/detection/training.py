@@ -17,8 +17,9 @@ from canopywatch.detect.evaluate import ReferenceData
 from canopywatch.detect.features import collect_rows, feature_names, read_features, write_features
 from canopywatch.detect.indices import compute_index
 from canopywatch.detect.model import TrainedModel, train_model
-from canopywatch.detect.observations import ObservationStack, SimulationSource
-from canopywatch.detect.scenarios import Scenario
+from canopywatch.detect.observations import ObservationStack
+from canopywatch_dev.detection.reference import SimulationSource
+from canopywatch_dev.detection.scenarios import Scenario
 
 LABEL_COLUMN = "label"
 PROVENANCE_COLUMNS: tuple[str, ...] = ("scenario", "seed", "day", "pixel", LABEL_COLUMN)

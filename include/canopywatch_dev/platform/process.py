@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from canopywatch.platform.paths import ensure_layout, log_file, pid_file
 from canopywatch.settings import Settings
+from canopywatch_dev.platform.paths import ensure_layout, log_file, pid_file
 
-log = logging.getLogger("canopywatch.platform")
+log = logging.getLogger("canopywatch_dev.platform")
 
 # Popen handles of children started by this interpreter, kept so they can be reaped
 _children: dict[int, subprocess.Popen[bytes]] = {}
@@ -39,7 +39,7 @@ class PlatformError(RuntimeError):
 
 @dataclass(frozen=True)
 class ProcessStatus:
-    """One row of ``python -m canopywatch.platform status``."""
+    """One row of ``python -m canopywatch_dev.platform status``."""
 
     service: str
     process: str

@@ -1,4 +1,4 @@
-"""The local Copernicus Data Space endpoint (``canopywatch.sources.cdse_emulator``).
+"""The local Copernicus Data Space endpoint (``canopywatch_dev.cdse_emulator``).
 
 It serves simulated Sentinel-2 scenes described by a WORLD.json file
 (``settings.emulator_world``; by default ``<home>/data/emulator/world.json``, written with
@@ -15,17 +15,17 @@ import os
 import sys
 from pathlib import Path
 
-from canopywatch.platform import process
-from canopywatch.platform.credentials import load_or_create, new_password
-from canopywatch.platform.paths import ensure_layout, service_data_dir
 from canopywatch.settings import Settings
+from canopywatch_dev.platform import process
+from canopywatch_dev.platform.credentials import load_or_create, new_password
+from canopywatch_dev.platform.paths import ensure_layout, service_data_dir
 
 NAME = "emulator"
 PROCESSES = (NAME,)
 COMPOSE_SERVICES = ("cdse-emulator",)
 HOST = "127.0.0.1"
 START_TIMEOUT = 180.0
-MODULE = "canopywatch.sources.cdse_emulator"
+MODULE = "canopywatch_dev.cdse_emulator"
 
 DEFAULT_WORLD = {
     "areas": [
@@ -39,7 +39,7 @@ DEFAULT_WORLD = {
     ]
 }
 
-log = logging.getLogger("canopywatch.platform")
+log = logging.getLogger("canopywatch_dev.platform")
 
 
 def base_url(settings: Settings) -> str:

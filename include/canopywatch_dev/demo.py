@@ -84,7 +84,7 @@ def _http(
 
 def configure_environment() -> Settings:
     """Point the platform at the local CDSE endpoint serving the demo area."""
-    from canopywatch.platform import emulator
+    from canopywatch_dev.platform import emulator
 
     settings = Settings.from_env()
     if not os.environ.get("CANOPYWATCH_SH_BASE_URL"):
@@ -227,7 +227,7 @@ def cog_and_mart_rows(settings: Settings) -> list[tuple[str, str]]:
 
 
 def conn_example_cog(settings: Settings) -> str:
-    from canopywatch.platform import minio
+    from canopywatch_dev.platform import minio
 
     client = minio.s3_client(settings)
     listed = client.list_objects_v2(Bucket=settings.bucket, Prefix="sentinel_hub/", MaxKeys=200)
@@ -259,7 +259,7 @@ def detect_alerts(api: AirflowApi, settings: Settings) -> dict[str, Any]:
 
 
 def main() -> int:
-    from canopywatch.platform import airflow_local, stack
+    from canopywatch_dev.platform import airflow_local, stack
 
     settings = configure_environment()
     console.rule("[bold]canopywatch demo")
@@ -307,7 +307,7 @@ def main() -> int:
     table.add_row("task logs", str(logs))
     table.add_row(
         "MinIO console",
-        f"http://127.0.0.1:{settings.minio_console_port} (python -m canopywatch.platform login)",
+        f"http://127.0.0.1:{settings.minio_console_port} (python -m canopywatch_dev.platform login)",
     )
     console.print(table)
     ok = run["state"] == "success" and all(

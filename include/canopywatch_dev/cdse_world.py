@@ -24,12 +24,11 @@ from rasterio.crs import CRS
 from rasterio.warp import Resampling, reproject
 from shapely.geometry import Polygon, box
 
-from canopywatch.sources.simulate import BANDS, Acquisition, Simulation, simulate_area
+from canopywatch.sentinel2 import BANDS, SCL_BAND, SCL_NO_DATA
+from canopywatch_dev.simulate import Acquisition, Simulation, simulate_area
 
 LOGGER = logging.getLogger(__name__)
 
-SCL_BAND = "SCL"
-SCL_NO_DATA = 0
 WGS84 = CRS.from_epsg(4326)
 _PRODUCT_BASELINE = re.compile(r"_N(\d{2})(\d{2})_")
 _RELATIVE_ORBIT = re.compile(r"_R(\d{3})_")

@@ -13,17 +13,13 @@ import numpy as np
 from canopywatch.detect.alerts import AlertPolicy, polygonize
 from canopywatch.detect.baseline import BaselineParams, PixelAlerts, detect_baseline
 from canopywatch.detect.detector import detect_with_model
-from canopywatch.detect.evaluate import (
-    Evaluation,
-    evaluate_alerts,
-    latency_summary,
-    reference_from_simulation,
-)
+from canopywatch.detect.evaluate import Evaluation, evaluate_alerts, latency_summary
 from canopywatch.detect.indices import compute_index
 from canopywatch.detect.model import TrainedModel
-from canopywatch.detect.observations import ObservationStack, SimulationSource
-from canopywatch.detect.other_methods import detect_bfast_monitor, detect_ndvi_drop
-from canopywatch.detect.scenarios import Scenario
+from canopywatch.detect.observations import ObservationStack
+from canopywatch_dev.detection.other_methods import detect_bfast_monitor, detect_ndvi_drop
+from canopywatch_dev.detection.reference import SimulationSource, reference_from_simulation
+from canopywatch_dev.detection.scenarios import Scenario
 
 Method = Callable[[ObservationStack], PixelAlerts]
 
