@@ -36,6 +36,7 @@ ALERT_COLUMNS: tuple[str, ...] = (
     "confirmed_date",
     "confidence",
     "confidence_level",
+    "status",
     "area_ha",
     "model_version",
     "aoi",
@@ -50,6 +51,8 @@ ATTRIBUTION = "Contains modified Copernicus Sentinel data"
 class AlertPolicy:
     mmu_ha: float = 0.1
     connectivity: int = 8
+    # pixels of one polygon have first-disturbance dates at most this far apart
+    max_date_spread_days: int = 30
 
 
 def _day_to_date(day: int) -> dt.date:
@@ -60,20 +63,64 @@ def mmu_pixels(mmu_ha: float, pixel_area_m2: float) -> int:
     return max(1, math.ceil(mmu_ha * 10000.0 / pixel_area_m2 - 1e-9))
 
 
+def _components(mask: npt.NDArray[np.bool_], policy: AlertPolicy) -> tuple[Any, int]:
+    structure = np.ones((3, 3), dtype=bool) if policy.connectivity == 8 else None
+    labels, count = ndimage.label(mask, structure=structure)
+    return labels, int(count)
+
+
 def alert_components(
     pixel_alerts: PixelAlerts, pixel_area_m2: float, policy: AlertPolicy
 ) -> tuple[npt.NDArray[np.int32], int]:
-    """Label raster of alert components that meet the MMU (0 elsewhere) and their count."""
-    structure = np.ones((3, 3), dtype=bool) if policy.connectivity == 8 else None
-    labels, count = ndimage.label(pixel_alerts.alerted, structure=structure)
+    """Label raster of active alerts grouped by place and date (0 elsewhere) and their count.
+
+    Connected pixels are split into groups whose first-disturbance dates lie within
+    ``policy.max_date_spread_days`` of the group's earliest date, so no polygon joins pixels
+    years apart; each group's connected parts that meet the MMU are kept.
+    """
+    return _dated_components(pixel_alerts.alerted, pixel_alerts.first_day, pixel_area_m2, policy)
+
+
+def _dated_components(
+    mask: npt.NDArray[np.bool_],
+    first_day: npt.NDArray[np.int64],
+    pixel_area_m2: float,
+    policy: AlertPolicy,
+) -> tuple[npt.NDArray[np.int32], int]:
+    min_pixels = mmu_pixels(policy.mmu_ha, pixel_area_m2)
+    out = np.zeros(mask.shape, dtype=np.int32)
+    labels, count = _components(mask, policy)
     if count == 0:
-        return labels.astype(np.int32), 0
-    sizes = np.bincount(labels.ravel(), minlength=count + 1)
-    keep = sizes >= mmu_pixels(policy.mmu_ha, pixel_area_m2)
-    keep[0] = False
-    renumber = np.zeros(count + 1, dtype=np.int32)
-    renumber[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
-    return renumber[labels], int(keep.sum())
+        return out, 0
+    next_label = 0
+    for number, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        inside = labels[box] == number
+        if int(inside.sum()) < min_pixels:
+            continue
+        days = first_day[box]
+        group = np.full(inside.shape, -1, dtype=np.int64)
+        remaining = np.sort(np.unique(days[inside]))
+        cluster = 0
+        while remaining.size:
+            start = remaining[0]
+            members = remaining[remaining - start <= policy.max_date_spread_days]
+            group[inside & np.isin(days, members)] = cluster
+            remaining = remaining[members.size :]
+            cluster += 1
+        for cluster_id in range(cluster):
+            parts, n_parts = _components(group == cluster_id, policy)
+            if n_parts == 0:
+                continue
+            sizes = np.bincount(parts.ravel(), minlength=n_parts + 1)
+            for part in np.flatnonzero(sizes >= min_pixels):
+                if part == 0:
+                    continue
+                next_label += 1
+                region = out[box]
+                region[parts == part] = next_label
+    return out, next_label
 
 
 def polygonize(
@@ -85,12 +132,25 @@ def polygonize(
     model_version: str,
     policy: AlertPolicy | None = None,
 ) -> gpd.GeoDataFrame:
+    """Alert polygons with their lifecycle ``status``: low / high (active deforestation
+    alerts), withdrawn (the series came back) and plantation_harvest (cut and regrown)."""
     policy = policy or AlertPolicy()
     pixel_area = abs(transform.a * transform.e - transform.b * transform.d)
-    labels, count = alert_components(pixel_alerts, pixel_area, policy)
     min_pixels = mmu_pixels(policy.mmu_ha, pixel_area)
+    codes = pixel_alerts.status_codes()
+    has_date = pixel_alerts.first_day >= 0
+    groups = (
+        ("active", has_date & ((codes == 1) | (codes == 2))),
+        ("withdrawn", has_date & (codes == 3)),
+        ("plantation_harvest", has_date & (codes == 4)),
+    )
     records: list[dict[str, Any]] = []
-    if count:
+    for group, mask in groups:
+        if not mask.any():
+            continue
+        labels, count = _dated_components(mask, pixel_alerts.first_day, pixel_area, policy)
+        if count == 0:
+            continue
         geometries: dict[int, list[Any]] = {}
         for geometry, value in rasterio.features.shapes(
             labels, mask=labels > 0, connectivity=4, transform=transform
@@ -115,22 +175,25 @@ def polygonize(
             seed_col = int(cols[order[0]]) + box[1].start
             x, y = transform * (seed_col + 0.5, seed_row + 0.5)
             mean_score = float(np.mean(score)) if score.size else 0.0
-            confidence = (
-                max(mean_score, HIGH_CONFIDENCE_FLOOR)
-                if confirmed_day is not None
-                else min(mean_score, LOW_CONFIDENCE_CAP)
-            )
+            if group == "active":
+                status = "high" if confirmed_day is not None else "low"
+                confidence = (
+                    max(mean_score, HIGH_CONFIDENCE_FLOOR)
+                    if confirmed_day is not None
+                    else min(mean_score, LOW_CONFIDENCE_CAP)
+                )
+            else:
+                status, confidence, confirmed_day = group, 0.0, None
             records.append(
                 {
-                    "id": stable_id(
-                        aoi, f"{x:.1f}", f"{y:.1f}", _day_to_date(int(first[order[0]]))
-                    ),
+                    "id": stable_id(aoi, f"{x:.1f}", f"{y:.1f}", _day_to_date(alert_day)),
                     "alert_date": _day_to_date(alert_day).isoformat(),
                     "confirmed_date": None
                     if confirmed_day is None
                     else _day_to_date(confirmed_day).isoformat(),
                     "confidence": round(min(0.99, max(0.01, confidence)), 4),
-                    "confidence_level": "high" if confirmed_day is not None else "low",
+                    "confidence_level": status if group == "active" else "none",
+                    "status": status,
                     "area_ha": round(int(inside.sum()) * pixel_area / 10000.0, 4),
                     "model_version": model_version,
                     "aoi": aoi,
@@ -139,6 +202,26 @@ def polygonize(
             )
     frame = gpd.GeoDataFrame(records, columns=list(ALERT_COLUMNS), geometry="geometry", crs=crs)
     return frame.sort_values(["alert_date", "id"]).reset_index(drop=True)
+
+
+def active_alerts(alerts: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The deforestation alerts (status low or high): withdrawn ones and plantation harvests
+    are other changes."""
+    if alerts.empty:
+        return alerts
+    active: gpd.GeoDataFrame = alerts[alerts["status"].isin(("low", "high"))].reset_index(
+        drop=True
+    )
+    return active
+
+
+def other_changes(alerts: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    if alerts.empty:
+        return alerts
+    other: gpd.GeoDataFrame = alerts[~alerts["status"].isin(("low", "high"))].reset_index(
+        drop=True
+    )
+    return other
 
 
 def write_alerts(alerts: gpd.GeoDataFrame, path: Path) -> Path:

@@ -32,6 +32,7 @@ from canopywatch.detect.observations import ObservationStack
 FloatArray = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
+Int8Array = npt.NDArray[np.int8]
 
 
 @dataclass(frozen=True)
@@ -390,11 +391,24 @@ class PixelAlerts:
     confirmed_day: IntArray  # -1: not confirmed
     score: FloatArray  # 0..1
     monitored: BoolArray  # pixels that were ever monitored (forest-like history)
+    # per-pixel lifecycle (detect.harmonic STATUS_*): 1 low, 2 high, 3 withdrawn,
+    # 4 plantation harvest; None: derived (high when confirmed, else low)
+    status: Int8Array | None = None
 
     @property
     def alerted(self) -> BoolArray:
+        """Pixels with an active deforestation alert (low or high)."""
         flagged: BoolArray = self.first_day >= 0
+        if self.status is not None:
+            flagged &= (self.status == 1) | (self.status == 2)
         return flagged
+
+    def status_codes(self) -> Int8Array:
+        if self.status is not None:
+            return self.status
+        codes = np.where(self.confirmed_day >= 0, 2, np.where(self.first_day >= 0, 1, 0))
+        result: Int8Array = codes.astype(np.int8)
+        return result
 
 
 def tracker_result(tracker: AlertTracker, ever: BoolArray, shape: tuple[int, int]) -> PixelAlerts:

@@ -14,6 +14,7 @@ from typing import Protocol
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
+from affine import Affine
 from tqdm import tqdm
 
 from canopywatch.detect.alerts import AlertPolicy, polygonize
@@ -26,6 +27,7 @@ from canopywatch.detect.baseline import (
     tracker_result,
 )
 from canopywatch.detect.features import feature_names, stack_bands_at, step_features
+from canopywatch.detect.harmonic import HarmonicParams, run_harmonic
 from canopywatch.detect.model import TrainedModel
 from canopywatch.detect.observations import Grid, ObservationStack, StackSource, iter_windows
 
@@ -33,6 +35,9 @@ FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
 HALO_PX = 8
 BASELINE_VERSION = "baseline-v1"
+HARMONIC_VERSION = "harmonic-v1"
+METHODS: tuple[str, ...] = ("harmonic", "baseline", "xgboost")
+DEFAULT_METHOD = "harmonic"
 
 
 class Detector(Protocol):
@@ -52,6 +57,47 @@ class BaselineDetector:
 
     def detect(self, stack: ObservationStack) -> PixelAlerts:
         return detect_baseline(stack, self.params)
+
+
+@dataclass(frozen=True)
+class ForestMask:
+    """A forest baseline given by the user, on the area's grid (True: forest)."""
+
+    mask: npt.NDArray[np.bool_]
+    transform: Affine
+
+    def window_of(self, stack: ObservationStack) -> npt.NDArray[np.bool_]:
+        col = round((stack.transform.c - self.transform.c) / self.transform.a)
+        row = round((stack.transform.f - self.transform.f) / self.transform.e)
+        height, width = stack.shape
+        part: npt.NDArray[np.bool_] = self.mask[row : row + height, col : col + width]
+        if part.shape != (height, width):
+            raise ValueError("the forest mask does not cover the stack's grid")
+        return part
+
+
+@dataclass(frozen=True)
+class HarmonicDetector:
+    """The default: season-aware per-pixel history model (``detect.harmonic``)."""
+
+    params: HarmonicParams = field(default_factory=HarmonicParams)
+    forest_mask: ForestMask | None = None
+
+    @property
+    def version(self) -> str:
+        return HARMONIC_VERSION
+
+    def detect(self, stack: ObservationStack) -> PixelAlerts:
+        mask = None if self.forest_mask is None else self.forest_mask.window_of(stack)
+        state = run_harmonic(stack, self.params, mask)
+        shape = stack.shape
+        return PixelAlerts(
+            first_day=state.first_day.reshape(shape),
+            confirmed_day=state.confirmed_day.reshape(shape),
+            score=state.score.reshape(shape),
+            monitored=state.monitored.reshape(shape),
+            status=state.status.reshape(shape),
+        )
 
 
 @dataclass(frozen=True)
@@ -141,6 +187,7 @@ def detect_area(
     confirmed_day = np.full(shape_hw, -1, dtype=np.int64)
     score = np.zeros(shape_hw, dtype=np.float32)
     monitored = np.zeros(shape_hw, dtype=bool)
+    status = np.zeros(shape_hw, dtype=np.int8)
     before = np.full((3, *shape_hw), np.nan, dtype=np.float32)
     after = np.full((3, *shape_hw), np.nan, dtype=np.float32)
     windows = list(iter_windows(grid, window_size, HALO_PX))
@@ -159,6 +206,7 @@ def detect_area(
         confirmed_day[target] = result.confirmed_day[inner]
         score[target] = result.score[inner]
         monitored[target] = result.monitored[inner]
+        status[target] = result.status_codes()[inner]
         n = stack.n_dates
         quarter = max(1, n // 4)
         early = np.arange(n) < quarter
@@ -166,7 +214,7 @@ def detect_area(
         before[(slice(None), *target)] = true_colour(stack, early)[(slice(None), *inner)]
         after[(slice(None), *target)] = true_colour(stack, late)[(slice(None), *inner)]
         days = stack.days
-    pixel_alerts = PixelAlerts(first_day, confirmed_day, score, monitored)
+    pixel_alerts = PixelAlerts(first_day, confirmed_day, score, monitored, status)
     alerts = polygonize(
         pixel_alerts,
         grid.transform,

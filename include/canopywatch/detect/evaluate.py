@@ -9,7 +9,13 @@
 * Olofsson et al. (2014): a stratified random sample of pixels from the map strata
   (alert / no alert), the error matrix in area proportions, user's/producer's/overall
   accuracy and the deforested area with 95 % confidence intervals.
-* Latency: days (and clear observations) from a clearing to its first alert.
+* Dates count: an alert detects an event only when its ``alert_date`` is no earlier than
+  the event's start minus ``date_tolerance_days``. Alerts dated earlier than the start of
+  every event they overlap are *early alerts*: reported as their own count and counted as
+  false alerts for user's accuracy; an event covered only by early alerts is missed.
+* Latency: days (and clear observations) from a clearing's start to its first timely alert,
+  never negative (an alert within the tolerance before the start counts as 0).
+* False-alert area per land-cover class when the reference has a land-cover map.
 * False alerts split into those on stable forest and those on non-forest change.
 """
 
@@ -32,6 +38,10 @@ BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 Int32Array = npt.NDArray[np.int32]
 Z95 = 1.959964
+# an alert may be dated this much before the event's start and still detect it: reference
+# start dates are acquisition dates, and a clearing begun between two acquisitions is dated
+# by the later one in the labels but may already show on the earlier one
+DATE_TOLERANCE_DAYS = 5
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,9 @@ class ReferenceData:
     transform: Affine
     stable_forest: BoolArray | None = None  # forest never cleared
     other_change: BoolArray | None = None  # non-deforestation change (harvest, drying, ...)
+    # land-cover class per pixel and the class names, for false-alert area per class
+    landcover: Int32Array | None = None
+    landcover_names: dict[int, str] = field(default_factory=dict)
 
     @property
     def pixel_area_ha(self) -> float:
@@ -99,6 +112,8 @@ class Evaluation:
     false_alerts_stable_forest: int
     false_alerts_other_change: int
     false_alerts_other: int
+    early_alerts: int = 0
+    false_alert_ha_by_class: dict[str, float] = field(default_factory=dict)
     area: dict[str, Any] = field(default_factory=dict)
     per_kind_recall: dict[str, tuple[int, int]] = field(default_factory=dict)
 
@@ -150,6 +165,7 @@ def evaluate_alerts(
     clear: BoolArray | None = None,
     days: IntArray | None = None,
     overlap_share: float = 0.3,
+    date_tolerance_days: int = DATE_TOLERANCE_DAYS,
     min_areas_ha: Sequence[float] = (0.1, 0.5),
     olofsson_samples: tuple[int, int] = (200, 800),
     seed: int = 0,
@@ -166,25 +182,41 @@ def evaluate_alerts(
     n_alerts = len(alerts)
     alert_days = np.array([_day(v) for v in alerts["alert_date"]], dtype=np.int64)
     alert_area_px = np.bincount(alert_raster.ravel(), minlength=n_alerts + 1)
-    alert_true_px = np.bincount(alert_raster[cleared], minlength=n_alerts + 1)
+    events_by_number = {event.number: event for event in reference.events}
+    n_event_ids = max(int(reference.event_raster.max()), max(events_by_number, default=0)) + 1
+    event_start = np.full(n_event_ids, np.iinfo(np.int64).max, dtype=np.int64)
+    for number, event in events_by_number.items():
+        event_start[number] = event.start_day
+    # an alert pixel is timely on an event pixel when the alert is not dated before the event
+    alert_day_px = np.concatenate([[0], alert_days])[alert_raster]
+    on_event = (alert_raster > 0) & (event_raster > 0)
+    timely_px = on_event & (alert_day_px >= event_start[event_raster] - date_tolerance_days)
+    early_px = on_event & ~timely_px
+    alert_true_px = np.bincount(alert_raster[timely_px], minlength=n_alerts + 1)
+    alert_early_px = np.bincount(alert_raster[early_px], minlength=n_alerts + 1)
     alert_is_true = alert_true_px >= overlap_share * np.maximum(alert_area_px, 1)
     alert_is_true[0] = False
+    alert_is_early = ~alert_is_true & (
+        alert_early_px >= overlap_share * np.maximum(alert_area_px, 1)
+    )
+    alert_is_early[0] = False
 
-    n_event_ids = int(reference.event_raster.max()) + 1
     event_px = np.bincount(event_raster.ravel(), minlength=n_event_ids)
-    covered_px = np.bincount(event_raster[alert_raster > 0], minlength=n_event_ids)
-    events_by_number = {event.number: event for event in reference.events}
+    covered_px = np.bincount(event_raster[timely_px], minlength=n_event_ids)
 
     scores: dict[str, EventScores] = {}
     latencies: list[float] = []
     latency_obs: list[float] = []
     per_kind: dict[str, list[int]] = {}
+    n_early = 0
     for min_area in min_areas_ha:
         min_px = min_area / pixel_ha - 1e-9
         alert_ok = alert_area_px >= min_px
         alert_ok[0] = False
         n_al = int(alert_ok.sum())
         n_true = int((alert_ok & alert_is_true).sum())
+        if min_area == min_areas_ha[0]:
+            n_early = int((alert_ok & alert_is_early).sum())
         n_events = 0
         n_detected = 0
         for number, event in events_by_number.items():
@@ -201,9 +233,9 @@ def evaluate_alerts(
                 tally[1] += 1
             if detected and min_area == min_areas_ha[0]:
                 inside = event_raster == number
-                hits = np.unique(alert_raster[inside & (alert_raster > 0)])
+                hits = np.unique(alert_raster[inside & timely_px])
                 first = int(alert_days[hits - 1].min())
-                latencies.append(float(first - event.start_day))
+                latencies.append(float(max(0, first - event.start_day)))
                 if clear is not None and days is not None:
                     window = (days >= event.start_day) & (days <= first)
                     share = clear[window][:, inside].mean(axis=1) if window.any() else np.zeros(0)
@@ -215,9 +247,13 @@ def evaluate_alerts(
         )
 
     mapped = alert_raster > 0
-    tp = int((mapped & cleared).sum())
-    fp = int((mapped & ~cleared).sum())
-    fn = int((~mapped & cleared).sum())
+    # a pixel alert dated before the pixel's clearing is a false alert there, not a detection
+    timely_pixel = (
+        mapped & cleared & (alert_day_px >= reference.clearing_day - date_tolerance_days)
+    )
+    tp = int(timely_pixel.sum())
+    fp = int((mapped & ~timely_pixel).sum())
+    fn = int((cleared & ~timely_pixel).sum())
     pixel_precision = tp / (tp + fp) if tp + fp else 1.0
     pixel_recall = tp / (tp + fn) if tp + fn else 1.0
     iou = tp / (tp + fp + fn) if tp + fp + fn else 1.0
@@ -236,6 +272,14 @@ def evaluate_alerts(
         else:
             false_other += 1
 
+    by_class: dict[str, float] = {}
+    if reference.landcover is not None:
+        false_px = mapped & ~timely_cleared_map(alert_raster, alert_is_true)
+        classes, counts = np.unique(reference.landcover[false_px], return_counts=True)
+        for value, n in zip(classes.tolist(), counts.tolist(), strict=True):
+            name = reference.landcover_names.get(int(value), str(value))
+            by_class[name] = round(float(n) * pixel_ha, 4)
+
     area = olofsson_estimate(
         mapped.ravel(), cleared.ravel(), olofsson_samples, pixel_ha, np.random.default_rng(seed)
     )
@@ -251,9 +295,17 @@ def evaluate_alerts(
         false_alerts_stable_forest=false_stable,
         false_alerts_other_change=false_other_change,
         false_alerts_other=false_other,
+        early_alerts=n_early,
+        false_alert_ha_by_class=by_class,
         area=area,
         per_kind_recall={kind: (hit, total) for kind, (hit, total) in per_kind.items()},
     )
+
+
+def timely_cleared_map(alert_raster: Int32Array, alert_is_true: BoolArray) -> BoolArray:
+    """Pixels of alerts that are true (timely) detections."""
+    true_map: BoolArray = alert_is_true[alert_raster] & (alert_raster > 0)
+    return true_map
 
 
 def olofsson_estimate(

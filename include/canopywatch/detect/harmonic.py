@@ -1,0 +1,563 @@
+"""Season-aware per-pixel change detection: the default detector (``harmonic``).
+
+The method follows BFAST Monitor and CCDC: each pixel's *stable history* (clear
+observations in ``[history_start, monitor_start)``) is fitted, per index, by an annual
+harmonic model ``y(t) = a0 + sum_k a_k cos(k w t) + b_k sin(k w t)`` (``w = 2 pi / 365.25``,
+``k = 1..harmonics``); observations in the *monitoring period* (``>= monitor_start``) are
+tested against the model's prediction. Nothing is alerted before ``monitor_start``.
+
+Why each part is there (real-world confounders it answers):
+
+* The harmonic model carries the pixel's own phenology, so a deciduous forest's yearly
+  leaf-off is predicted, not alerted. Year-to-year timing jitter of leaf-off and green-up
+  is absorbed by a timing uncertainty: the prediction error grows with the slope of the
+  seasonal curve (``timing_days * |dy/dt|``) and with the depth of the seasonal trough
+  (``trough_share * (peak - y)``).
+* Fitting is ridge-regularised least squares in three passes: the second and third leave out
+  observations more than ``outlier_z`` robust sigmas off the previous fit (unflagged thin
+  cloud, haze, shadow) and the per-date offset (below) is removed before them.
+* A per-date offset, the median residual of the area's forest pixels on that date, is
+  removed: haze, illumination and the brightness difference between relative orbits are
+  shared by the area, a clearing is not.
+* An observation is a *break* only when every required index (NDVI and the SWIR index NBR
+  for Sentinel-2; the one index of an index stack) is below the prediction by more than
+  ``z`` sigmas and by at least ``min_drop``. Thin cloud and haze lower NDVI but hardly NBR;
+  an understorey fire lowers NBR while the canopy keeps NDVI; a clearing lowers both.
+* Alert lifecycle per pixel: the first break opens a *low* alert dated on that observation;
+  ``confirm_count`` breaks (consecutive clear observations, with in-between ones not
+  counting against it) make it *high*; a clear observation back at the pre-event state
+  (every required index within ``recover_z`` sigmas) withdraws an unconfirmed alert, and
+  ``recover_count`` consecutive ones withdraw a confirmed alert (a crop harvest that
+  regreens, a leaf-off that was late). A confirmed alert whose indices regrow by at least
+  ``regrowth_share`` of the drop within ``regrowth_days`` without returning to the
+  pre-event state is a ``plantation_harvest`` (cut and replanted), not deforestation.
+* Forest baseline at the monitoring start (``forest_baseline``): a pixel is monitored when
+  its history has at least ``min_history_obs`` inlying clear observations, its fitted NDVI
+  reaches ``forest_peak_ndvi`` in the year and averages ``forest_mean_ndvi``, and its history
+  holds at most ``max_history_breaks`` break-like observations (a harvest, a plantation
+  rotation, a clearing: land that behaved as cropland or a rotation is not forest). A user
+  forest mask replaces the greenness and stability rules.
+
+Everything is vectorised over pixels (one small linear system per pixel, solved batched),
+so a window costs a few passes over its (T, H, W) arrays.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import numpy.typing as npt
+
+from canopywatch.detect.indices import compute_index
+from canopywatch.detect.observations import ObservationStack
+
+FloatArray = npt.NDArray[np.float32]
+Float64Array = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+Int8Array = npt.NDArray[np.int8]
+
+YEAR_DAYS = 365.25
+OMEGA = 2.0 * math.pi / YEAR_DAYS
+DEFAULT_HISTORY_DAYS = 120
+
+# per-pixel status codes (PixelAlerts.status)
+STATUS_NONE = 0
+STATUS_LOW = 1
+STATUS_HIGH = 2
+STATUS_WITHDRAWN = 3
+STATUS_PLANTATION_HARVEST = 4
+STATUS_NAMES: dict[int, str] = {
+    STATUS_LOW: "low",
+    STATUS_HIGH: "high",
+    STATUS_WITHDRAWN: "withdrawn",
+    STATUS_PLANTATION_HARVEST: "plantation_harvest",
+}
+
+
+@dataclass(frozen=True)
+class IndexTest:
+    min_drop: float  # smallest drop below the prediction that can be a break (index units)
+    sigma_floor: float  # lower bound of a pixel's residual spread
+
+
+INDEX_TESTS: dict[str, IndexTest] = {
+    "ndvi": IndexTest(min_drop=0.10, sigma_floor=0.02),
+    "nbr": IndexTest(min_drop=0.10, sigma_floor=0.02),
+    "ndmi": IndexTest(min_drop=0.08, sigma_floor=0.02),
+    "evi": IndexTest(min_drop=0.10, sigma_floor=0.02),
+}
+DEFAULT_TEST = IndexTest(min_drop=0.10, sigma_floor=0.02)
+
+
+@dataclass(frozen=True)
+class HarmonicParams:
+    required: tuple[str, ...] = ("ndvi", "nbr")  # every one must break; the first is primary
+    tests: dict[str, IndexTest] = field(default_factory=lambda: dict(INDEX_TESTS))
+    harmonics: int = 2
+    ridge: float = 2.0  # penalty on the harmonic terms, in observations
+    outlier_z: float = 3.0
+    z: float = 3.0
+    timing_days: float = 12.0
+    trough_share: float = 0.15
+    confirm_count: int = 2
+    recover_z: float = 2.0
+    recover_count: int = 2
+    regrowth_share: float = 0.6
+    regrowth_days: int = 180
+    transient_days: int = 45  # a confirmed drop withdrawn sooner is a harvest, not a season
+    block_days: int = 32  # the model is refitted from the grown history this often
+    # haze screen (reflectance stacks): an observation whose haze-optimised transform
+    # HOT = B02 - 0.5 B04 (Zhang et al. 2002) exceeds the pixel's usual HOT by this much is
+    # atmospheric, not a surface change: it is skipped (bare soil raises B04 more than B02)
+    haze_hot: float | None = 0.02
+    min_history_obs: int = 6
+    forest_peak_ndvi: float | None = 0.70
+    forest_mean_ndvi: float | None = 0.50
+    max_history_breaks: int = 1
+    min_reference_pixels: int = 20
+    spatial_normalization: bool = True
+    history_start_day: int | None = None
+    monitor_start_day: int | None = None
+
+    def test(self, index: str) -> IndexTest:
+        return self.tests.get(index, DEFAULT_TEST)
+
+    def for_index(self, index: str, forest_min: float | None = None) -> HarmonicParams:
+        """These parameters on a single-index stack (``--index-stack``)."""
+        name = index.lower()
+        peak = self.forest_peak_ndvi if name == "ndvi" else None
+        mean = self.forest_mean_ndvi if name == "ndvi" else None
+        if forest_min is not None:
+            peak, mean = forest_min, None
+        return replace(self, required=(name,), forest_peak_ndvi=peak, forest_mean_ndvi=mean)
+
+    def with_periods(self, history_start: int | None, monitor_start: int | None) -> HarmonicParams:
+        return replace(self, history_start_day=history_start, monitor_start_day=monitor_start)
+
+
+def default_monitor_start(days: IntArray) -> int:
+    """The documented default: the first ``DEFAULT_HISTORY_DAYS`` (120) days of the series
+    are history only, monitoring starts after them (a third of the series when it is
+    shorter than a year). The model keeps learning during monitoring, so the season it
+    predicts fills in over the first year."""
+    first, last = int(days.min()), int(days.max())
+    return first + min(DEFAULT_HISTORY_DAYS, max(1, (last - first) // 3))
+
+
+def resolve_periods(days: IntArray, params: HarmonicParams) -> tuple[int, int]:
+    """(history start, monitoring start) in days since epoch for this series."""
+    monitor = params.monitor_start_day
+    if monitor is None:
+        monitor = default_monitor_start(days)
+    history = params.history_start_day if params.history_start_day is not None else int(days.min())
+    if history >= monitor:
+        raise ValueError("the history must start before the monitoring start")
+    return history, monitor
+
+
+def design_matrix(days: IntArray, harmonics: int) -> Float64Array:
+    t = days.astype(np.float64)
+    columns = [np.ones_like(t)]
+    for k in range(1, harmonics + 1):
+        columns += [np.cos(k * OMEGA * t), np.sin(k * OMEGA * t)]
+    matrix: Float64Array = np.stack(columns, axis=1)
+    return matrix
+
+
+def fit_harmonics(
+    design: Float64Array, values: list[FloatArray], weights: BoolArray, ridge: float
+) -> Float64Array:
+    """Ridge least squares per pixel: coefficients (K indices, N pixels, P).
+
+    ``design`` (T, P), each of ``values`` (T, N), ``weights`` (T, N) which observations count.
+    One normal-equation matrix per pixel is shared by every index.
+    """
+    n_dates, n_params = design.shape
+    w = weights.astype(np.float64)
+    outer = (design[:, :, None] * design[:, None, :]).reshape(n_dates, n_params * n_params)
+    normal = (w.T @ outer).reshape(-1, n_params, n_params)
+    diagonal = np.arange(n_params)
+    normal[:, diagonal[1:], diagonal[1:]] += ridge
+    normal[:, 0, 0] += 1e-6
+    rhs = np.stack(
+        [(np.where(weights, v, 0.0).astype(np.float64).T @ design) for v in values], axis=2
+    )  # (N, P, K)
+    coefficients = np.asarray(np.linalg.solve(normal, rhs), dtype=np.float64)  # (N, P, K)
+    result: Float64Array = np.moveaxis(coefficients, 2, 0)
+    return result
+
+
+def predict(design: Float64Array, coefficients: Float64Array) -> FloatArray:
+    """(T, N) prediction of one index from its (N, P) coefficients."""
+    predicted: FloatArray = (design @ coefficients.T).astype(np.float32)
+    return predicted
+
+
+def _slope(days: IntArray, coefficients: Float64Array, harmonics: int) -> FloatArray:
+    """|dy/dt| per day of the fitted seasonal curve, (T, N)."""
+    t = days.astype(np.float64)
+    total = np.zeros((t.size, coefficients.shape[0]))
+    for k in range(1, harmonics + 1):
+        a = coefficients[:, 2 * k - 1]
+        b = coefficients[:, 2 * k]
+        total += (
+            k * OMEGA * (-np.sin(k * OMEGA * t)[:, None] * a + np.cos(k * OMEGA * t)[:, None] * b)
+        )
+    slope: FloatArray = np.abs(total).astype(np.float32)
+    return slope
+
+
+def _annual_range(coefficients: Float64Array, harmonics: int) -> tuple[FloatArray, FloatArray]:
+    """Mean and peak of the fitted seasonal curve over one year, (N,) each."""
+    phase_days = np.linspace(0.0, YEAR_DAYS, 24, endpoint=False).astype(np.int64)
+    curve = design_matrix(phase_days, harmonics) @ coefficients.T  # (24, N)
+    return curve.mean(axis=0).astype(np.float32), curve.max(axis=0).astype(np.float32)
+
+
+def _date_offsets(
+    residual: FloatArray, usable: BoolArray, reference: BoolArray, min_pixels: int
+) -> FloatArray:
+    """Per-date median residual of the reference pixels (0 where too few), (T,)."""
+    offsets = np.zeros(residual.shape[0], dtype=np.float32)
+    if not reference.any():
+        return offsets
+    ref = residual[:, reference]
+    ok = usable[:, reference]
+    counts = ok.sum(axis=1)
+    for position in np.flatnonzero(counts >= min_pixels):
+        offsets[position] = np.float32(np.median(ref[position][ok[position]]))
+    return offsets
+
+
+@dataclass
+class HarmonicState:
+    """Per-pixel fit and monitoring result of one window (flattened, N pixels)."""
+
+    first_day: IntArray  # first break of the current alert (-1: none)
+    confirmed_day: IntArray  # day it became high (-1: not confirmed)
+    status: Int8Array
+    score: FloatArray
+    monitored: BoolArray  # the forest baseline at the monitoring start
+    history_obs: IntArray
+    history_start: int
+    monitor_start: int
+    breaks: IntArray  # break observations per pixel in the monitoring period
+
+
+@dataclass
+class _History:
+    """Per-pixel normal equations of the accepted (stable-history) observations."""
+
+    normal: Float64Array  # (N, P, P)
+    rhs: Float64Array  # (N, P, K)
+    squares: Float64Array  # (N, K)
+    count: IntArray  # (N,)
+
+    @classmethod
+    def empty(cls, n_pixels: int, n_params: int, n_indices: int) -> _History:
+        return cls(
+            np.zeros((n_pixels, n_params, n_params)),
+            np.zeros((n_pixels, n_params, n_indices)),
+            np.zeros((n_pixels, n_indices)),
+            np.zeros(n_pixels, dtype=np.int64),
+        )
+
+    @classmethod
+    def from_weights(
+        cls, design: Float64Array, values: list[FloatArray], weights: BoolArray
+    ) -> _History:
+        n_dates, n_params = design.shape
+        w = weights.astype(np.float64)
+        outer = (design[:, :, None] * design[:, None, :]).reshape(n_dates, n_params * n_params)
+        filled = [np.where(weights, v, 0.0).astype(np.float64) for v in values]
+        return cls(
+            (w.T @ outer).reshape(-1, n_params, n_params),
+            np.stack([f.T @ design for f in filled], axis=2),
+            np.stack([(f**2).sum(axis=0) for f in filled], axis=1),
+            weights.sum(axis=0).astype(np.int64),
+        )
+
+    def add(self, pixels: IntArray, row: Float64Array, observed: Float64Array) -> None:
+        """One date's design row for ``pixels`` with their (n, K) values."""
+        self.normal[pixels] += np.outer(row, row)[None, :, :]
+        self.rhs[pixels] += row[None, :, None] * observed[:, None, :]
+        self.squares[pixels] += observed**2
+        self.count[pixels] += 1
+
+    def merge(self, other: _History, pixels: IntArray) -> None:
+        self.normal[pixels] += other.normal[pixels]
+        self.rhs[pixels] += other.rhs[pixels]
+        self.squares[pixels] += other.squares[pixels]
+        self.count[pixels] += other.count[pixels]
+
+    def clear(self, pixels: IntArray) -> None:
+        self.normal[pixels] = 0.0
+        self.rhs[pixels] = 0.0
+        self.squares[pixels] = 0.0
+        self.count[pixels] = 0
+
+    def solve(self, ridge: float, floors: list[float]) -> tuple[Float64Array, FloatArray]:
+        """Coefficients (K, N, P) and residual sigma (K, N) of the ridge fit."""
+        n_params = self.normal.shape[1]
+        penalised = self.normal.copy()
+        diagonal = np.arange(n_params)
+        penalised[:, diagonal[1:], diagonal[1:]] += ridge
+        penalised[:, 0, 0] += 1e-6
+        beta = np.asarray(np.linalg.solve(penalised, self.rhs), dtype=np.float64)  # (N, P, K)
+        fitted = np.einsum("npk,npk->nk", beta, self.rhs)
+        quadratic = np.einsum("npk,npq,nqk->nk", beta, self.normal, beta)
+        rss = np.maximum(self.squares - 2.0 * fitted + quadratic, 0.0)
+        dof = np.maximum(self.count - 1, 1)[:, None]
+        sigma = np.sqrt(rss / dof).T.astype(np.float32)
+        sigma = np.maximum(sigma, np.asarray(floors, dtype=np.float32)[:, None])
+        return np.moveaxis(beta, 2, 0), sigma
+
+
+def _initial_fit(
+    design: Float64Array,
+    values: list[FloatArray],
+    clear: BoolArray,
+    history: BoolArray,
+    names: list[str],
+    params: HarmonicParams,
+) -> tuple[BoolArray, list[FloatArray]]:
+    """Robust batch fit of the history: the inlying observations and per-date offsets."""
+    n_dates = design.shape[0]
+    weights = history
+    offsets = [np.zeros(n_dates, dtype=np.float32) for _ in names]
+    coefficients = fit_harmonics(design, values, weights, params.ridge)
+    for _ in range(2):
+        counts = weights.sum(axis=0)
+        residuals = [values[i] - predict(design, coefficients[i]) for i in range(len(names))]
+        sigma = []
+        for i, name in enumerate(names):
+            squared = np.where(weights, residuals[i] - offsets[i][:, None], 0.0) ** 2
+            spread = np.sqrt(squared.sum(axis=0) / np.maximum(counts - 1, 1)).astype(np.float32)
+            sigma.append(np.maximum(spread, np.float32(params.test(name).sigma_floor)))
+        if params.spatial_normalization:
+            reference = counts >= params.min_history_obs
+            if params.forest_mean_ndvi is not None and names[0] == "ndvi":
+                mean_primary, _ = _annual_range(coefficients[0], params.harmonics)
+                reference &= mean_primary >= params.forest_mean_ndvi
+            for i in range(len(names)):
+                offsets[i] = _date_offsets(
+                    residuals[i], clear & history, reference, params.min_reference_pixels
+                )
+        inlier = history.copy()
+        for i in range(len(names)):
+            with np.errstate(invalid="ignore"):
+                deviation = np.abs(residuals[i] - offsets[i][:, None])
+                inlier &= deviation <= params.outlier_z * sigma[i][None, :]
+        weights = inlier
+        adjusted = [values[i] - offsets[i][:, None] for i in range(len(names))]
+        coefficients = fit_harmonics(design, adjusted, weights, params.ridge)
+    return weights, offsets
+
+
+def run_harmonic(
+    stack: ObservationStack,
+    params: HarmonicParams,
+    forest_mask: BoolArray | None = None,
+) -> HarmonicState:
+    """Fit each pixel's history and monitor the rest of the series (see the module doc).
+
+    The history keeps learning during monitoring: every ``block_days`` the model is refitted
+    from the accepted observations (clear, not a break, within ``outlier_z`` sigmas, no open
+    alert) and from the observations of withdrawn alerts (a late leaf-off that came back
+    teaches the pixel its season), so a short initial history grows into a full year.
+    """
+    days = stack.days
+    n_dates = days.size
+    height, width = stack.shape
+    n_pixels = height * width
+    history_start, monitor_start = resolve_periods(days, params)
+    names = list(params.required)
+    n_idx = len(names)
+    values = [compute_index(name, stack.bands).reshape(n_dates, n_pixels) for name in names]
+    clear = stack.clear.reshape(n_dates, n_pixels).copy()
+    for series in values:
+        clear &= np.isfinite(series)
+    in_history = (days >= history_start) & (days < monitor_start)
+    design = design_matrix(days, params.harmonics)
+    floors = [params.test(name).sigma_floor for name in names]
+    min_drop = np.asarray([params.test(name).min_drop for name in names], dtype=np.float32)
+
+    hot: FloatArray | None = None
+    if params.haze_hot is not None and "B02" in stack.bands and "B04" in stack.bands:
+        hot = (stack.bands["B02"] - 0.5 * stack.bands["B04"]).reshape(n_dates, n_pixels)
+
+    inliers, init_offsets = _initial_fit(
+        design, values, clear, clear & in_history[:, None], names, params
+    )
+    adjusted = [values[i] - init_offsets[i][:, None] for i in range(n_idx)]
+    history = _History.from_weights(design, adjusted, inliers)
+    # break-like observations in the initial history (harvests, rotations, clearings)
+    beta, sigma = history.solve(params.ridge, floors)
+    history_breaks = np.zeros(n_pixels, dtype=np.int64)
+    init_positions = np.flatnonzero(in_history)
+    if init_positions.size:
+        broke = clear[init_positions].copy()
+        for i in range(n_idx):
+            resid = adjusted[i][init_positions] - predict(design[init_positions], beta[i])
+            with np.errstate(invalid="ignore"):
+                broke &= (resid < -params.z * sigma[i][None, :]) & (resid <= -min_drop[i])
+        history_breaks = broke.sum(axis=0).astype(np.int64)
+
+    user_forest = None if forest_mask is None else forest_mask.reshape(n_pixels)
+    hot_usual = np.zeros(n_pixels, dtype=np.float32)
+    if hot is not None:
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            hot_usual = np.nanmedian(np.where(inliers, hot, np.nan), axis=0).astype(np.float32)
+        hot_usual = np.where(np.isfinite(hot_usual), hot_usual, np.float32(0.0))
+    pending = _History.empty(n_pixels, design.shape[1], n_idx)
+    first = np.full(n_pixels, -1, dtype=np.int64)
+    confirmed = np.full(n_pixels, -1, dtype=np.int64)
+    run = np.zeros(n_pixels, dtype=np.int64)
+    back = np.zeros(n_pixels, dtype=np.int64)
+    regrow = np.zeros(n_pixels, dtype=np.int64)
+    strength = np.zeros(n_pixels, dtype=np.float32)
+    depth = np.zeros((n_idx, n_pixels), dtype=np.float32)
+    withdrawn_first = np.full(n_pixels, -1, dtype=np.int64)
+    harvest_first = np.full(n_pixels, -1, dtype=np.int64)
+    n_breaks = np.zeros(n_pixels, dtype=np.int64)
+    ever_monitored = np.zeros(n_pixels, dtype=bool)
+
+    positions = np.flatnonzero(days >= monitor_start)
+    block_starts = positions[:1].tolist()
+    for position in positions[1:]:
+        if days[position] - days[block_starts[-1]] >= params.block_days:
+            block_starts.append(int(position))
+    block_ends = [*block_starts[1:], n_dates]
+    for block_start, block_end in zip(block_starts, block_ends, strict=True):
+        beta, sigma = history.solve(params.ridge, floors)
+        mean_primary, peak_primary = _annual_range(beta[0], params.harmonics)
+        eligible = (history.count >= params.min_history_obs) & (harvest_first < 0)
+        if user_forest is not None:
+            eligible &= user_forest
+        else:
+            eligible &= history_breaks <= params.max_history_breaks
+            if params.forest_peak_ndvi is not None:
+                eligible &= peak_primary >= params.forest_peak_ndvi
+            if params.forest_mean_ndvi is not None:
+                eligible &= mean_primary >= params.forest_mean_ndvi
+        block = np.arange(block_start, block_end)
+        block_design = design[block]
+        noise = np.empty((n_idx, block.size, n_pixels), dtype=np.float32)
+        predicted = np.empty((n_idx, block.size, n_pixels), dtype=np.float32)
+        for i in range(n_idx):
+            curve = predict(block_design, beta[i])
+            _, peak = _annual_range(beta[i], params.harmonics)
+            slope = _slope(days[block], beta[i], params.harmonics)
+            trough = np.maximum(peak[None, :] - curve, 0.0)
+            predicted[i] = curve
+            noise[i] = np.sqrt(
+                sigma[i][None, :] ** 2
+                + (np.float32(params.timing_days) * slope) ** 2
+                + (np.float32(params.trough_share) * trough) ** 2
+            )
+        for offset_in_block, position in enumerate(block):
+            day = int(days[position])
+            monitored = eligible | (first >= 0)
+            ever_monitored |= monitored
+            ok = clear[position]
+            if hot is not None and params.haze_hot is not None:
+                with np.errstate(invalid="ignore"):
+                    ok = ok & ~(hot[position] - hot_usual > params.haze_hot)
+            raw = np.stack(
+                [values[i][position] - predicted[i][offset_in_block] for i in range(n_idx)]
+            )
+            if params.spatial_normalization:
+                reference = ok & monitored & (first < 0)
+                if int(reference.sum()) >= params.min_reference_pixels:
+                    raw -= np.median(raw[:, reference], axis=1)[:, None].astype(np.float32)
+            sd = noise[:, offset_in_block]
+            with np.errstate(invalid="ignore"):
+                below = (raw < -params.z * sd) & (raw <= -min_drop[:, None])
+                brk = ok & monitored & below.all(axis=0) & (harvest_first < 0)
+                normal = ok & (raw > -params.recover_z * sd).all(axis=0)
+                inlying = ok & (np.abs(raw) <= params.outlier_z * sd).all(axis=0)
+            # the value less the date's offset: what the history learns from
+            observed = np.nan_to_num((raw + predicted[:, offset_in_block]).T)
+            row = design[position]
+            n_breaks += brk
+
+            opening = brk & (first < 0)
+            first[opening] = day
+            run[opening] = 0
+            strength[opening] = 0.0
+            depth[:, opening] = 0.0
+            open_ = first >= 0
+            # the accepted history grows; observations of an open alert wait
+            accept = np.flatnonzero(inlying & ~open_ & ~brk)
+            if accept.size:
+                history.add(accept, row, observed[accept].astype(np.float64))
+            waiting = np.flatnonzero(ok & open_)
+            if waiting.size:
+                pending.add(waiting, row, observed[waiting].astype(np.float64))
+
+            run[brk] += 1
+            back[brk] = 0
+            regrow[brk] = 0
+            z_primary = np.nan_to_num(-raw[0] / sd[0])
+            strength[brk] = np.maximum(strength[brk], z_primary[brk])
+            depth[:, brk] = np.minimum(depth[:, brk], raw[:, brk])
+            confirm = brk & (confirmed < 0) & (run >= params.confirm_count)
+            confirmed[confirm] = day
+
+            # back at the pre-event state: an unconfirmed alert goes at once, a confirmed one
+            # after ``recover_count`` such observations
+            back[normal & open_] += 1
+            withdraw = normal & open_ & ((confirmed < 0) | (back >= params.recover_count))
+            withdrawn_first[withdraw] = first[withdraw]
+            # a confirmed dip that came back within weeks is a harvest-like history break
+            transient = withdraw & (confirmed >= 0) & (day - first <= params.transient_days)
+            history_breaks[transient] += 1
+            learn = np.flatnonzero(withdraw & (run >= params.confirm_count))
+            history.merge(pending, learn)
+            # regrowth short of the pre-event state soon after a confirmed cut: replanting
+            partial = ok & open_ & (confirmed >= 0) & ~brk & ~normal
+            regrown = partial & (day - first <= params.regrowth_days)
+            with np.errstate(invalid="ignore"):
+                regrown &= (raw >= (1.0 - params.regrowth_share) * depth).all(axis=0)
+            regrow[regrown] += 1
+            regrow[partial & ~regrown] = 0
+            harvest = regrown & (regrow >= params.recover_count)
+            harvest_first[harvest] = first[harvest]
+            ended = withdraw | harvest
+            pending.clear(np.flatnonzero(ended))
+            first[ended] = -1
+            confirmed[ended] = -1
+            run[ended] = 0
+            back[ended] = 0
+            regrow[ended] = 0
+
+    status = np.zeros(n_pixels, dtype=np.int8)
+    status[withdrawn_first >= 0] = STATUS_WITHDRAWN
+    status[harvest_first >= 0] = STATUS_PLANTATION_HARVEST
+    status[(first >= 0) & (confirmed < 0)] = STATUS_LOW
+    status[confirmed >= 0] = STATUS_HIGH
+    first_out = np.where(first >= 0, first, np.where(harvest_first >= 0, harvest_first, -1))
+    first_out = np.where(first_out >= 0, first_out, withdrawn_first)
+    excess = np.clip((strength - params.z) / params.z, 0.0, 1.0)
+    score = np.zeros(n_pixels, dtype=np.float32)
+    low = status == STATUS_LOW
+    high = status == STATUS_HIGH
+    score[low] = 0.5 + 0.29 * excess[low]
+    confirmations = np.clip((run - params.confirm_count) / 3.0, 0.0, 1.0).astype(np.float32)
+    score[high] = 0.8 + 0.1 * excess[high] + 0.09 * confirmations[high]
+    return HarmonicState(
+        first_day=first_out.astype(np.int64),
+        confirmed_day=confirmed,
+        status=status,
+        score=score,
+        monitored=ever_monitored,
+        history_obs=history.count.copy(),
+        history_start=history_start,
+        monitor_start=monitor_start,
+        breaks=n_breaks,
+    )
