@@ -34,6 +34,7 @@ from canopywatch.lake.consume import write_scene_batch
 from canopywatch.lake.tables import Lake, lake_from_settings
 from canopywatch.settings import Settings
 from canopywatch_dev.platform import minio, stack
+from canopywatch_dev.platform.environment import with_credentials
 from canopywatch_dev.synthetic_catalog import (
     DiscardingProducer,
     StaticMessage,
@@ -113,7 +114,7 @@ def main() -> int:
     args = parser.parse_args()
     console = Console()
 
-    base = Settings.from_env()
+    base = with_credentials(Settings.from_env())
     stack.up(base, ["postgres", "minio"])
     run = uuid.uuid4().hex[:8]
     settings = replace(base, bucket=f"cwbench-{run}")

@@ -104,9 +104,8 @@ def _aoi(args: argparse.Namespace, settings: Settings) -> int:
     import psycopg
 
     from canopywatch.storage import aois
-    from canopywatch_dev.platform import postgres
 
-    with psycopg.connect(**postgres.connection_params(settings, settings.pg_database)) as conn:
+    with psycopg.connect(**settings.postgres_params()) as conn:
         if args.aoi_command == "add":
             get_function(args.function)
             if not 0 <= args.max_cloud <= 100:

@@ -1,9 +1,12 @@
 """Settings read from the environment, every name prefixed ``CANOPYWATCH_``.
 
 One frozen dataclass; ``Settings.from_env()`` is the only place that reads the
-environment. Defaults describe the local platform started by ``make platform-up``
-(services on loopback, state under ``CANOPYWATCH_HOME``) and the real Copernicus
-Data Space URLs for the Sentinel Hub APIs.
+environment. It carries every credential the product uses (``CANOPYWATCH_PG_PASSWORD``,
+``CANOPYWATCH_S3_ACCESS_KEY`` / ``CANOPYWATCH_S3_SECRET_KEY``, ``CANOPYWATCH_CDSE_CLIENT_ID``
+/ ``CANOPYWATCH_CDSE_CLIENT_SECRET``); inside Airflow tasks the Airflow connections carry
+them instead. Defaults describe the local platform started by ``make platform-up``
+(services on loopback, state under ``CANOPYWATCH_HOME``; the dev kit exports its generated
+credentials as these variables) and the real Copernicus Data Space URLs.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class Settings:
     pg_host: str = "127.0.0.1"
     pg_port: int = 55432
     pg_user: str = "canopywatch"
+    pg_password: str = field(default="", repr=False)
     pg_database: str = "canopywatch"
     pg_airflow_database: str = "airflow"
     # schema of the catalog tables (tests use one of their own)
@@ -49,6 +53,8 @@ class Settings:
     topic_prefix: str = "canopywatch"
     # MinIO / S3
     s3_endpoint: str = "http://127.0.0.1:19000"
+    s3_access_key: str = ""
+    s3_secret_key: str = field(default="", repr=False)
     minio_console_port: int = 19001
     bucket: str = "canopywatch"
     exports_bucket: str = "canopywatch-exports"
@@ -97,9 +103,18 @@ class Settings:
     def run_dir(self) -> Path:
         return self.home / "run"
 
-    @property
-    def secrets_dir(self) -> Path:
-        return self.home / "secrets"
+    def postgres_params(self, database: str | None = None) -> dict[str, Any]:
+        """Keyword arguments for ``psycopg.connect`` (the password only when one is set:
+        without it libpq falls back to ``PGPASSWORD`` / ``~/.pgpass``)."""
+        params: dict[str, Any] = {
+            "host": self.pg_host,
+            "port": self.pg_port,
+            "user": self.pg_user,
+            "dbname": database or self.pg_database,
+        }
+        if self.pg_password:
+            params["password"] = self.pg_password
+        return params
 
     def topic(self, name: str) -> str:
         """Full topic name, e.g. ``topic("download-requests")``."""

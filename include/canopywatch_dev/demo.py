@@ -90,6 +90,9 @@ def configure_environment() -> Settings:
     if not os.environ.get("CANOPYWATCH_SH_BASE_URL"):
         os.environ["CANOPYWATCH_SH_BASE_URL"] = emulator.base_url(settings)
         os.environ["CANOPYWATCH_SH_TOKEN_URL"] = emulator.token_url(settings)
+    from canopywatch_dev.platform.environment import credential_env
+
+    os.environ.update(credential_env(Settings.from_env()))
     settings = Settings.from_env()
     world = emulator.world_file(settings)
     document = {"areas": [DEMO_AREA]}

@@ -40,6 +40,15 @@ CONF = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def platform_credentials() -> None:
+    """The platform's generated credentials as CANOPYWATCH_* variables (the product reads
+    credentials only from Settings); values already set in the environment win."""
+    from canopywatch_dev.platform.environment import credential_env
+
+    os.environ.update(credential_env(Settings.from_env()))
+
+
 @pytest.fixture(scope="session")
 def platform() -> Iterator[Settings]:
     """PostgreSQL/PostGIS, Kafka and MinIO up, plus this session's topics and bucket."""

@@ -25,6 +25,7 @@ from canopywatch_dev.platform import (
     emulator,
     kafka,
     minio,
+    paths,
     postgres,
     prerequisites,
     stack,
@@ -117,7 +118,7 @@ def test_buckets_exist(settings: Settings) -> None:
 
 
 def test_secrets_are_private_and_not_logged(settings: Settings) -> None:
-    assert stat.S_IMODE(settings.secrets_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(paths.secrets_dir(settings).stat().st_mode) == 0o700
     for name in ("minio", "postgres"):
         assert stat.S_IMODE(secret_file(settings, name).stat().st_mode) == 0o600, name
     _, secret_key = minio.credentials(settings)

@@ -98,10 +98,8 @@ def check_schema_name(name: str) -> str:
 def connect(
     settings: Settings, *, schema: str | None = None, **kwargs: Any
 ) -> psycopg.Connection[Any]:
-    """A psycopg connection to the platform's PostGIS database, in ``schema`` when given."""
-    from canopywatch_dev.platform import postgres
-
-    params = postgres.connection_params(settings, settings.pg_database)
+    """A psycopg connection to the PostGIS database of ``settings``, in ``schema`` when given."""
+    params = settings.postgres_params()
     if schema is None and settings.pg_schema != "public":
         schema = settings.pg_schema
     if schema:

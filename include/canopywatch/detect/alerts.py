@@ -209,18 +209,14 @@ def active_alerts(alerts: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     are other changes."""
     if alerts.empty:
         return alerts
-    active: gpd.GeoDataFrame = alerts[alerts["status"].isin(("low", "high"))].reset_index(
-        drop=True
-    )
+    active: gpd.GeoDataFrame = alerts[alerts["status"].isin(("low", "high"))].reset_index(drop=True)
     return active
 
 
 def other_changes(alerts: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     if alerts.empty:
         return alerts
-    other: gpd.GeoDataFrame = alerts[~alerts["status"].isin(("low", "high"))].reset_index(
-        drop=True
-    )
+    other: gpd.GeoDataFrame = alerts[~alerts["status"].isin(("low", "high"))].reset_index(drop=True)
     return other
 
 

@@ -42,8 +42,9 @@ def register(subparsers: Any) -> None:
     )
     detect.add_argument(
         "--band-order",
-        default="B02,B03,B04,B08,B11,B12,SCL,dataMask",
-        help="band names of the --scenes files in file order (SCL, dataMask, CLM recognised)",
+        default=None,
+        help="band names of the --scenes files in file order (SCL, dataMask, CLM recognised); "
+        "default: the files' band descriptions, else B02,B03,B04,B08,B11,B12,SCL,dataMask",
     )
     detect.add_argument(
         "--layout",
@@ -51,12 +52,47 @@ def register(subparsers: Any) -> None:
         default="multiband",
         help="theia: per-date sub-folders of *_FRE_B*.tif files and MASKS/*_CLM_R2.tif",
     )
-    detect.add_argument("--dn-scale", type=float, default=10000.0)
-    detect.add_argument("--dn-offset", type=float, default=0.0, help="-1000 for PB>=04.00 raw DN")
+    detect.add_argument(
+        "--dn-scale",
+        type=float,
+        default=None,
+        help="reflectance = (DN + offset) / scale; default: tag BOA_QUANTIFICATION_VALUE, else 10000",
+    )
+    detect.add_argument(
+        "--dn-offset",
+        type=float,
+        default=None,
+        help="default: tag BOA_ADD_OFFSET, else 0 (-1000 for raw DN of baseline >= 04.00)",
+    )
     detect.add_argument("--scale", type=float, default=None, help="index value multiplier")
     detect.add_argument("--nodata", type=float, default=None)
-    detect.add_argument("--model", type=Path, default=None, help="model folder (else baseline)")
-    detect.add_argument("--forest-min", type=float, default=None)
+    detect.add_argument(
+        "--method",
+        choices=("harmonic", "baseline", "xgboost"),
+        default="harmonic",
+        help="harmonic (default, season-aware per-pixel history), baseline (the earlier "
+        "statistical detector) or xgboost (needs --model)",
+    )
+    detect.add_argument("--model", type=Path, default=None, help="model folder for xgboost")
+    detect.add_argument(
+        "--history-start",
+        default=None,
+        help="first date of the stable history (default: the first date)",
+    )
+    detect.add_argument(
+        "--monitor-start",
+        default=None,
+        help="nothing is alerted before this date (default: 120 days after the first date)",
+    )
+    detect.add_argument(
+        "--forest-mask",
+        type=Path,
+        default=None,
+        help="forest baseline raster (non-zero = forest) or polygons; default: from the history",
+    )
+    detect.add_argument(
+        "--forest-min", type=float, default=None, help="forest threshold of the index (peak)"
+    )
     detect.add_argument("--invalid-scl", default="0,1,3,8,9,10,11")
     detect.add_argument("--dilation", type=int, default=2)
     detect.add_argument("--mmu-ha", type=float, default=0.1)
@@ -114,7 +150,11 @@ def build_source(args: argparse.Namespace) -> Any:
             nodata=args.nodata,
             scale=args.scale,
         )
-    band_order = [name.strip() for name in args.band_order.split(",") if name.strip()]
+    band_order = (
+        None
+        if args.band_order is None
+        else [name.strip() for name in args.band_order.split(",") if name.strip()]
+    )
     return scene_folder_source(
         args.scenes,
         date_pattern=args.date_pattern,
@@ -127,38 +167,63 @@ def build_source(args: argparse.Namespace) -> Any:
     )
 
 
-def choose_detector(args: argparse.Namespace, index_stack: bool) -> Any:
-    from canopywatch.detect.baseline import BaselineParams
-    from canopywatch.detect.detector import BaselineDetector, ModelDetector
-    from canopywatch.detect.model import load_model
+def _day_arg(value: str | None, flag: str) -> int | None:
+    from canopywatch.dates import days_since_epoch
 
-    params = BaselineParams()
-    if index_stack:
-        params = params.for_index(args.index.lower(), args.forest_min)
-    elif args.forest_min is not None:
-        params = params.for_index("ndvi", args.forest_min)
-        params = BaselineParams(**{**params.__dict__, "indices": BaselineParams().indices})
-    if args.model is None:
-        return BaselineDetector(params)
-    model = load_model(args.model)
-    if tuple(model.indices) != tuple(params.indices):
-        raise ValueError(
-            f"model {model.version} uses indices {','.join(model.indices)}, "
-            f"this stack gives {','.join(params.indices)}"
-        )
-    return ModelDetector(model, params)
+    if value is None:
+        return None
+    try:
+        return days_since_epoch(dt.date.fromisoformat(value))
+    except ValueError as exc:
+        raise ValueError(f"{flag} {value!r}: use YYYY-MM-DD") from exc
+
+
+def choose_detector(args: argparse.Namespace, index_stack: bool, grid: Any) -> Any:
+    from canopywatch.detect.detector import build_detector, load_forest_mask
+
+    method = "xgboost" if args.model is not None and args.method == "harmonic" else args.method
+    history_start = _day_arg(args.history_start, "--history-start")
+    monitor_start = _day_arg(args.monitor_start, "--monitor-start")
+    if history_start is not None and monitor_start is not None and history_start >= monitor_start:
+        raise ValueError("--history-start must be before --monitor-start")
+    return build_detector(
+        method,
+        index=args.index.lower() if index_stack else None,
+        model_dir=args.model,
+        history_start_day=history_start,
+        monitor_start_day=monitor_start,
+        forest_mask=None if args.forest_mask is None else load_forest_mask(args.forest_mask, grid),
+        forest_min=args.forest_min,
+    )
+
+
+def _sibling(out: Path, suffix: str, extension: str | None = None) -> Path:
+    return out.with_name(f"{out.stem}_{suffix}{extension or out.suffix}")
 
 
 def detect_command(args: argparse.Namespace) -> int:
-    from canopywatch.detect.alerts import AlertPolicy, write_alerts, write_quicklook
-    from canopywatch.detect.detector import detect_area
+    from rasterio.windows import Window
+
+    from canopywatch.detect.alerts import (
+        AlertPolicy,
+        active_alerts,
+        other_changes,
+        write_alerts,
+        write_quicklook,
+    )
+    from canopywatch.detect.detector import detect_area, write_forest_baseline
+    from canopywatch.detect.observations import check_reflectance
 
     if args.mmu_ha <= 0:
         raise ValueError("--mmu-ha must be > 0")
     if args.out.suffix.lower() not in {".geojson", ".json", ".gpkg"}:
         raise ValueError(f"--out {args.out}: use .geojson or .gpkg")
     source = build_source(args)
-    detector = choose_detector(args, args.index_stack is not None)
+    grid = source.grid
+    if args.index_stack is None:
+        size = min(256, grid.width), min(256, grid.height)
+        check_reflectance(source.read(Window(0, 0, size[0], size[1])))
+    detector = choose_detector(args, args.index_stack is not None, grid)
     result = detect_area(
         source,
         detector,
@@ -167,22 +232,41 @@ def detect_command(args: argparse.Namespace) -> int:
         policy=AlertPolicy(mmu_ha=args.mmu_ha),
         progress=True,
     )
-    write_alerts(result.alerts, args.out)
+    monitored = int(result.pixel_alerts.monitored.sum())
+    if monitored == 0:
+        raise ValueError(
+            f"no forest pixel was monitored over {len(result.days)} dates: the history is too "
+            "short or cloudy, nothing looks like forest (check --dn-offset, --band-order, "
+            "--index/--scale), or --forest-mask misses the area"
+        )
+    alerts = active_alerts(result.alerts)
+    write_alerts(alerts, args.out)
+    others = other_changes(result.alerts)
+    outputs = [str(args.out)]
+    if len(others):
+        outputs.append(str(write_alerts(others, _sibling(args.out, "other_changes"))))
+    outputs.append(
+        str(write_forest_baseline(result, _sibling(args.out, "forest_baseline", ".tif")))
+    )
     if args.quicklook is not None:
         write_quicklook(
             result.before_rgb,
             result.after_rgb,
-            result.alerts,
+            alerts,
             result.grid.transform,
             args.quicklook,
             title=f"{args.aoi} {detector.version}",
         )
-    high = int((result.alerts["confidence_level"] == "high").sum()) if len(result.alerts) else 0
+        outputs.append(str(args.quicklook))
+    high = int((alerts["status"] == "high").sum()) if len(alerts) else 0
+    withdrawn = int((others["status"] == "withdrawn").sum()) if len(others) else 0
+    harvests = int((others["status"] == "plantation_harvest").sum()) if len(others) else 0
     console.print(
-        f"{len(result.alerts)} alerts ({high} high confidence, "
-        f"{float(result.alerts['area_ha'].sum()) if len(result.alerts) else 0.0:.2f} ha) over "
-        f"{len(result.days)} dates, {int(result.pixel_alerts.monitored.sum())} forest pixels "
-        f"monitored, {detector.version} -> {args.out}"
+        f"{len(alerts)} alerts ({high} high, {len(alerts) - high} low; "
+        f"{float(alerts['area_ha'].sum()) if len(alerts) else 0.0:.2f} ha), {withdrawn} withdrawn, "
+        f"{harvests} plantation harvests over {len(result.days)} dates, {monitored} forest "
+        f"pixels monitored ({monitored * result.grid.pixel_area_m2 / 1e4:.1f} ha), "
+        f"{detector.version} -> {', '.join(outputs)}"
     )
     return 0
 

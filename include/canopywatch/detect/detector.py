@@ -8,13 +8,15 @@ the MMU and keeps before/after true-colour composites for the quicklook.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Protocol
 
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 from affine import Affine
+from rasterio.windows import Window
 from tqdm import tqdm
 
 from canopywatch.detect.alerts import AlertPolicy, polygonize
@@ -224,3 +226,102 @@ def detect_area(
         policy=policy,
     )
     return AreaDetection(pixel_alerts, alerts, grid, days, before, after, detector.version)
+
+
+def build_detector(
+    method: str = DEFAULT_METHOD,
+    *,
+    index: str | None = None,
+    model_dir: Path | None = None,
+    history_start_day: int | None = None,
+    monitor_start_day: int | None = None,
+    forest_mask: ForestMask | None = None,
+    forest_min: float | None = None,
+) -> Detector:
+    """The detector for ``method`` (``harmonic``, the default everywhere; ``baseline``;
+    ``xgboost`` with ``model_dir``). ``index`` names the index of a single-index stack."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if method == "harmonic":
+        params = HarmonicParams()
+        if index is not None:
+            params = params.for_index(index, forest_min)
+        elif forest_min is not None:
+            params = replace(params, forest_peak_ndvi=forest_min)
+        params = params.with_periods(history_start_day, monitor_start_day)
+        return HarmonicDetector(params, forest_mask)
+    if forest_mask is not None or history_start_day is not None or monitor_start_day is not None:
+        raise ValueError("--forest-mask and the history/monitoring periods need method harmonic")
+    baseline = BaselineParams()
+    if index is not None:
+        baseline = baseline.for_index(index.lower(), forest_min)
+    elif forest_min is not None:
+        ndvi_only = baseline.for_index("ndvi", forest_min)
+        baseline = BaselineParams(**{**ndvi_only.__dict__, "indices": BaselineParams().indices})
+    if method == "baseline":
+        return BaselineDetector(baseline)
+    if model_dir is None:
+        raise ValueError("method xgboost needs a model folder (--model)")
+    from canopywatch.detect.model import load_model
+
+    model = load_model(model_dir)
+    if tuple(model.indices) != tuple(baseline.indices):
+        raise ValueError(
+            f"model {model.version} uses indices {','.join(model.indices)}, "
+            f"this stack gives {','.join(baseline.indices)}"
+        )
+    return ModelDetector(model, baseline)
+
+
+def load_forest_mask(path: Path, grid: Grid) -> ForestMask:
+    """A user's forest baseline on ``grid``: a raster (non-zero = forest, nearest
+    resampling) or polygons (GeoPackage, GeoJSON, Shapefile; inside = forest)."""
+    import rasterio.features
+
+    from canopywatch.detect.observations import read_aligned
+
+    if not path.exists():
+        raise ValueError(f"--forest-mask {path}: no such file")
+    if path.suffix.lower() in {".tif", ".tiff", ".vrt"}:
+        data, nodata = read_aligned(path, grid, Window(0, 0, grid.width, grid.height), [1])
+        band = data[0]
+        mask = band != 0
+        if nodata is not None:
+            mask &= band != nodata
+        return ForestMask(mask & np.isfinite(band), grid.transform)
+    polygons = gpd.read_file(path)
+    if polygons.empty:
+        raise ValueError(f"--forest-mask {path}: no polygons")
+    if polygons.crs is not None:
+        polygons = polygons.to_crs(grid.crs)
+    burned = rasterio.features.geometry_mask(
+        list(polygons.geometry), out_shape=grid.shape, transform=grid.transform, invert=True
+    )
+    return ForestMask(burned, grid.transform)
+
+
+def write_forest_baseline(result: AreaDetection, path: Path) -> Path:
+    """The monitored forest pixels (1) as a GeoTIFF layer beside the alerts."""
+    import rasterio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid = result.grid
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=grid.width,
+        height=grid.height,
+        count=1,
+        dtype="uint8",
+        crs=grid.crs,
+        transform=grid.transform,
+        compress="deflate",
+        nodata=255,
+    ) as dst:
+        dst.write(result.pixel_alerts.monitored.astype(np.uint8), 1)
+        dst.set_band_description(1, "forest_baseline")
+        dst.update_tags(
+            DESCRIPTION="1 = forest monitored by the detector", METHOD=result.model_version
+        )
+    return path

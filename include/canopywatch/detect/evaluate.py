@@ -248,9 +248,7 @@ def evaluate_alerts(
 
     mapped = alert_raster > 0
     # a pixel alert dated before the pixel's clearing is a false alert there, not a detection
-    timely_pixel = (
-        mapped & cleared & (alert_day_px >= reference.clearing_day - date_tolerance_days)
-    )
+    timely_pixel = mapped & cleared & (alert_day_px >= reference.clearing_day - date_tolerance_days)
     tp = int(timely_pixel.sum())
     fp = int((mapped & ~timely_pixel).sum())
     fn = int((cleared & ~timely_pixel).sum())

@@ -14,11 +14,12 @@ Why each part is there (real-world confounders it answers):
   seasonal curve (``timing_days * |dy/dt|``) and with the depth of the seasonal trough
   (``trough_share * (peak - y)``).
 * Fitting is ridge-regularised least squares in three passes: the second and third leave out
-  observations more than ``outlier_z`` robust sigmas off the previous fit (unflagged thin
-  cloud, haze, shadow) and the per-date offset (below) is removed before them.
+  observations more than ``outlier_z`` robust sigmas below the previous fit (unflagged thin
+  cloud, haze, shadow, snow; one-sided, so a green-up above a short history is learnt) and the per-date offset (below) is removed before them.
 * A per-date offset, the median residual of the area's forest pixels on that date, is
   removed: haze, illumination and the brightness difference between relative orbits are
-  shared by the area, a clearing is not.
+  shared by the area, a clearing is not. That date's robust spread of those residuals
+  (snow or haze that hits pixels unevenly) is added to every pixel's noise.
 * An observation is a *break* only when every required index (NDVI and the SWIR index NBR
   for Sentinel-2; the one index of an index stack) is below the prediction by more than
   ``z`` sigmas and by at least ``min_drop``. Thin cloud and haze lower NDVI but hardly NBR;
@@ -350,8 +351,10 @@ def _initial_fit(
         inlier = history.copy()
         for i in range(len(names)):
             with np.errstate(invalid="ignore"):
-                deviation = np.abs(residuals[i] - offsets[i][:, None])
-                inlier &= deviation <= params.outlier_z * sigma[i][None, :]
+                # one-sided: clouds, haze, shadow and snow lower the indices; a green-up
+                # above a short history's prediction is what the history must learn
+                deviation = residuals[i] - offsets[i][:, None]
+                inlier &= deviation >= -params.outlier_z * sigma[i][None, :]
         weights = inlier
         adjusted = [values[i] - offsets[i][:, None] for i in range(len(names))]
         coefficients = fit_harmonics(design, adjusted, weights, params.ridge)
@@ -366,7 +369,7 @@ def run_harmonic(
     """Fit each pixel's history and monitor the rest of the series (see the module doc).
 
     The history keeps learning during monitoring: every ``block_days`` the model is refitted
-    from the accepted observations (clear, not a break, within ``outlier_z`` sigmas, no open
+    from the accepted observations (clear, not a break, not ``outlier_z`` sigmas below, no open
     alert) and from the observations of withdrawn alerts (a late leaf-off that came back
     teaches the pixel its season), so a short initial history grows into a full year.
     """
@@ -471,16 +474,22 @@ def run_harmonic(
             raw = np.stack(
                 [values[i][position] - predicted[i][offset_in_block] for i in range(n_idx)]
             )
+            sd = noise[:, offset_in_block]
             if params.spatial_normalization:
                 reference = ok & monitored & (first < 0)
                 if int(reference.sum()) >= params.min_reference_pixels:
-                    raw -= np.median(raw[:, reference], axis=1)[:, None].astype(np.float32)
-            sd = noise[:, offset_in_block]
+                    shared = raw[:, reference]
+                    centre = np.median(shared, axis=1)
+                    # the date's own spread (snow, haze, leaf-off hitting pixels unevenly)
+                    # is a date effect added to every pixel's noise
+                    spread = 1.4826 * np.median(np.abs(shared - centre[:, None]), axis=1)
+                    raw -= centre[:, None].astype(np.float32)
+                    sd = np.sqrt(sd**2 + spread[:, None].astype(np.float32) ** 2)
             with np.errstate(invalid="ignore"):
                 below = (raw < -params.z * sd) & (raw <= -min_drop[:, None])
                 brk = ok & monitored & below.all(axis=0) & (harvest_first < 0)
                 normal = ok & (raw > -params.recover_z * sd).all(axis=0)
-                inlying = ok & (np.abs(raw) <= params.outlier_z * sd).all(axis=0)
+                inlying = ok & (raw >= -params.outlier_z * sd).all(axis=0)
             # the value less the date's offset: what the history learns from
             observed = np.nan_to_num((raw + predicted[:, offset_in_block]).T)
             row = design[position]

@@ -35,7 +35,6 @@ from canopywatch.detect.observations import (
     read_aligned,
     window_or_full,
 )
-from canopywatch.sentinel2 import RAW_BAND_ORDER
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 THEIA_BAND_PATTERNS: dict[str, str] = {
@@ -178,22 +177,25 @@ def scene_folder_source(
     folder: Path,
     *,
     date_pattern: str = r"(\d{8})",
-    band_order: Sequence[str] = RAW_BAND_ORDER,
+    band_order: Sequence[str] | None = None,
     band_patterns: Mapping[str, str] | None = None,
     masking: MaskingConfig | None = None,
-    dn_scale: float = 10000.0,
-    dn_offset: float = 0.0,
+    dn_scale: float | None = None,
+    dn_offset: float | None = None,
     nodata: float | None = None,
 ) -> SceneFilesSource | BandFilesSource:
-    """Multi-band files in ``folder``, or (``band_patterns`` given) per-date sub-folders."""
+    """Multi-band files in ``folder``, or (``band_patterns`` given) per-date sub-folders.
+
+    Multi-band files describe themselves (band descriptions, BOA offset tags); explicit
+    ``band_order`` / ``dn_offset`` / ``dn_scale`` override that."""
     if not folder.is_dir():
         raise ValueError(f"{folder} is not a folder")
     if band_patterns is not None:
         return BandFilesSource(
             band_folders(folder, date_pattern, band_patterns),
             masking,
-            dn_scale=dn_scale,
-            dn_offset=dn_offset,
+            dn_scale=10000.0 if dn_scale is None else dn_scale,
+            dn_offset=0.0 if dn_offset is None else dn_offset,
             nodata=nodata,
         )
     return SceneFilesSource(

@@ -259,32 +259,95 @@ def read_aligned(
             return vrt.read(bands, window=window), nodata
 
 
-class SceneFilesSource(GriddedSource):
-    """Multi-band GeoTIFFs, one per date (e.g. raw ``s2l2a_bands`` downloads).
+@dataclass(frozen=True)
+class SceneEncoding:
+    """How one file stores its bands: names in file order, reflectance = (DN + offset) / scale."""
 
-    ``band_order`` names the file's bands; recognised names are the S2 bands, ``SCL``,
-    ``dataMask`` and ``CLM`` (non-zero = cloud); other names are ignored. Reflectance =
-    (DN + ``dn_offset``) / ``dn_scale``; DN ``nodata`` (default 0) is no observation.
+    band_order: tuple[str, ...]
+    dn_offset: float
+    dn_scale: float
+
+
+def _tag_number(tags: Mapping[str, str], *names: str) -> float | None:
+    for name in names:
+        for key, value in tags.items():
+            if key.upper() == name:
+                try:
+                    return float(value)
+                except ValueError as exc:
+                    raise ValueError(f"tag {key}={value!r} is not a number") from exc
+    return None
+
+
+def scene_encoding(
+    path: Path,
+    band_order: Sequence[str] | None = None,
+    dn_offset: float | None = None,
+    dn_scale: float | None = None,
+) -> SceneEncoding:
+    """The encoding of ``path`` from its metadata, with explicit values taking precedence.
+
+    Band names come from the band descriptions (``B02``... ``SCL``) when every S2 band is
+    named there, else the ``s2l2a_bands`` order; the DN offset and scale from the
+    ``BOA_ADD_OFFSET`` / ``BOA_QUANTIFICATION_VALUE`` tags (dataset or first band), else 0 and
+    10000 (see ``canopywatch.sentinel2`` for the processing-baseline offset).
+    """
+    with rasterio.open(path) as src:
+        descriptions = tuple((d or "").strip() for d in src.descriptions)
+        tags = {**src.tags(1), **src.tags()}
+    order: tuple[str, ...]
+    if band_order is not None:
+        order = tuple(band_order)
+    elif all(band in descriptions for band in S2_BANDS):
+        order = descriptions
+    else:
+        order = RAW_BAND_ORDER
+    offset = dn_offset
+    if offset is None:
+        offset = _tag_number(tags, "BOA_ADD_OFFSET") or 0.0
+    scale = dn_scale
+    if scale is None:
+        scale = _tag_number(tags, "BOA_QUANTIFICATION_VALUE", "QUANTIFICATION_VALUE")
+        scale = scale or REFLECTANCE_SCALE
+    return SceneEncoding(order, float(offset), float(scale))
+
+
+class SceneFilesSource(GriddedSource):
+    """Multi-band GeoTIFFs, one per date (e.g. raw ``s2l2a_bands`` downloads, L2A exports).
+
+    Each file's band names, DN offset and scale are read from its metadata
+    (``scene_encoding``); ``band_order``, ``dn_offset`` and ``dn_scale`` override them.
+    Recognised names are the S2 bands, ``SCL``, ``dataMask`` and ``CLM`` (non-zero = cloud);
+    other names are ignored. DN ``nodata`` (default 0) is no observation.
     """
 
     def __init__(
         self,
         files: Sequence[tuple[int, Path]],
-        band_order: Sequence[str] = RAW_BAND_ORDER,
+        band_order: Sequence[str] | None = None,
         masking: MaskingConfig | None = None,
-        dn_scale: float = REFLECTANCE_SCALE,
-        dn_offset: float = 0.0,
+        dn_scale: float | None = None,
+        dn_offset: float | None = None,
         nodata: float | None = 0.0,
     ) -> None:
         if not files:
             raise ValueError("no scene files")
-        missing = [band for band in S2_BANDS if band not in band_order]
-        if missing:
-            raise ValueError(f"band order {','.join(band_order)} lacks {','.join(missing)}")
+        if band_order is not None:
+            missing = [band for band in S2_BANDS if band not in band_order]
+            if missing:
+                raise ValueError(f"band order {','.join(band_order)} lacks {','.join(missing)}")
         self.files, self._grid, self._days = dated_files_layout(files)
-        self.band_order = tuple(band_order)
+        self.band_order = None if band_order is None else tuple(band_order)
         self.masking = masking or MaskingConfig()
         self.dn_scale, self.dn_offset, self.nodata = dn_scale, dn_offset, nodata
+        self.encodings = {
+            path: scene_encoding(path, self.band_order, dn_offset, dn_scale)
+            for _, path in self.files
+        }
+        for path, encoding in self.encodings.items():
+            missing = [band for band in S2_BANDS if band not in encoding.band_order]
+            if missing:
+                raise ValueError(f"{path.name}: no band named {','.join(missing)} (--band-order)")
 
     def read(self, window: Window | None = None) -> ObservationStack:
         win = window_or_full(self._grid, window)
@@ -292,12 +355,14 @@ class SceneFilesSource(GriddedSource):
         clear: list[BoolArray] = []
         days: list[int] = []
         for day, path in self.files:
+            encoding = self.encodings[path]
             data, file_nodata = read_aligned(path, self._grid, win)
-            if data.shape[0] < len(self.band_order):
+            if data.shape[0] < len(encoding.band_order):
                 raise ValueError(
-                    f"{path.name} has {data.shape[0]} bands, band order names {len(self.band_order)}"
+                    f"{path.name} has {data.shape[0]} bands, band order names "
+                    f"{len(encoding.band_order)}"
                 )
-            named = {name: data[i] for i, name in enumerate(self.band_order)}
+            named = {name: data[i] for i, name in enumerate(encoding.band_order)}
             nodata = self.nodata if self.nodata is not None else file_nodata
             valid = np.ones(data.shape[1:], dtype=bool)
             for band in S2_BANDS:
@@ -315,10 +380,37 @@ class SceneFilesSource(GriddedSource):
                 ok &= ~dilate(named["CLM"] != 0, self.masking.dilation_px)
             for band in S2_BANDS:
                 raw = named[band].astype(np.float32)
-                bands[band].append((raw + np.float32(self.dn_offset)) / np.float32(self.dn_scale))
+                bands[band].append(
+                    (raw + np.float32(encoding.dn_offset)) / np.float32(encoding.dn_scale)
+                )
             clear.append(ok)
             days.append(day)
         return finalize(days, bands, clear, self._grid.window_transform(win), self._grid.crs)
+
+
+def check_reflectance(stack: ObservationStack) -> None:
+    """Fail with one clear line when clear observations are not plausible surface reflectance
+    (the classic symptoms: the BOA offset left in, applied twice, or the wrong scale)."""
+    if not stack.has_reflectance or not stack.clear.any():
+        return
+    values = {band: stack.bands[band][stack.clear] for band in S2_BANDS}
+    dark = {band: float(np.nanpercentile(v, 1)) for band, v in values.items() if v.size}
+    bright = {band: float(np.nanpercentile(v, 50)) for band, v in values.items() if v.size}
+    if not dark:
+        return
+    # every real scene has dark targets (water, dense canopy, shadow) in the visible bands
+    if min(dark["B02"], dark["B04"]) > 0.08:
+        raise ValueError(
+            f"implausible surface reflectance: no clear pixel darker than "
+            f"{min(dark['B02'], dark['B04']):.3f} in B02/B04, as when the BOA offset (-1000 DN "
+            "from processing baseline 04.00) is left in; check --dn-offset / --dn-scale"
+        )
+    if min(dark.values()) < -0.05 or max(bright.values()) > 0.8:
+        raise ValueError(
+            "implausible surface reflectance (1st percentile "
+            f"{min(dark.values()):.3f}, median up to {max(bright.values()):.3f}); "
+            "check --dn-offset / --dn-scale / --band-order"
+        )
 
 
 class BandFilesSource(GriddedSource):

@@ -201,7 +201,7 @@ class Lake:
 
     @classmethod
     def parse(cls, location: str, settings: Settings) -> Lake:
-        """``s3://bucket/prefix`` (MinIO credentials of the platform) or a local folder."""
+        """``s3://bucket/prefix`` (the S3 keys of ``settings``) or a local folder."""
         if location.startswith("s3://"):
             bucket, _, prefix = location[len("s3://") :].partition("/")
             return lake_from_settings(settings, bucket=bucket, prefix=prefix or LAKE_PREFIX)
@@ -218,15 +218,18 @@ class Lake:
 def lake_from_settings(
     settings: Settings, *, bucket: str | None = None, prefix: str = LAKE_PREFIX
 ) -> Lake:
-    """The lake on the platform's MinIO (``CANOPYWATCH_S3_ENDPOINT``, root credentials)."""
-    from canopywatch_dev.platform import minio
-
-    access_key, secret_key = minio.credentials(settings)
+    """The lake on the S3 store of ``settings`` (``CANOPYWATCH_S3_ENDPOINT``,
+    ``CANOPYWATCH_S3_ACCESS_KEY`` / ``CANOPYWATCH_S3_SECRET_KEY``)."""
+    if not (settings.s3_access_key and settings.s3_secret_key):
+        raise ValueError(
+            "no S3 credentials: set CANOPYWATCH_S3_ACCESS_KEY and CANOPYWATCH_S3_SECRET_KEY "
+            "(the local platform: source .platform/airflow/env.sh)"
+        )
     return Lake.s3(
         bucket or settings.bucket,
         endpoint_url=settings.s3_endpoint,
-        access_key=access_key,
-        secret_key=secret_key,
+        access_key=settings.s3_access_key,
+        secret_key=settings.s3_secret_key,
         prefix=prefix,
     )
 

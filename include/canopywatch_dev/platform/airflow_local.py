@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 from canopywatch.settings import REPO_ROOT, Settings
 from canopywatch_dev.platform import emulator, minio, postgres, process
 from canopywatch_dev.platform.credentials import load_or_create, new_password, write_private
-from canopywatch_dev.platform.paths import ensure_layout, log_file
+from canopywatch_dev.platform.paths import ensure_layout, log_file, secrets_dir
 from canopywatch_dev.platform.prerequisites import airflow_binary, require
 
 NAME = "airflow"
@@ -96,7 +96,7 @@ def login(settings: Settings) -> tuple[str, str]:
 
 def _passwords_file(settings: Settings) -> Path:
     """SimpleAuthManager's password file, written by us so it never generates (and logs) one."""
-    path = settings.secrets_dir / "airflow-passwords.json"
+    path = secrets_dir(settings) / "airflow-passwords.json"
     user, password = login(settings)
     if not path.exists() or json.loads(path.read_text(encoding="utf-8")).get(user) != password:
         write_private(path, json.dumps({user: password}) + "\n")
@@ -215,6 +215,11 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
     }
     for conn_id, conn in connections(settings).items():
         env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
+    # the same credentials for code that reads Settings (the canopywatch CLI after
+    # ``source .platform/airflow/env.sh``)
+    from canopywatch_dev.platform.environment import credential_env
+
+    env.update(credential_env(settings))
     if _is_loopback_http(settings.sh_token_url):
         env["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
     return env

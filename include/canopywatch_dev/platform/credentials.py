@@ -12,11 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from canopywatch.settings import Settings
-from canopywatch_dev.platform.paths import ensure_layout
+from canopywatch_dev.platform.paths import ensure_layout, secrets_dir
 
 
 def secret_file(settings: Settings, name: str) -> Path:
-    return settings.secrets_dir / f"{name}.json"
+    return secrets_dir(settings) / f"{name}.json"
 
 
 def new_password(length: int = 32) -> str:

@@ -33,7 +33,10 @@ log = logging.getLogger("canopywatch_dev.platform")
 
 
 def credentials(settings: Settings) -> tuple[str, str]:
-    """``(access_key, secret_key)`` of the MinIO root user (generated on first use)."""
+    """``(access_key, secret_key)`` of the MinIO root user: the settings' S3 keys when set,
+    else the platform's (generated on first use, stored 0600)."""
+    if settings.s3_access_key and settings.s3_secret_key:
+        return settings.s3_access_key, settings.s3_secret_key
     values = load_or_create(
         settings,
         NAME,

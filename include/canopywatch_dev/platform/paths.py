@@ -20,8 +20,14 @@ def ensure_layout(settings: Settings) -> None:
     """Create the directory tree (idempotent); the secrets directory is 0700."""
     for directory in (settings.data_dir, settings.log_dir, settings.run_dir, bin_dir(settings)):
         directory.mkdir(parents=True, exist_ok=True)
-    settings.secrets_dir.mkdir(parents=True, exist_ok=True)
-    settings.secrets_dir.chmod(0o700)
+    secrets_dir(settings).mkdir(parents=True, exist_ok=True)
+    secrets_dir(settings).chmod(0o700)
+
+
+def secrets_dir(settings: Settings) -> Path:
+    """The platform's generated credentials (the product reads them only as CANOPYWATCH_*
+    variables or Airflow connections, see ``environment``)."""
+    return settings.home / "secrets"
 
 
 def service_data_dir(settings: Settings, service: str) -> Path:

@@ -40,7 +40,10 @@ log = logging.getLogger("canopywatch_dev.platform")
 
 
 def password(settings: Settings) -> str:
-    """The password of ``settings.pg_user`` (generated on first use, stored 0600)."""
+    """The password of ``settings.pg_user``: ``settings.pg_password`` when set, else the
+    platform's (generated on first use, stored 0600)."""
+    if settings.pg_password:
+        return settings.pg_password
     values = load_or_create(
         settings, NAME, lambda: {"user": settings.pg_user, "password": new_password()}
     )
