@@ -33,7 +33,7 @@ KAFKA_CONN = "kafka_default"
 
 with DAG(
     dag_id="deforestation_detect_weekly",
-    description="Weekly XGBoost change detection: dated, scored deforestation alerts per area",
+    description="Weekly change detection (season-aware harmonic model): dated, scored deforestation alerts per area",
     doc_md=__doc__,
     schedule="@weekly",
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
@@ -53,6 +53,28 @@ with DAG(
         ),
         "aoi_name": Param(None, type=["null", "string"], maxLength=48, title="Area name"),
         "end": Param(None, type=["null", "string"], format="date", title="Score up to (date)"),
+        "method": Param(
+            "harmonic",
+            enum=["harmonic", "baseline", "xgboost"],
+            title="Detector",
+            description="harmonic (default, as in `canopywatch detect`): season-aware per-pixel "
+            "history; baseline: the earlier statistical detector; xgboost: the trained model",
+        ),
+        "history_start": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="History start",
+            description="first date of the stable history (empty: the first scene, 730 days back)",
+        ),
+        "monitor_start": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="Monitoring start",
+            description="nothing is alerted before this date (empty: 120 days after the first "
+            "scene)",
+        ),
     },
 ) as dag:
 
@@ -82,8 +104,10 @@ with DAG(
 
         context = get_current_context()
         context["aoi_label"] = area["aoi"]["aoi_id"]  # type: ignore[typeddict-unknown-key]
+        params = context["params"]
+        periods = {key: params.get(key) for key in ("method", "history_start", "monitor_start")}
         return weekly.detect_area_alerts(
-            area,
+            {**area, **periods},
             aws_conn_id=S3_CONN,
             postgres_conn_id=POSTGIS_CONN,
             kafka_conn_id=KAFKA_CONN,

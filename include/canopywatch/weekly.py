@@ -13,7 +13,7 @@ import logging
 import tempfile
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,22 +30,29 @@ HISTORY = timedelta(days=730)  # the detector's baseline needs earlier clear obs
 MODEL_NAME = "s2"
 
 
-def detector_for(settings: Settings) -> Any:
-    """The trained model when there is one, else the statistical baseline (no training)."""
-    from canopywatch.detect.detector import BaselineDetector, ModelDetector
-    from canopywatch.detect.model import load_model
+def detector_for(
+    settings: Settings,
+    method: str | None = None,
+    history_start: str | None = None,
+    monitor_start: str | None = None,
+) -> Any:
+    """The detector the weekly run scores with: the same default as ``canopywatch detect``
+    (``harmonic``); ``xgboost`` uses the trained model in ``<model_dir>/s2``."""
+    from canopywatch.dates import days_since_epoch
+    from canopywatch.detect.detector import DEFAULT_METHOD, build_detector
 
-    model_dir = settings.model_dir / MODEL_NAME
-    try:
-        detector: Any = ModelDetector(load_model(model_dir))
-    except ValueError:
-        log.warning(
-            "no trained model in %s: scoring with the statistical baseline "
-            "(train one with the deforestation_model_training DAG or `cd ml && dvc repro`)",
-            model_dir,
-        )
-        return BaselineDetector()
-    log.info("scoring with model %s from %s", detector.version, model_dir)
+    chosen = method or DEFAULT_METHOD
+
+    def day(value: str | None) -> int | None:
+        return None if not value else days_since_epoch(date.fromisoformat(str(value)[:10]))
+
+    detector = build_detector(
+        chosen,
+        model_dir=settings.model_dir / MODEL_NAME if chosen == "xgboost" else None,
+        history_start_day=day(history_start),
+        monitor_start_day=day(monitor_start),
+    )
+    log.info("scoring with %s (method %s)", detector.version, chosen)
     return detector
 
 
@@ -104,7 +111,7 @@ def detect_area_alerts(
 
     from canopywatch.catalog import queries
     from canopywatch.dates import days_since_epoch
-    from canopywatch.detect.alerts import write_alerts, write_quicklook
+    from canopywatch.detect.alerts import active_alerts, write_alerts, write_quicklook
     from canopywatch.detect.detector import detect_area
     from canopywatch.detect.observations import SceneFilesSource
     from canopywatch.lake.connections import postgis_from_airflow
@@ -121,7 +128,9 @@ def detect_area_alerts(
     tiles = scene_keys_by_tile(rows)
     log.info("%s: %d scene(s) in the catalog over %d tile(s), %s .. %s", aoi.aoi_id, len(rows),
              len(tiles), start.date(), end.date())  # fmt: skip
-    detector = detector_for(settings)
+    detector = detector_for(
+        settings, area.get("method"), area.get("history_start"), area.get("monitor_start")
+    )
     raw_store = object_store(aws_conn_id, settings.bucket)
     exports = object_store(aws_conn_id, settings.exports_bucket)
     producer = KafkaProducerHook(kafka_config_id=kafka_conn_id).get_producer()
@@ -148,7 +157,7 @@ def detect_area_alerts(
                 log.info("%s %s: only %d readable scene(s); skipped", aoi.aoi_id, tile, len(files))
                 continue
             result = detect_area(SceneFilesSource(files), detector, aoi=aoi.aoi_id)
-        alerts = result.alerts
+        alerts = active_alerts(result.alerts)
         messages = alert_messages(alerts, aoi.aoi_id)
         for message in messages:
             producer.produce(settings.topic("alerts"), message.to_bytes(), key=message.key.encode())

@@ -58,7 +58,9 @@ def test_weekly_run_scores_the_area_and_exports_for_review(weekly_run):
     env, result = weekly_run
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
-    assert "scene(s) scored with" in output
+    # one detector on every machine: the default method, never a machine-dependent model
+    assert "scoring with harmonic-v1 (method harmonic)" in output
+    assert "scene(s) scored with harmonic-v1" in output
     s3 = minio.s3_client(env.settings)
     keys = [
         o["Key"]
