@@ -23,10 +23,11 @@ test: install  ## the whole test suite (starts the services it needs), then ruff
 test-fast: ## unit and DAG tests only (no services)
 	@$(PY) -m pytest -m "not service and not slow"
 
-lint:  ## ruff and mypy
+lint:  ## ruff, mypy and the import contracts (import-linter)
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check --quiet include dags plugins tests benchmarks
 	@$(VENV)/bin/mypy
+	@cd include && ../$(VENV)/bin/lint-imports --config ../pyproject.toml
 
 platform-up: install  ## start PostgreSQL/PostGIS, Kafka, MinIO, the CDSE endpoint and Airflow
 	@$(PY) -m canopywatch_dev.platform up

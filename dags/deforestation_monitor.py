@@ -141,7 +141,7 @@ with DAG(
 
     @task
     def export_review(since_versions: dict[str, int]) -> dict[str, Any]:
-        from canopywatch.export.gpkg import export_from_airflow
+        from canopywatch.dag_steps import export_from_airflow
 
         context = get_current_context()
         return export_from_airflow(since_versions, run_id=context["run_id"], aws_conn_id=S3_CONN)

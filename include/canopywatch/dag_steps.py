@@ -6,6 +6,8 @@ Used only from DAG files (it imports Airflow); the work itself stays in the libr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from airflow.providers.apache.kafka.operators.consume import ConsumeFromTopicOperator
@@ -42,3 +44,25 @@ def sync_catalog(rebuild: bool = False) -> dict[str, Any]:
     from canopywatch.catalog.sync import sync_from_airflow
 
     return sync_from_airflow(aws_conn_id=S3_CONN, postgres_conn_id=POSTGIS_CONN, rebuild=rebuild)
+
+
+def export_from_airflow(
+    since_versions: Mapping[str, int], *, run_id: str, aws_conn_id: str, out_dir: str | None = None
+) -> dict[str, Any]:
+    """The DAG task: export with the lake and exports bucket of the Airflow connection."""
+    from canopywatch.export.gpkg import export_new_since
+    from canopywatch.lake.connections import lake_from_airflow
+    from canopywatch.monitor import object_store
+
+    settings = Settings.from_env()
+    lake = lake_from_airflow(aws_conn_id, settings.bucket)
+    store = object_store(aws_conn_id, settings.exports_bucket)
+    folder = Path(out_dir) if out_dir else settings.home / "exports"
+    result = export_new_since(lake, since_versions, label=run_id, out_dir=folder, store=store)
+    return {
+        "path": str(result.path),
+        "uri": f"s3://{result.bucket}/{result.key}",
+        "scenes": result.scenes,
+        "alerts": result.alerts,
+        "versions": result.versions,
+    }

@@ -12,7 +12,7 @@ import pytest
 
 from canopywatch.catalog.commands import dispatch, register
 from canopywatch.catalog.stac import EO_EXTENSION, PROJ_EXTENSION, scene_item
-from canopywatch.catalog.sync import net_changes
+from canopywatch.lake.changes import net_changes
 from canopywatch.lake.consume import write_scene_batch
 from canopywatch.lake.tables import SCENES_RAW, Lake, current_versions, open_table
 from canopywatch.lake.timetravel import TimeTravelError, history, read_table

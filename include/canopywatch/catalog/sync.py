@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from canopywatch.catalog.schema import ensure_schema
+from canopywatch.lake.changes import known_columns, net_changes
 from canopywatch.lake.tables import ALERTS, SCENES_COG, SCENES_RAW, Lake, TableSpec
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,6 @@ log = logging.getLogger(__name__)
 # the order matters only for speed: COG keys land on scenes already there
 SYNC_ORDER = (SCENES_RAW, SCENES_COG, ALERTS)
 _SYNC_LOCK_BASE = 0x63_77_73_00  # "cws" + table index
-_CHANGE_RANK = {"update_preimage": 0, "delete": 1, "insert": 2, "update_postimage": 2}
 
 
 @dataclass(frozen=True)
@@ -46,36 +46,6 @@ class TableSync:
     upserted: int
     deleted: int
     mode: str  # "incremental" | "full" | "unchanged" | "missing"
-
-
-# ------------------------------------------------------------------ pure reductions
-def net_changes(
-    changes: Iterable[dict[str, Any]], key: str
-) -> tuple[list[dict[str, Any]], list[Any]]:
-    """(rows to upsert, ids to delete) from change-feed rows; the last change of an id wins."""
-    ordered = sorted(
-        (c for c in changes if c["_change_type"] != "update_preimage"),
-        key=lambda c: (c["_commit_version"], _CHANGE_RANK[c["_change_type"]]),
-    )
-    final: dict[Any, dict[str, Any]] = {}
-    for change in ordered:
-        final[change[key]] = change
-    upserts = [c for c in final.values() if c["_change_type"] != "delete"]
-    deletes = [k for k, c in final.items() if c["_change_type"] == "delete"]
-    return upserts, deletes
-
-
-def known_columns(table: pa.Table, spec: TableSpec) -> list[dict[str, Any]]:
-    """Rows with exactly the spec's columns: extra columns (newer writers) are ignored,
-    missing optional ones (older tables) read as None."""
-    present = [c for c in spec.columns if c in table.column_names]
-    extra = [c for c in ("_change_type", "_commit_version") if c in table.column_names]
-    rows: list[dict[str, Any]] = table.select(present + extra).to_pylist()
-    missing = [c for c in spec.columns if c not in present]
-    for row in rows:
-        for column in missing:
-            row[column] = None
-    return rows
 
 
 # ------------------------------------------------------------------ appliers (SQL)

@@ -24,7 +24,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 from shapely.geometry import MultiPolygon, Polygon, shape
 
-from canopywatch.catalog.sync import known_columns, net_changes
+from canopywatch.lake.changes import known_columns, net_changes
 from canopywatch.lake.tables import ALERTS, SCENES_RAW, Lake, TableSpec
 from canopywatch.storage.objects import ObjectStore
 
@@ -175,25 +175,3 @@ def export_new_since(
         len(alert_rows),
         {SCENES_RAW.name: scenes_version, ALERTS.name: alerts_version},
     )
-
-
-def export_from_airflow(
-    since_versions: Mapping[str, int], *, run_id: str, aws_conn_id: str, out_dir: str | None = None
-) -> dict[str, Any]:
-    """The DAG task: export with the lake and exports bucket of the Airflow connection."""
-    from canopywatch.lake.connections import lake_from_airflow
-    from canopywatch.monitor import object_store
-    from canopywatch.settings import Settings
-
-    settings = Settings.from_env()
-    lake = lake_from_airflow(aws_conn_id, settings.bucket)
-    store = object_store(aws_conn_id, settings.exports_bucket)
-    folder = Path(out_dir) if out_dir else settings.home / "exports"
-    result = export_new_since(lake, since_versions, label=run_id, out_dir=folder, store=store)
-    return {
-        "path": str(result.path),
-        "uri": f"s3://{result.bucket}/{result.key}",
-        "scenes": result.scenes,
-        "alerts": result.alerts,
-        "versions": result.versions,
-    }
