@@ -1,0 +1,199 @@
+"""The harmonic detector on tiny generated series with exactly known truth.
+
+The series are built here (not by either simulator): a deciduous forest with a yearly
+leaf-off whose timing shifts between years beside an evergreen one (so no date-wide offset
+can explain the leaf-off), a clearing in the monitoring period and one in
+the history, unflagged haze on one date, written as L2A GeoTIFFs for the CLI.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+
+from canopywatch.dates import days_since_epoch
+from canopywatch.detect.alerts import active_alerts, polygonize
+from canopywatch.detect.commands import EXIT_USAGE, main
+from canopywatch.detect.detector import HarmonicDetector
+from canopywatch.detect.evaluate import ReferenceData, ReferenceEvent, evaluate_alerts
+from canopywatch.detect.harmonic import (
+    STATUS_HIGH,
+    HarmonicParams,
+    default_monitor_start,
+    run_harmonic,
+)
+from canopywatch.detect.observations import S2_BANDS, ObservationStack
+
+SIZE = 24
+START = dt.date(2023, 1, 1)
+TRANSFORM = Affine(10, 0, 500000, 0, -10, 8800000)
+CRS_UTM = CRS.from_epsg(32721)
+LEAF_ON = {"B02": 0.025, "B03": 0.045, "B04": 0.025, "B08": 0.33, "B11": 0.15, "B12": 0.06}
+LEAF_OFF = {"B02": 0.045, "B03": 0.06, "B04": 0.06, "B08": 0.21, "B11": 0.22, "B12": 0.12}
+BARE = {"B02": 0.07, "B03": 0.09, "B04": 0.12, "B08": 0.22, "B11": 0.30, "B12": 0.25}
+CLEARED = (slice(4, 9), slice(4, 9))  # 25 px = 0.25 ha, cleared in the monitoring period
+OLD_CLEARING = (slice(14, 19), slice(14, 19))  # cleared in the history
+HAZE_PATCH = (slice(0, 6), slice(16, 22))
+DECIDUOUS_COLUMNS = 10  # columns left of this are deciduous, the rest evergreen
+
+
+def leaf_on_share(day_of_series: np.ndarray, shift_days: np.ndarray) -> np.ndarray:
+    """1 in summer, 0 in the leaf-off season (northern), smooth 30-day transitions."""
+    doy = np.mod(day_of_series - shift_days, 365.25)
+    up = np.clip((doy - 100) / 30, 0, 1)
+    down = np.clip((310 - doy) / 30, 0, 1)
+    return np.minimum(up, down)
+
+
+def series(clear_day: int, old_day: int, haze_day: int | None = None) -> ObservationStack:
+    rng = np.random.default_rng(7)
+    offsets = np.arange(0, 730, 5)
+    days = days_since_epoch(START) + offsets
+    n = offsets.size
+    year = (offsets // 365)[:, None, None]
+    # per pixel and per year timing jitter of +-15 days
+    jitter = rng.uniform(-15, 15, size=(2, SIZE, SIZE))
+    shift = np.where(year == 0, jitter[0][None], jitter[1][None])
+    share = leaf_on_share(offsets[:, None, None].astype(float), shift)
+    share[:, :, DECIDUOUS_COLUMNS:] = 1.0  # evergreen: leaves all year
+    bands = {}
+    for band in S2_BANDS:
+        value = LEAF_OFF[band] + (LEAF_ON[band] - LEAF_OFF[band]) * share
+        for block, day in ((CLEARED, clear_day), (OLD_CLEARING, old_day)):
+            after = (offsets >= day)[:, None, None] & np.zeros((1, SIZE, SIZE), dtype=bool)
+            after[:, block[0], block[1]] = (offsets >= day)[:, None, None]
+            value = np.where(after, BARE[band], value)
+        value = value + rng.normal(0, 0.004, size=(n, SIZE, SIZE))
+        bands[band] = value.astype(np.float32)
+    if haze_day is not None:
+        t = int(np.searchsorted(offsets, haze_day))
+        for band, lift in {"B02": 0.06, "B03": 0.045, "B04": 0.035, "B08": 0.02}.items():
+            bands[band][t, HAZE_PATCH[0], HAZE_PATCH[1]] += lift
+    clear = rng.random((n, SIZE, SIZE)) > 0.05
+    clear &= (rng.random(n) > 0.35)[:, None, None]  # cloudy dates
+    if haze_day is not None:
+        clear[int(np.searchsorted(offsets, haze_day))] = True  # the haze is not flagged
+    for band in S2_BANDS:
+        bands[band][~clear] = np.nan
+    return ObservationStack(days.astype(np.int64), bands, clear, TRANSFORM, CRS_UTM)
+
+
+def test_leaf_off_is_not_alerted_and_the_clearing_is_dated_at_its_first_clear_look() -> None:
+    clear_day, old_day = 520, 60
+    stack = series(clear_day, old_day, haze_day=600)
+    state = run_harmonic(stack, HarmonicParams())
+    status = state.status.reshape(SIZE, SIZE)
+    first = state.first_day.reshape(SIZE, SIZE)
+    active = (status == 1) | (status == 2)
+    stable = np.ones((SIZE, SIZE), dtype=bool)
+    stable[CLEARED] = False
+    stable[OLD_CLEARING] = False
+    # two leaf-offs (one in the monitoring period with shifted timing) and a haze patch
+    assert int(active[stable].sum()) == 0
+    assert (status[CLEARED] == STATUS_HIGH).all()
+    clearing = days_since_epoch(START) + clear_day
+    clear_dates = stack.days[stack.clear[:, 6, 6]]
+    first_look = int(clear_dates[clear_dates >= clearing][0])
+    assert int(np.median(first[CLEARED])) == first_look
+    # cleared during the history: its history holds the bare state, it is never alerted
+    assert int(active[OLD_CLEARING].sum()) == 0
+    assert int((state.first_day.reshape(SIZE, SIZE)[OLD_CLEARING] >= 0).sum()) == 0
+
+
+def test_nothing_is_alerted_before_the_monitoring_start() -> None:
+    stack = series(clear_day=300, old_day=10_000)
+    start = int(stack.days[0]) + 400
+    params = HarmonicParams().with_periods(None, start)
+    state = run_harmonic(stack, params)
+    alerted = state.first_day[(state.status == 1) | (state.status == 2)]
+    assert alerted.size == 0 or int(alerted.min()) >= start
+    assert default_monitor_start(stack.days) == int(stack.days[0]) + 120
+
+
+def reference_for(stack: ObservationStack, clear_day: int) -> ReferenceData:
+    clearing = np.full((SIZE, SIZE), -1, dtype=np.int64)
+    day = days_since_epoch(START) + clear_day
+    clearing[CLEARED] = day
+    raster = np.zeros((SIZE, SIZE), dtype=np.int32)
+    raster[CLEARED] = 1
+    return ReferenceData(clearing, raster, (ReferenceEvent(1, day),), TRANSFORM)
+
+
+def test_back_dated_alerts_are_false_and_latency_is_never_negative() -> None:
+    stack = series(clear_day=520, old_day=10_000)
+    alerts = active_alerts(
+        polygonize(HarmonicDetector().detect(stack), TRANSFORM, CRS_UTM, aoi="t", model_version="h")
+    )
+    reference = reference_for(stack, 520)
+    on_time = evaluate_alerts(alerts, reference, as_of_day=int(stack.days[-1]))
+    assert on_time.events[">=0.1ha"].precision == 1.0
+    assert on_time.events[">=0.1ha"].recall == 1.0
+    assert on_time.early_alerts == 0
+    assert 0 <= min(on_time.latency_days) <= 15
+    shifted = alerts.copy()
+    shifted["alert_date"] = [
+        (dt.date.fromisoformat(d) - dt.timedelta(days=200)).isoformat()
+        for d in shifted["alert_date"]
+    ]
+    early = evaluate_alerts(shifted, reference, as_of_day=int(stack.days[-1]))
+    assert early.events[">=0.1ha"].n_true_alerts == 0
+    assert early.events[">=0.1ha"].recall == 0.0
+    assert early.early_alerts == len(shifted)
+    assert early.pixel_precision == 0.0 and early.latency_days == []
+
+
+def write_l2a(stack: ObservationStack, folder: Path, *, tags: bool) -> None:
+    """Standard L2A-like GeoTIFFs: B02..B12 + SCL as described bands, DN with the +1000
+    offset of processing baseline 04.00, the offset and scale as tags (when ``tags``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [*S2_BANDS, "SCL"]
+    for position, day in enumerate(stack.days):
+        date = dt.date(1970, 1, 1) + dt.timedelta(days=int(day))
+        clear = stack.clear[position]
+        layers = [
+            np.where(clear, np.nan_to_num(stack.bands[b][position]) * 10000 + 1000, 0)
+            for b in S2_BANDS
+        ]
+        scl = np.where(clear, 4, 9)
+        with rasterio.open(
+            folder / f"S2B_MSIL2A_{date:%Y%m%d}.tif", "w", driver="GTiff", width=SIZE,
+            height=SIZE, count=len(names), dtype="uint16", crs=CRS_UTM, transform=TRANSFORM,
+            nodata=0,
+        ) as dst:  # fmt: skip
+            dst.write(np.stack([*layers, scl]).astype(np.uint16))
+            for index, name in enumerate(names, start=1):
+                dst.set_band_description(index, name)
+            if tags:
+                dst.update_tags(BOA_ADD_OFFSET="-1000", BOA_QUANTIFICATION_VALUE="10000")
+
+
+def test_cli_reads_band_names_and_offset_from_the_files(tmp_path: Path) -> None:
+    import geopandas as gpd
+
+    stack = series(clear_day=520, old_day=10_000)
+    write_l2a(stack, tmp_path / "scenes", tags=True)
+    out = tmp_path / "alerts.geojson"
+    assert main(["detect", "--scenes", str(tmp_path / "scenes"), "--out", str(out)]) == 0
+    alerts = gpd.read_file(out)
+    assert len(alerts) == 1
+    assert set(alerts["status"]) == {"high"}
+    assert (tmp_path / "alerts_forest_baseline.tif").exists()
+
+
+def test_cli_refuses_dn_with_the_offset_left_in(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = series(clear_day=520, old_day=10_000)
+    write_l2a(stack, tmp_path / "scenes", tags=False)
+    out = tmp_path / "alerts.geojson"
+    code = main(["detect", "--scenes", str(tmp_path / "scenes"), "--out", str(out)])
+    assert code == EXIT_USAGE
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "BOA offset" in err
+    assert not out.exists()
