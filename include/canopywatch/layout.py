@@ -1,4 +1,4 @@
-"""The object-key layout of the product (ARCHITECTURE 4.1), built and parsed here only.
+"""The object-key layout of the product (docs/architecture.md, "Object keys"), built and parsed here only.
 
     {source}/{function}/{geohash}/{timestamp}/bbox_{minx}_{miny}_{maxx}_{maxy}/{name}
 

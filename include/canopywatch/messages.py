@@ -1,4 +1,4 @@
-"""Kafka message schemas (ARCHITECTURE 4.2), versioned, in one module.
+"""Kafka message schemas (docs/architecture.md, "Kafka topics"), versioned, in one module.
 
 Every message is JSON with ``schema_version`` and ``message_type``. Readers accept
 any minor addition (unknown fields are ignored) and reject a newer major version

@@ -1,1 +1,1 @@
-"""The PostGIS catalog (ARCHITECTURE 4.4): schema, sync from Delta, bbox + time queries, STAC."""
+"""The PostGIS catalog (docs/architecture.md, "PostGIS tables"): schema, sync from Delta, bbox + time queries, STAC."""

@@ -1,4 +1,4 @@
-"""The Delta tables (ARCHITECTURE 4.3): explicit schemas, partitions and where they live.
+"""The Delta tables (docs/architecture.md, "Delta tables"): explicit schemas, partitions and where they live.
 
 Every table is partitioned by ``geohash_prefix`` (the first ``PARTITION_GEOHASH_CHARS``
 characters of the scene or alert geohash, cells of about 156 x 156 km) and ``month``
