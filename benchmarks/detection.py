@@ -1,124 +1,241 @@
-"""Detection benchmark: every method on the same held-out simulated scenarios.
+"""Detection benchmark: the default detector (harmonic) against the earlier statistical
+baseline, side by side, on data neither was tuned on.
 
-    python benchmarks/detection.py [--model ml/models/s2] [--seeds 1] [--size 160]
+    python benchmarks/detection.py [--seeds 1] [--size 128] [--sources landscapes,simulator]
+                                   [--real] [--json out.json]
 
-Rows: NDVI-drop threshold, statistical baseline, BFAST-Monitor-style, XGBoost. Columns:
-event precision / recall / F1 (events >= 0.1 ha), pixel F1, latency median / p90 (days
-from clearing to alert_date), pixel-observations per second and that rate as a share of
-a plain numpy pass that reads the stack once. A second table gives event F1 per scenario
-type. Without a trained model (``ml/models/s2``, made by ``dvc repro`` in ml/) a small one
-is trained first on one training scene per scenario type.
+Sources, each held out (evaluation seeds only):
+* ``landscapes``: the independent generator ``canopywatch_dev.landscapes`` (deciduous
+  forest, forest-like irrigated crops, plantation rotations, gradual and sub-pixel
+  clearings, understorey fire before clearing, unflagged haze, orbit brightness,
+  misregistration, wet-season gaps), one row per landscape type;
+* ``simulator``: the project's own simulator, one row per scenario type;
+* ``--real``: the shared real series (``../shared/data/real``): the share of the Slovenian
+  LULC forest that is alerted (should be ~0) and, on the French THEIA series, the alerted
+  share inside vs outside its national forest mask.
+
+Columns per method: pixel precision / recall / F1, event user's / producer's accuracy
+(events >= 0.1 ha; an alert dated before its event is false), early alerts, latency median
+and p90 in days and in clear observations, false-alert hectares per land-cover class, and
+pixel-observations per second. Every event of the series counts, also those that begin
+in the harmonic detector's 120-day initial history (it cannot alert on them).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from canopywatch.detect.baseline import BaselineParams
-from canopywatch.detect.features import feature_names
-from canopywatch.detect.model import TrainedModel, load_model, train_model
-from canopywatch_dev.detection.experiments import aggregate, methods, run_methods
-from canopywatch_dev.detection.scenarios import SCENARIO_TYPES, scenarios
-from canopywatch_dev.detection.training import LABEL_COLUMN, scenario_feature_table
+from canopywatch.detect.alerts import active_alerts, polygonize
+from canopywatch.detect.baseline import BaselineParams, PixelAlerts, detect_baseline
+from canopywatch.detect.detector import HarmonicDetector
+from canopywatch.detect.evaluate import Evaluation, ReferenceData, evaluate_alerts
+from canopywatch.detect.observations import ObservationStack
 
 ROOT = Path(__file__).resolve().parents[1]
-console = Console(width=150)
+SHARED = ROOT.parent / "shared" / "data" / "real"
+console = Console(width=200)
+Method = Callable[[ObservationStack], PixelAlerts]
+METHODS: dict[str, Method] = {
+    "harmonic (default)": lambda stack: HarmonicDetector().detect(stack),
+    "baseline (earlier)": lambda stack: detect_baseline(stack, BaselineParams()),
+}
 
 
-def quick_model(size: int) -> TrainedModel:
-    params = BaselineParams()
-    train = scenarios(None, 1, held_out=False, size_px=size)
-    frame = scenario_feature_table(train, params, seed=0, progress=True)
-    names = feature_names(params.indices, True)
-    return train_model(
-        frame[names].to_numpy(np.float32),
-        frame[LABEL_COLUMN].to_numpy(),
-        names,
-        seed=0,
-        rounds=150,
-        card={
-            "indices": list(params.indices),
-            "training_data": {"scenarios": [s.name for s in train]},
-        },
+def landscape_cases(seeds: int, size: int) -> Iterator[tuple[str, ObservationStack, ReferenceData]]:
+    from canopywatch_dev.landscapes import LANDSCAPE_TYPES, LandscapeConfig, generate
+
+    for kind in LANDSCAPE_TYPES:
+        for seed in range(seeds):
+            landscape = generate(LandscapeConfig(seed=500000 + 17 * seed, kind=kind, size_px=size))
+            yield f"landscapes/{kind}", landscape.stack(), landscape.reference()
+
+
+def simulator_cases(seeds: int, size: int) -> Iterator[tuple[str, ObservationStack, ReferenceData]]:
+    from canopywatch_dev.detection.reference import SimulationSource, reference_from_simulation
+    from canopywatch_dev.detection.scenarios import scenarios
+
+    for scenario in scenarios(None, seeds, held_out=True, size_px=size):
+        simulation = scenario.simulate()
+        stack = SimulationSource(simulation).read()
+        yield f"simulator/{scenario.kind}", stack, reference_from_simulation(simulation)
+
+
+def score(stack: ObservationStack, reference: ReferenceData, method: Method) -> dict[str, Any]:
+    began = time.perf_counter()
+    pixel_alerts = method(stack)
+    seconds = time.perf_counter() - began
+    alerts = active_alerts(
+        polygonize(pixel_alerts, stack.transform, stack.crs, aoi="bench", model_version="x")
+    )
+    evaluation: Evaluation = evaluate_alerts(
+        alerts, reference, as_of_day=int(stack.days[-1]), clear=stack.clear, days=stack.days
+    )
+    cells = stack.n_dates * stack.shape[0] * stack.shape[1]
+    return {"evaluation": evaluation, "seconds": seconds, "cells": cells}
+
+
+def pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    events = [run["evaluation"].events[">=0.1ha"] for run in runs]
+    n_alerts = sum(e.n_alerts for e in events)
+    n_true = sum(e.n_true_alerts for e in events)
+    n_events = sum(e.n_events for e in events)
+    n_detected = sum(e.n_detected for e in events)
+    latency = [v for run in runs for v in run["evaluation"].latency_days]
+    latency_obs = [v for run in runs for v in run["evaluation"].latency_clear_obs]
+    false_ha: dict[str, float] = defaultdict(float)
+    for run in runs:
+        for name, hectares in run["evaluation"].false_alert_ha_by_class.items():
+            false_ha[name] += hectares
+    precision = float(np.mean([r["evaluation"].pixel_precision for r in runs]))
+    recall = float(np.mean([r["evaluation"].pixel_recall for r in runs]))
+    return {
+        "pixel_p": precision,
+        "pixel_r": recall,
+        "pixel_f1": float(np.mean([r["evaluation"].pixel_f1 for r in runs])),
+        "event_ua": n_true / n_alerts if n_alerts else 1.0,
+        "event_pa": n_detected / n_events if n_events else 1.0,
+        "alerts": n_alerts,
+        "events": n_events,
+        "early": sum(r["evaluation"].early_alerts for r in runs),
+        "latency_days": (
+            (float(np.median(latency)), float(np.percentile(latency, 90)))
+            if latency
+            else (float("nan"),) * 2
+        ),
+        "latency_obs": (
+            (float(np.median(latency_obs)), float(np.percentile(latency_obs, 90)))
+            if latency_obs
+            else (float("nan"),) * 2
+        ),
+        "false_ha": dict(sorted(false_ha.items())),
+        "mpix_obs_s": sum(r["cells"] for r in runs) / sum(r["seconds"] for r in runs) / 1e6,
+    }
+
+
+def real_series() -> dict[str, Any]:
+    """Alerted shares on the shared real series with the CLI's defaults."""
+    import tempfile
+
+    import geopandas as gpd
+    import rasterio
+    import rasterio.features
+
+    sys.path.insert(0, str(ROOT / "tests" / "unit"))
+    from test_detect_cli import SLOVENIA, THEIA, write_slovenia_ndvi  # type: ignore[import-not-found]
+
+    from canopywatch.detect.commands import main as cli
+
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        write_slovenia_ndvi(folder / "ndvi")
+        for method in ("harmonic", "baseline"):
+            alerts_path = folder / f"slovenia-{method}.geojson"
+            cli(["detect", "--index-stack", str(folder / "ndvi"), "--index", "ndvi",
+                 "--date-pattern", r"NDVI_(\d{4}-\d{2}-\d{2})", "--method", method,
+                 "--out", str(alerts_path)])  # fmt: skip
+            lulc = np.load(SLOVENIA / "mask_timeless" / "LULC.npy")[..., 0]
+            first = sorted((folder / "ndvi").glob("*.tif"))[0]
+            with rasterio.open(first) as src:
+                transform, crs, shape = src.transform, src.crs, src.shape
+            alerted = _burn(gpd.read_file(alerts_path), crs, shape, transform)
+            out[f"slovenia forest alerted share ({method})"] = float(alerted[lulc == 2].mean())
+            out[f"slovenia grassland alerted share ({method})"] = float(alerted[lulc == 3].mean())
+            theia_path = folder / f"theia-{method}.gpkg"
+            cli(["detect", "--scenes", str(THEIA), "--layout", "theia", "--date-pattern",
+                 r"_(\d{8})-", "--method", method, "--out", str(theia_path)])  # fmt: skip
+            mask_path = THEIA.parents[1] / "Rasters" / "ZoneTest" / "BDForet_ZoneTest.tif"
+            with rasterio.open(mask_path) as src:
+                forest = src.read(1) > 0
+                burned = _burn(gpd.read_file(theia_path), src.crs, src.shape, src.transform)
+            out[f"theia alerted share inside forest mask ({method})"] = float(burned[forest].mean())
+            out[f"theia alerted share outside forest mask ({method})"] = float(
+                burned[~forest].mean()
+            )
+    return out
+
+
+def _burn(alerts: Any, crs: Any, shape: tuple[int, int], transform: Any) -> Any:
+    import rasterio.features
+
+    if alerts.empty:
+        return np.zeros(shape, dtype=bool)
+    geometries = list(alerts.to_crs(crs).geometry)
+    return rasterio.features.geometry_mask(
+        geometries, out_shape=shape, transform=transform, invert=True
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=ROOT / "ml" / "models" / "s2")
-    parser.add_argument("--seeds", type=int, default=2, help="held-out seeds per scenario type")
-    parser.add_argument("--size", type=int, default=160, help="scene size in pixels (10 m)")
-    parser.add_argument("--types", default=",".join(SCENARIO_TYPES))
+    parser.add_argument("--seeds", type=int, default=1, help="held-out seeds per type")
+    parser.add_argument("--size", type=int, default=128, help="scene size in pixels (10 m)")
+    parser.add_argument("--sources", default="landscapes,simulator")
+    parser.add_argument("--real", action="store_true", help="also score the shared real series")
+    parser.add_argument("--json", type=Path, default=None, help="write the figures as JSON")
     args = parser.parse_args(argv)
 
-    began = time.perf_counter()
-    if (args.model / "model.json").is_file():
-        model = load_model(args.model)
-        console.print(f"model {model.version} from {args.model}")
-    else:
-        console.print(f"no model at {args.model}: training a small one")
-        model = quick_model(args.size)
-    held_out = scenarios(args.types.split(","), args.seeds, held_out=True, size_px=args.size)
-    runs, numpy_seconds = run_methods(
-        held_out, methods(model), progress=lambda name: console.log(f"scored {name}")
-    )
-    cells = sum(run.pixel_observations for run in runs) / max(1, len({r.method for r in runs}))
-    numpy_rate = cells / numpy_seconds if numpy_seconds else float("nan")
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    generators = {"landscapes": landscape_cases, "simulator": simulator_cases}
+    for source in args.sources.split(","):
+        for case, stack, reference in generators[source](args.seeds, args.size):
+            for method, function in METHODS.items():
+                runs[(case, method)].append(score(stack, reference, function))
+            console.log(f"scored {case}")
+    for source in args.sources.split(","):
+        keys = [k for k in runs if k[0].startswith(source)]
+        for method in METHODS:
+            runs[(f"{source}/ALL", method)] = [r for k in keys if k[1] == method for r in runs[k]]
 
-    table = Table(
-        title=f"Detection on {len(held_out)} held-out scenes ({args.size}x{args.size} px, "
-        f"{', '.join(args.types.split(','))}); events >= 0.1 ha"
-    )
-    for column in (
-        "method",
-        "event precision",
-        "event recall",
-        "event F1",
-        "pixel F1",
-        "latency median (d)",
-        "latency p90 (d)",
-        "pixel-obs/s",
-        "vs numpy pass",
-    ):
-        table.add_column(column, justify="right" if column != "method" else "left")
-    by_kind = Table(title="event F1 (>= 0.1 ha) per scenario type")
-    by_kind.add_column("method")
-    kinds = list(dict.fromkeys(run.kind for run in runs))
-    for kind in kinds:
-        by_kind.add_column(kind, justify="right")
-    for method in dict.fromkeys(run.method for run in runs):
-        mine = [run for run in runs if run.method == method]
-        scores = aggregate(mine)
+    table = Table(title="Detection: harmonic (default) vs baseline (earlier), events >= 0.1 ha")
+    for column in ("case", "method", "pixel P", "pixel R", "pixel F1", "event UA", "event PA",
+                   "alerts/events", "early", "latency d med/p90", "latency obs med/p90",
+                   "false-alert ha by class", "M px-obs/s"):  # fmt: skip
+        table.add_column(column)
+    figures: dict[str, Any] = {}
+    for (case, method), case_runs in runs.items():
+        row = pooled(case_runs)
+        figures[f"{case} | {method}"] = row
         table.add_row(
+            case,
             method,
-            f"{scores['precision']:.3f}",
-            f"{scores['recall']:.3f}",
-            f"{scores['f1']:.3f}",
-            f"{scores['pixel_f1']:.3f}",
-            f"{scores['latency_days']['median']:.1f}",
-            f"{scores['latency_days']['p90']:.1f}",
-            f"{scores['pixel_obs_per_s']:,.0f}",
-            f"{scores['pixel_obs_per_s'] / numpy_rate:.3f}",
-        )
-        by_kind.add_row(
-            method,
-            *(f"{aggregate([r for r in mine if r.kind == kind])['f1']:.3f}" for kind in kinds),
+            f"{row['pixel_p']:.3f}",
+            f"{row['pixel_r']:.3f}",
+            f"{row['pixel_f1']:.3f}",
+            f"{row['event_ua']:.3f}",
+            f"{row['event_pa']:.3f}",
+            f"{row['alerts']}/{row['events']}",
+            str(row["early"]),
+            "{:.0f} / {:.0f}".format(*row["latency_days"]),
+            "{:.0f} / {:.0f}".format(*row["latency_obs"]),
+            ", ".join(f"{k} {v:.1f}" for k, v in row["false_ha"].items()) or "-",
+            f"{row['mpix_obs_s']:.2f}",
         )
     console.print(table)
-    console.print(by_kind)
-    console.print(
-        f"plain numpy pass (NDVI + running minimum, stack read once): {numpy_rate:,.0f} pixel-obs/s; "
-        f"total {time.perf_counter() - began:.0f} s"
-    )
+    if args.real:
+        real = real_series()
+        figures["real"] = real
+        real_table = Table(title="Real series (shared/data/real), CLI defaults")
+        real_table.add_column("figure")
+        real_table.add_column("value")
+        for key, value in real.items():
+            real_table.add_row(key, f"{value:.4f}")
+        console.print(real_table)
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=2, default=str))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())
