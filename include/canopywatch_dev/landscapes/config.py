@@ -41,6 +41,7 @@ BASE_SETTINGS: dict[str, Any] = {
     "gradual_days": (30.0, 120.0),
     "subpixel_removed": (0.4, 0.7),
     "fire_lead_days": (20.0, 150.0),
+    "event_after_days": 10.0,  # no clearing starts in the first days of the series
     "regrowth_share": 0.5,  # share of clearings that turn to grass/pasture afterwards
     "leafoff_fraction": (0.05, 0.2),  # leaf fraction left at the bottom of the leaf-off
     "leafoff_jitter_days": 7.0,  # per-pixel timing sd (clipped at 2.5 sd)
@@ -160,6 +161,7 @@ class Settings:
     gradual_days: Range
     subpixel_removed: Range
     fire_lead_days: Range
+    event_after_days: float
     regrowth_share: float
     leafoff_fraction: Range
     leafoff_jitter_days: float
@@ -213,6 +215,7 @@ class LandscapeConfig:
     gradual_days: Range | None = None
     subpixel_removed: Range | None = None
     fire_lead_days: Range | None = None
+    event_after_days: float | None = None
     regrowth_share: float | None = None
     leafoff_fraction: Range | None = None
     leafoff_jitter_days: float | None = None

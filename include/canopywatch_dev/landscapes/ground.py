@@ -529,7 +529,7 @@ def build_ground(
     n_events = int(rng.integers(s.n_events[0], s.n_events[1] + 1))
     mix = np.asarray(s.event_mix, dtype=np.float64)
     kinds = rng.choice(len(EVENT_KINDS), size=n_events, p=mix / mix.sum())
-    first, last = start_day + 10.0, end_day - 15.0
+    first, last = start_day + max(s.event_after_days, 0.0), end_day - 15.0
     starts = _stratified_days(rng, n_events, 0.0, 1.0)
 
     def area_px(low_ha: float, high_ha: float) -> int:

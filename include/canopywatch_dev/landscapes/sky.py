@@ -2,6 +2,7 @@
 
 Per date, in this order:
 
+0. the point spread function: a Gaussian of 0.3-0.45 px sd (neighbours mix a little);
 1. misregistration: on ``misregistration_prob`` of the dates the whole surface is shifted
    by 0.5-1 px in a random direction (bilinear, so edges mix);
 2. the relative orbit: dates alternate between two orbits; each has a multiplicative
@@ -12,8 +13,9 @@ Per date, in this order:
    almost every date. A cloud is a smooth random field above a threshold; its opacity
    ``alpha = 1 - exp(-k (z - thr))`` mixes the surface with a cloud spectrum. Only
    ``alpha > cloud_flag_alpha`` is flagged (SCL 8, or 9 above 0.7): the soft edges are
-   not. Its shadow (the opacity field displaced by 3-12 px along the sun azimuth) darkens
-   the surface (blue least); the darker part is flagged SCL 3, the rim is not;
+   not. Its shadow (the opacity field displaced by 8-40 px along the sun azimuth: cloud
+   height times the tangent of the sun zenith) darkens the surface (blue least); the
+   darker part is flagged SCL 3, the rim is not;
 4. thin cirrus on ``cirrus_prob`` of the dates, flagged SCL 10 where thicker than 0.05;
 5. unflagged haze on ``haze_prob`` of the dates over part of the scene: path reflectance
    (blue 0.06, red 0.032, NIR 0.018, SWIR 0.002-0.005 per unit depth) and attenuation;
@@ -116,8 +118,10 @@ def observe(surface: F32, days: I64, index: I64, s: Settings, rng: np.random.Gen
     scl = np.empty((n_t, h, w), dtype=np.uint8)
     haze_depth = np.zeros(n_t, dtype=np.float32)
     shift_px = np.zeros((n_t, 2), dtype=np.float32)
+    # the sensor's point spread: a 10 m pixel sees a little of its neighbours
+    psf = float(rng.uniform(0.3, 0.45))
     for t in range(n_t):
-        ground = surface[:, t]
+        ground = ndimage.gaussian_filter(surface[:, t], (0.0, psf, psf), mode="nearest")
         if rng.random() < s.misregistration_prob:
             size = rng.uniform(*s.misregistration_px)
             angle = rng.uniform(0, 2 * np.pi)
@@ -135,7 +139,7 @@ def observe(surface: F32, days: I64, index: I64, s: Settings, rng: np.random.Gen
             thr = float(np.quantile(z, 1.0 - cover[t]))
             k = rng.uniform(1.5, 4.0)
             alpha = np.where(z > thr, 1.0 - np.exp(-k * (z - thr)), 0.0).astype(np.float32)
-            length = rng.uniform(3.0, 12.0)
+            length = rng.uniform(8.0, 40.0)
             sun = azimuth + rng.normal(0, 0.2)
             shade = ndimage.shift(
                 alpha, (length * np.sin(sun), length * np.cos(sun)), order=0, cval=0.0
