@@ -62,6 +62,7 @@ IntArray = npt.NDArray[np.int64]
 Int8Array = npt.NDArray[np.int8]
 
 YEAR_DAYS = 365.25
+REFERENCE_SAMPLE = 4096  # pixels sampled for a date's offset and spread
 OMEGA = 2.0 * math.pi / YEAR_DAYS
 DEFAULT_HISTORY_DAYS = 120
 
@@ -110,7 +111,7 @@ class HarmonicParams:
     regrowth_share: float = 0.6
     regrowth_days: int = 180
     transient_days: int = 45  # a confirmed drop withdrawn sooner is a harvest, not a season
-    block_days: int = 32  # the model is refitted from the grown history this often
+    block_days: int = 64  # the model is refitted from the grown history this often
     # haze screen (reflectance stacks): an observation whose haze-optimised transform
     # HOT = B02 - 0.5 B04 (Zhang et al. 2002) exceeds the pixel's usual HOT by this much is
     # atmospheric, not a surface change: it is skipped (bare soil raises B04 more than B02)
@@ -267,39 +268,19 @@ class _History:
             np.zeros(n_pixels, dtype=np.int64),
         )
 
-    @classmethod
-    def from_weights(
-        cls, design: Float64Array, values: list[FloatArray], weights: BoolArray
-    ) -> _History:
+    def add_weights(
+        self, design: Float64Array, values: list[FloatArray], weights: BoolArray
+    ) -> None:
+        """Add the observations where ``weights`` (T, N) holds, one matrix product per term."""
         n_dates, n_params = design.shape
-        w = weights.astype(np.float64)
+        w = weights.astype(np.float32)
         outer = (design[:, :, None] * design[:, None, :]).reshape(n_dates, n_params * n_params)
-        filled = [np.where(weights, v, 0.0).astype(np.float64) for v in values]
-        return cls(
-            (w.T @ outer).reshape(-1, n_params, n_params),
-            np.stack([f.T @ design for f in filled], axis=2),
-            np.stack([(f**2).sum(axis=0) for f in filled], axis=1),
-            weights.sum(axis=0).astype(np.int64),
-        )
-
-    def add(self, pixels: IntArray, row: Float64Array, observed: Float64Array) -> None:
-        """One date's design row for ``pixels`` with their (n, K) values."""
-        self.normal[pixels] += np.outer(row, row)[None, :, :]
-        self.rhs[pixels] += row[None, :, None] * observed[:, None, :]
-        self.squares[pixels] += observed**2
-        self.count[pixels] += 1
-
-    def merge(self, other: _History, pixels: IntArray) -> None:
-        self.normal[pixels] += other.normal[pixels]
-        self.rhs[pixels] += other.rhs[pixels]
-        self.squares[pixels] += other.squares[pixels]
-        self.count[pixels] += other.count[pixels]
-
-    def clear(self, pixels: IntArray) -> None:
-        self.normal[pixels] = 0.0
-        self.rhs[pixels] = 0.0
-        self.squares[pixels] = 0.0
-        self.count[pixels] = 0
+        filled = [np.where(weights, v, np.float32(0.0)).astype(np.float32) for v in values]
+        design32 = design.astype(np.float32)
+        self.normal += (w.T @ outer.astype(np.float32)).reshape(-1, n_params, n_params)
+        self.rhs += np.stack([f.T @ design32 for f in filled], axis=2)
+        self.squares += np.stack([(f * f).sum(axis=0, dtype=np.float64) for f in filled], axis=1)
+        self.count += weights.sum(axis=0)
 
     def solve(self, ridge: float, floors: list[float]) -> tuple[Float64Array, FloatArray]:
         """Coefficients (K, N, P) and residual sigma (K, N) of the ridge fit."""
@@ -309,9 +290,10 @@ class _History:
         penalised[:, diagonal[1:], diagonal[1:]] += ridge
         penalised[:, 0, 0] += 1e-6
         beta = np.asarray(np.linalg.solve(penalised, self.rhs), dtype=np.float64)  # (N, P, K)
-        fitted = np.einsum("npk,npk->nk", beta, self.rhs)
-        quadratic = np.einsum("npk,npq,nqk->nk", beta, self.normal, beta)
-        rss = np.maximum(self.squares - 2.0 * fitted + quadratic, 0.0)
+        # (A + R) beta = b, so beta'A beta = beta'b - beta'R beta: no second quadratic form
+        fitted = (beta * self.rhs).sum(axis=1)
+        penalty = ridge * (beta[:, 1:, :] ** 2).sum(axis=1) + 1e-6 * beta[:, 0, :] ** 2
+        rss = np.maximum(self.squares - fitted - penalty, 0.0)
         dof = np.maximum(self.count - 1, 1)[:, None]
         sigma = np.sqrt(rss / dof).T.astype(np.float32)
         sigma = np.maximum(sigma, np.asarray(floors, dtype=np.float32)[:, None])
@@ -393,31 +375,35 @@ def run_harmonic(
     if params.haze_hot is not None and "B02" in stack.bands and "B04" in stack.bands:
         hot = (stack.bands["B02"] - 0.5 * stack.bands["B04"]).reshape(n_dates, n_pixels)
 
+    rows = np.flatnonzero(in_history)
+    history_values = [v[rows] for v in values]
     inliers, init_offsets = _initial_fit(
-        design, values, clear, clear & in_history[:, None], names, params
+        design[rows], history_values, clear[rows], clear[rows], names, params
     )
-    adjusted = [values[i] - init_offsets[i][:, None] for i in range(n_idx)]
-    history = _History.from_weights(design, adjusted, inliers)
+    adjusted = [history_values[i] - init_offsets[i][:, None] for i in range(n_idx)]
+    history = _History.empty(n_pixels, design.shape[1], n_idx)
+    history.add_weights(design[rows], adjusted, inliers)
     # break-like observations in the initial history (harvests, rotations, clearings)
     beta, sigma = history.solve(params.ridge, floors)
-    history_breaks = np.zeros(n_pixels, dtype=np.int64)
-    init_positions = np.flatnonzero(in_history)
-    if init_positions.size:
-        broke = clear[init_positions].copy()
-        for i in range(n_idx):
-            resid = adjusted[i][init_positions] - predict(design[init_positions], beta[i])
-            with np.errstate(invalid="ignore"):
-                broke &= (resid < -params.z * sigma[i][None, :]) & (resid <= -min_drop[i])
-        history_breaks = broke.sum(axis=0).astype(np.int64)
+    broke = clear[rows].copy()
+    for i in range(n_idx):
+        resid = adjusted[i] - predict(design[rows], beta[i])
+        with np.errstate(invalid="ignore"):
+            broke &= (resid < -params.z * sigma[i][None, :]) & (resid <= -min_drop[i])
+    history_breaks = broke.sum(axis=0).astype(np.int64)
 
     user_forest = None if forest_mask is None else forest_mask.reshape(n_pixels)
     hot_usual = np.zeros(n_pixels, dtype=np.float32)
     if hot is not None:
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            hot_usual = np.nanmedian(np.where(inliers, hot, np.nan), axis=0).astype(np.float32)
+            usual = np.where(inliers, hot[rows], np.nan)
+            hot_usual = np.nanmedian(usual, axis=0).astype(np.float32)
         hot_usual = np.where(np.isfinite(hot_usual), hot_usual, np.float32(0.0))
-    pending = _History.empty(n_pixels, design.shape[1], n_idx)
+    # observations waiting on an open alert, and those the history learns at the next refit
+    pending = np.zeros((n_dates, n_pixels), dtype=bool)
+    to_learn = np.zeros((n_dates, n_pixels), dtype=bool)
+    date_offsets = np.zeros((n_idx, n_dates), dtype=np.float32)
     first = np.full(n_pixels, -1, dtype=np.int64)
     confirmed = np.full(n_pixels, -1, dtype=np.int64)
     run = np.zeros(n_pixels, dtype=np.int64)
@@ -436,7 +422,18 @@ def run_harmonic(
         if days[position] - days[block_starts[-1]] >= params.block_days:
             block_starts.append(int(position))
     block_ends = [*block_starts[1:], n_dates]
+
+    def learn_waiting() -> None:
+        waiting_rows = np.flatnonzero(to_learn.any(axis=1))
+        if waiting_rows.size:
+            learnt = [
+                values[i][waiting_rows] - date_offsets[i, waiting_rows, None] for i in range(n_idx)
+            ]
+            history.add_weights(design[waiting_rows], learnt, to_learn[waiting_rows])
+            to_learn[waiting_rows] = False
+
     for block_start, block_end in zip(block_starts, block_ends, strict=True):
+        learn_waiting()
         beta, sigma = history.solve(params.ridge, floors)
         mean_primary, peak_primary = _annual_range(beta[0], params.harmonics)
         eligible = (history.count >= params.min_history_obs) & (harvest_first < 0)
@@ -477,22 +474,23 @@ def run_harmonic(
             sd = noise[:, offset_in_block]
             if params.spatial_normalization:
                 reference = ok & monitored & (first < 0)
-                if int(reference.sum()) >= params.min_reference_pixels:
-                    shared = raw[:, reference]
+                reference_pixels = np.flatnonzero(reference)
+                if reference_pixels.size >= params.min_reference_pixels:
+                    # a few thousand pixels pin a median and MAD to well under a sigma
+                    step = max(1, reference_pixels.size // REFERENCE_SAMPLE)
+                    shared = raw[:, reference_pixels[::step]]
                     centre = np.median(shared, axis=1)
                     # the date's own spread (snow, haze, leaf-off hitting pixels unevenly)
                     # is a date effect added to every pixel's noise
                     spread = 1.4826 * np.median(np.abs(shared - centre[:, None]), axis=1)
                     raw -= centre[:, None].astype(np.float32)
+                    date_offsets[:, position] = centre
                     sd = np.sqrt(sd**2 + spread[:, None].astype(np.float32) ** 2)
             with np.errstate(invalid="ignore"):
                 below = (raw < -params.z * sd) & (raw <= -min_drop[:, None])
                 brk = ok & monitored & below.all(axis=0) & (harvest_first < 0)
                 normal = ok & (raw > -params.recover_z * sd).all(axis=0)
                 inlying = ok & (raw >= -params.outlier_z * sd).all(axis=0)
-            # the value less the date's offset: what the history learns from
-            observed = np.nan_to_num((raw + predicted[:, offset_in_block]).T)
-            row = design[position]
             n_breaks += brk
 
             opening = brk & (first < 0)
@@ -502,12 +500,8 @@ def run_harmonic(
             depth[:, opening] = 0.0
             open_ = first >= 0
             # the accepted history grows; observations of an open alert wait
-            accept = np.flatnonzero(inlying & ~open_ & ~brk)
-            if accept.size:
-                history.add(accept, row, observed[accept].astype(np.float64))
-            waiting = np.flatnonzero(ok & open_)
-            if waiting.size:
-                pending.add(waiting, row, observed[waiting].astype(np.float64))
+            to_learn[position] = inlying & ~open_ & ~brk
+            pending[position] = ok & open_
 
             run[brk] += 1
             back[brk] = 0
@@ -527,7 +521,8 @@ def run_harmonic(
             transient = withdraw & (confirmed >= 0) & (day - first <= params.transient_days)
             history_breaks[transient] += 1
             learn = np.flatnonzero(withdraw & (run >= params.confirm_count))
-            history.merge(pending, learn)
+            if learn.size:
+                to_learn[: position + 1, learn] |= pending[: position + 1, learn]
             # regrowth short of the pre-event state soon after a confirmed cut: replanting
             partial = ok & open_ & (confirmed >= 0) & ~brk & ~normal
             regrown = partial & (day - first <= params.regrowth_days)
@@ -538,13 +533,16 @@ def run_harmonic(
             harvest = regrown & (regrow >= params.recover_count)
             harvest_first[harvest] = first[harvest]
             ended = withdraw | harvest
-            pending.clear(np.flatnonzero(ended))
+            ended_pixels = np.flatnonzero(ended)
+            if ended_pixels.size:
+                pending[: position + 1, ended_pixels] = False
             first[ended] = -1
             confirmed[ended] = -1
             run[ended] = 0
             back[ended] = 0
             regrow[ended] = 0
 
+    learn_waiting()
     status = np.zeros(n_pixels, dtype=np.int8)
     status[withdrawn_first >= 0] = STATUS_WITHDRAWN
     status[harvest_first >= 0] = STATUS_PLANTATION_HARVEST
