@@ -25,14 +25,15 @@ DAG_ID = "deforestation_monitor"
 AREA = {
     "name": "it-area",
     "bbox": (-55.40, -7.10, -55.38, -7.08),
-    "start": "2024-03-01",
+    # long enough for the harmonic detector's 90-day history before the clearings (Jan-Mar)
+    "start": "2023-10-01",
     "end": "2024-06-30",
     "seed": 11,
 }
 
 CONF = {
     "bbox": list(AREA["bbox"]),
-    "start": "2024-04-01",
+    "start": "2023-11-01",
     "end": "2024-05-31",
     "max_cloud": 70,
     "function": "s2l2a_bands",

@@ -113,7 +113,7 @@ def test_nothing_is_alerted_before_the_monitoring_start() -> None:
     state = run_harmonic(stack, params)
     alerted = state.first_day[(state.status == 1) | (state.status == 2)]
     assert alerted.size == 0 or int(alerted.min()) >= start
-    assert default_monitor_start(stack.days) == int(stack.days[0]) + 120
+    assert default_monitor_start(stack.days) == int(stack.days[0]) + 90
 
 
 def reference_for(stack: ObservationStack, clear_day: int) -> ReferenceData:

@@ -27,7 +27,8 @@ Why each part is there (real-world confounders it answers):
 * Alert lifecycle per pixel: the first break opens a *low* alert dated on that observation;
   ``confirm_count`` breaks (consecutive clear observations, with in-between ones not
   counting against it) make it *high*; a clear observation back at the pre-event state
-  (every required index within ``recover_z`` sigmas) withdraws an unconfirmed alert, and
+  (every required index within ``recover_z`` sigmas and within twice ``min_drop`` of the
+  prediction) withdraws an unconfirmed alert, and
   ``recover_count`` consecutive ones withdraw a confirmed alert (a crop harvest that
   regreens, a leaf-off that was late). A confirmed alert whose indices regrow by at least
   ``regrowth_share`` of the drop within ``regrowth_days`` without returning to the
@@ -64,7 +65,7 @@ Int8Array = npt.NDArray[np.int8]
 YEAR_DAYS = 365.25
 REFERENCE_SAMPLE = 4096  # pixels sampled for a date's offset and spread
 OMEGA = 2.0 * math.pi / YEAR_DAYS
-DEFAULT_HISTORY_DAYS = 120
+DEFAULT_HISTORY_DAYS = 90
 
 # per-pixel status codes (PixelAlerts.status)
 STATUS_NONE = 0
@@ -87,7 +88,7 @@ class IndexTest:
 
 
 INDEX_TESTS: dict[str, IndexTest] = {
-    "ndvi": IndexTest(min_drop=0.10, sigma_floor=0.02),
+    "ndvi": IndexTest(min_drop=0.15, sigma_floor=0.02),
     "nbr": IndexTest(min_drop=0.10, sigma_floor=0.02),
     "ndmi": IndexTest(min_drop=0.08, sigma_floor=0.02),
     "evi": IndexTest(min_drop=0.10, sigma_floor=0.02),
@@ -142,7 +143,7 @@ class HarmonicParams:
 
 
 def default_monitor_start(days: IntArray) -> int:
-    """The documented default: the first ``DEFAULT_HISTORY_DAYS`` (120) days of the series
+    """The documented default: the first ``DEFAULT_HISTORY_DAYS`` (90) days of the series
     are history only, monitoring starts after them (a third of the series when it is
     shorter than a year). The model keeps learning during monitoring, so the season it
     predicts fills in over the first year."""
@@ -489,7 +490,12 @@ def run_harmonic(
             with np.errstate(invalid="ignore"):
                 below = (raw < -params.z * sd) & (raw <= -min_drop[:, None])
                 brk = ok & monitored & below.all(axis=0) & (harvest_first < 0)
-                normal = ok & (raw > -params.recover_z * sd).all(axis=0)
+                # back at the pre-event state: within recover_z sigmas of the prediction and
+                # closer to it than twice the smallest break (a seasonal transition's wide
+                # uncertainty alone cannot withdraw a clearing)
+                normal = ok & (
+                    (raw > -params.recover_z * sd) & (raw > -2.0 * min_drop[:, None])
+                ).all(axis=0)
                 inlying = ok & (raw >= -params.outlier_z * sd).all(axis=0)
             n_breaks += brk
 
@@ -519,7 +525,10 @@ def run_harmonic(
             withdrawn_first[withdraw] = first[withdraw]
             # a confirmed dip that came back within weeks is a harvest-like history break
             transient = withdraw & (confirmed >= 0) & (day - first <= params.transient_days)
-            history_breaks[transient] += 1
+            # ... and deep, down to bare soil (a late leaf-off while the season is being
+            # learnt dips less)
+            transient &= (depth <= -2.0 * min_drop[:, None]).all(axis=0)
+            history_breaks[transient] += params.max_history_breaks + 1
             learn = np.flatnonzero(withdraw & (run >= params.confirm_count))
             if learn.size:
                 to_learn[: position + 1, learn] |= pending[: position + 1, learn]
