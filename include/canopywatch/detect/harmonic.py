@@ -113,6 +113,7 @@ class HarmonicParams:
     regrowth_days: int = 180
     transient_days: int = 45  # a confirmed drop withdrawn sooner is a harvest, not a season
     block_days: int = 64  # the model is refitted from the grown history this often
+    learn_days: int = 400  # the history stops growing once it spans this many days
     # haze screen (reflectance stacks): an observation whose haze-optimised transform
     # HOT = B02 - 0.5 B04 (Zhang et al. 2002) exceeds the pixel's usual HOT by this much is
     # atmospheric, not a surface change: it is skipped (bare soil raises B04 more than B02)
@@ -219,6 +220,25 @@ def _annual_range(coefficients: Float64Array, harmonics: int) -> tuple[FloatArra
     phase_days = np.linspace(0.0, YEAR_DAYS, 24, endpoint=False).astype(np.int64)
     curve = design_matrix(phase_days, harmonics) @ coefficients.T  # (24, N)
     return curve.mean(axis=0).astype(np.float32), curve.max(axis=0).astype(np.float32)
+
+
+def shorth(values: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Row-wise location and scale of the shortest half (Rousseeuw's shorth / LMS).
+
+    50 % breakdown like the median, but the location is the centre of the densest half and
+    the scale its width: a clearing over 40 % of a small area shifts neither, where it
+    would drag the median and inflate the MAD until nothing breaks.
+    """
+    ordered = np.sort(values, axis=1)
+    n = ordered.shape[1]
+    half = n // 2 + 1
+    widths = ordered[:, half - 1 :] - ordered[:, : n - half + 1]
+    start = np.argmin(widths, axis=1)
+    rows = np.arange(ordered.shape[0])
+    low, high = ordered[rows, start], ordered[rows, start + half - 1]
+    centre: FloatArray = (0.5 * (low + high)).astype(np.float32)
+    scale: FloatArray = ((high - low) / 1.349).astype(np.float32)  # 2 x 0.674 sigma
+    return centre, scale
 
 
 def _date_offsets(
@@ -351,7 +371,8 @@ def run_harmonic(
 ) -> HarmonicState:
     """Fit each pixel's history and monitor the rest of the series (see the module doc).
 
-    The history keeps learning during monitoring: every ``block_days`` the model is refitted
+    The history keeps learning during monitoring until it spans ``learn_days`` (then it is
+    fixed, so a slow decline is not learnt as normal): every ``block_days`` the model is refitted
     from the accepted observations (clear, not a break, not ``outlier_z`` sigmas below, no open
     alert) and from the observations of withdrawn alerts (a late leaf-off that came back
     teaches the pixel its season), so a short initial history grows into a full year.
@@ -392,6 +413,11 @@ def run_harmonic(
         with np.errstate(invalid="ignore"):
             broke &= (resid < -params.z * sigma[i][None, :]) & (resid <= -min_drop[i])
     history_breaks = broke.sum(axis=0).astype(np.int64)
+    # the history learns until it spans ``learn_days`` (a season), then it is fixed as in
+    # BFAST Monitor: a slow decline (dieback, degradation) must not become the norm
+    seen = inliers.any(axis=0)
+    first_seen = np.where(seen, days[rows][np.argmax(inliers, axis=0)], monitor_start)
+    learn_until = first_seen + params.learn_days
 
     user_forest = None if forest_mask is None else forest_mask.reshape(n_pixels)
     hot_usual = np.zeros(n_pixels, dtype=np.float32)
@@ -430,7 +456,8 @@ def run_harmonic(
             learnt = [
                 values[i][waiting_rows] - date_offsets[i, waiting_rows, None] for i in range(n_idx)
             ]
-            history.add_weights(design[waiting_rows], learnt, to_learn[waiting_rows])
+            young = days[waiting_rows][:, None] < learn_until[None, :]
+            history.add_weights(design[waiting_rows], learnt, to_learn[waiting_rows] & young)
             to_learn[waiting_rows] = False
 
     for block_start, block_end in zip(block_starts, block_ends, strict=True):
@@ -477,13 +504,11 @@ def run_harmonic(
                 reference = ok & monitored & (first < 0)
                 reference_pixels = np.flatnonzero(reference)
                 if reference_pixels.size >= params.min_reference_pixels:
-                    # a few thousand pixels pin a median and MAD to well under a sigma
+                    # a few thousand pixels pin the offset to well under a sigma
                     step = max(1, reference_pixels.size // REFERENCE_SAMPLE)
-                    shared = raw[:, reference_pixels[::step]]
-                    centre = np.median(shared, axis=1)
+                    centre, spread = shorth(raw[:, reference_pixels[::step]])
                     # the date's own spread (snow, haze, leaf-off hitting pixels unevenly)
                     # is a date effect added to every pixel's noise
-                    spread = 1.4826 * np.median(np.abs(shared - centre[:, None]), axis=1)
                     raw -= centre[:, None].astype(np.float32)
                     date_offsets[:, position] = centre
                     sd = np.sqrt(sd**2 + spread[:, None].astype(np.float32) ** 2)
