@@ -37,6 +37,27 @@ class Producer(Protocol):
     def flush(self, timeout: float = ...) -> int: ...
 
 
+DeliveryCallback = Callable[[Any, Any], None]
+
+
+class ReportingProducer(Protocol):
+    """A producer that reports each delivery (``on_delivery(error, message)``), as Kafka's does."""
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = ...,
+        *,
+        on_delivery: DeliveryCallback | None = ...,
+    ) -> None: ...
+    def flush(self, timeout: float = ...) -> int: ...
+
+
+class UndeliveredError(RuntimeError):
+    """Messages of a batch were not delivered; the batch must not be committed."""
+
+
 def is_poison(exc: BaseException) -> bool:
     """True when retrying the same message can never succeed."""
     if isinstance(exc, MessageError | CorruptSceneError | UnknownFunctionError | LayoutError):
@@ -60,13 +81,28 @@ class BatchReport:
 def run_download_batch(
     messages: Sequence[KafkaMessage],
     download: Callable[[DownloadRequest], DownloadOutcome],
-    producer: Producer,
+    producer: ReportingProducer,
     downloaded_topic: str,
     *,
     concurrency: int = 1,
+    flush_timeout: float = 30,
 ) -> BatchReport:
-    """Download every request of the batch, announce stored scenes, dead-letter poison."""
+    """Download every request of the batch, announce stored scenes, dead-letter poison.
+
+    Raises ``UndeliveredError`` when an announcement or dead letter is not delivered
+    (still queued after the flush, or refused by the broker), so the offsets are not
+    committed and the retry announces the stored scenes again.
+    """
     report = BatchReport()
+    failures: list[str] = []
+
+    def delivered(error: Any, _message: Any) -> None:
+        if error is not None:
+            failures.append(str(error))
+
+    def send(topic: str, value: bytes, key: bytes | None) -> None:
+        producer.produce(topic, value, key=key, on_delivery=delivered)
+
     parsed: list[tuple[KafkaMessage, DownloadRequest]] = []
     for message in messages:
         if message.error() is not None:
@@ -74,7 +110,7 @@ def run_download_batch(
         try:
             parsed.append((message, DownloadRequest.from_json(message.value())))
         except MessageError as exc:
-            report.dead_lettered.append(dead_letter(producer, message, exc))
+            report.dead_lettered.append(_dead_letter(send, message, exc))
 
     transient: BaseException | None = None
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
@@ -87,7 +123,7 @@ def run_download_batch(
             except Exception as exc:
                 if is_poison(exc):
                     log.warning("request %s dead-lettered: %s", request.request_id, exc)
-                    report.dead_lettered.append(dead_letter(producer, message, exc))
+                    report.dead_lettered.append(_dead_letter(send, message, exc))
                 else:
                     log.error("request %s failed, will be retried: %s", request.request_id, exc)
                     transient = transient or exc
@@ -96,16 +132,28 @@ def run_download_batch(
                 outcome
             )
             if outcome.message is not None:
-                producer.produce(
-                    downloaded_topic, outcome.message.to_bytes(), key=outcome.message.key.encode()
-                )
-    producer.flush(30)
+                send(downloaded_topic, outcome.message.to_bytes(), outcome.message.key.encode())
+    undelivered = producer.flush(flush_timeout)
+    if undelivered or failures:
+        raise UndeliveredError(
+            f"{undelivered} message(s) still queued after {flush_timeout:g} s and "
+            f"{len(failures)} refused ({'; '.join(failures[:3]) or 'flush timed out'}); "
+            "the batch is not committed and will be retried"
+        ) from transient
     if transient is not None:
         raise transient
     return report
 
 
 def dead_letter(producer: Producer, message: KafkaMessage, exc: BaseException) -> DeadLetter:
+    return _dead_letter(
+        lambda topic, value, key: producer.produce(topic, value, key=key), message, exc
+    )
+
+
+def _dead_letter(
+    send: Callable[[str, bytes, bytes | None], None], message: KafkaMessage, exc: BaseException
+) -> DeadLetter:
     topic = message.topic() or "unknown"
     raw = message.value() or b""
     key = message.key()
@@ -117,7 +165,7 @@ def dead_letter(producer: Producer, message: KafkaMessage, exc: BaseException) -
         error=f"{type(exc).__name__}: {exc}",
         payload=raw.decode(errors="replace"),
     )
-    producer.produce(dlq_topic(topic), letter.to_bytes(), key=key)
+    send(dlq_topic(topic), letter.to_bytes(), key)
     return letter
 
 
