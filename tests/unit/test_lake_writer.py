@@ -11,7 +11,12 @@ import pyarrow as pa
 import pytest
 
 from canopywatch.geo import geohash
-from canopywatch.lake.consume import write_alert_batch, write_converted_batch, write_scene_batch
+from canopywatch.lake.consume import (
+    DeadLetterDeliveryError,
+    write_alert_batch,
+    write_converted_batch,
+    write_scene_batch,
+)
 from canopywatch.lake.tables import ALERTS, SCENES_COG, SCENES_RAW, Lake, open_table
 from canopywatch.lake.writer import OffsetRow, app_id, plan_batch, write_exactly_once
 from canopywatch.messages import AlertPublished, DeadLetter, SceneConverted, SceneDownloaded
@@ -28,13 +33,16 @@ def FakeMessage(
 
 @dataclass
 class FakeProducer:
+    """A DLQ producer; ``undeliverable`` keeps every message queued, as when the broker is away."""
+
     sent: list[tuple[str, bytes]] = field(default_factory=list)
+    undeliverable: bool = False
 
     def produce(self, topic: str, value: bytes, key: bytes | None = None) -> None:
         self.sent.append((topic, value))
 
     def flush(self, timeout: float = 0) -> int:
-        return 0
+        return len(self.sent) if self.undeliverable else 0
 
 
 def scene(n: int, **changes: Any) -> SceneDownloaded:
@@ -150,6 +158,23 @@ def test_malformed_messages_go_to_the_dlq_and_the_rest_flows(lake: Lake) -> None
     # the poison offsets are recorded: a replay does not dead-letter them twice
     write_scene_batch(batch, lake=lake, dlq=producer)
     assert len(producer.sent) == 3
+
+
+def test_an_undelivered_dead_letter_commits_nothing_and_the_replay_dead_letters_it(
+    lake: Lake,
+) -> None:
+    batch = [FakeMessage(scene(1).to_bytes(), 0), FakeMessage(b"{not json", 1)]
+    with pytest.raises(DeadLetterDeliveryError, match="1 dead letter"):
+        write_scene_batch(batch, lake=lake, dlq=FakeProducer(undeliverable=True))
+    # neither the good row nor the offsets are committed
+    assert open_table(lake, SCENES_RAW).transaction_version(f"canopywatch:{TOPIC}:0") is None
+    assert rows(lake).num_rows == 0
+    # the redelivered batch dead-letters the poison again and writes the rest
+    producer = FakeProducer()
+    outcome = write_scene_batch(batch, lake=lake, dlq=producer)
+    assert outcome.commit.inserted == 1
+    assert [DeadLetter.from_json(v).offset for _, v in producer.sent] == [1]
+    assert open_table(lake, SCENES_RAW).transaction_version(f"canopywatch:{TOPIC}:0") == 1
 
 
 def test_new_optional_field_in_a_message_is_read(lake: Lake) -> None:

@@ -12,8 +12,8 @@ from tests.unit.test_download import geotiff
 
 
 class Message:
-    def __init__(self, value, offset=0, key=b"k"):
-        self._value, self._offset, self._key = value, offset, key
+    def __init__(self, value, offset=0, key=b"k", error=None):
+        self._value, self._offset, self._key, self._error = value, offset, key, error
 
     def value(self):
         return self._value
@@ -31,7 +31,7 @@ class Message:
         return self._offset
 
     def error(self):
-        return None
+        return self._error
 
 
 class Producer:
@@ -226,3 +226,14 @@ def test_undelivered_announcements_are_reported_even_when_a_transient_failure_fo
             "t",
         )
     assert isinstance(raised.value.__cause__, ConnectionError)
+
+
+def test_a_consumer_error_fails_the_batch_before_anything_is_downloaded():
+    producer, downloads = Producer(), []
+    messages = [
+        Message(request_json("a")),
+        Message(None, 1, error="KafkaError{code=_TRANSPORT}"),
+    ]
+    with pytest.raises(RuntimeError, match=r"Kafka consumer error: KafkaError\{code=_TRANSPORT\}"):
+        run_download_batch(messages, downloads.append, producer, "t")
+    assert downloads == [] and producer.sent == []
