@@ -70,4 +70,5 @@ def test_event_and_pixel_metrics() -> None:
     )
     assert evaluation.latency_days == [5.0]
     assert evaluation.events[">=0.5ha"].n_events == 1
-    assert 0 < evaluation.pixel_f1 < 1
+    # pixels: 25 cleared and alerted, 16 alerted only, 100 cleared only -> 2*25 / (2*25 + 16 + 100)
+    assert evaluation.pixel_f1 == pytest.approx(50 / 166)

@@ -2,7 +2,6 @@ from datetime import UTC, date, datetime
 
 import numpy as np
 import pytest
-import rasterio
 from rasterio.io import MemoryFile
 from rasterio.transform import from_origin
 
@@ -123,4 +122,3 @@ def test_missing_credentials_name_what_to_set():
     endpoint = CdseEndpoint.from_connection("id", "very-secret", {"sh_base_url": "http://x/"})
     assert endpoint.sh_base_url == "http://x"
     assert "very-secret" not in repr(endpoint)
-    assert rasterio.__version__
