@@ -6,6 +6,7 @@ import warnings
 from datetime import UTC, date, datetime
 
 import pytest
+from oauthlib.oauth2.rfc6749.errors import InvalidClientError
 from sentinelhub.exceptions import DownloadFailedException
 
 from canopywatch.download import make_aoi, plan_requests, plan_tiles, verify_geotiff
@@ -131,9 +132,16 @@ def test_a_429_storm_stops_at_max_retries_and_is_not_poison(endpoint):
 
 def test_server_errors_and_cut_bodies_are_retried(endpoint):
     cdse, emulator, _ = endpoint
-    emulator.faults.add(Fault("process", "503", count=1))
-    emulator.faults.add(Fault("process", "truncate_length", count=1))
+    faults = [Fault("process", "503", count=1), Fault("process", "truncate_length", count=1)]
+    for fault in faults:
+        emulator.faults.add(fault)
+    requests_before = emulator.stats.count("process")
+    errors_before = emulator.stats.count("process", 503)
     assert _small_request(cdse, config_for(cdse))
+    # the 503, then the cut body, then the good response: two retries, one request each
+    assert emulator.stats.count("process", 503) - errors_before == 1
+    assert emulator.stats.count("process") - requests_before == 3
+    assert [fault.count for fault in faults] == [0, 0]  # both were served
 
 
 def test_bad_payload_is_poison_with_the_service_message(endpoint):
@@ -148,7 +156,7 @@ def test_wrong_secret_is_a_credentials_error_and_not_echoed(endpoint):
     cdse, _, _ = endpoint
     # another client id: sentinelhub caches one token session per client id in a process
     wrong = CdseEndpoint("someone-else", "not-the-secret-xyz", cdse.sh_base_url, cdse.sh_token_url)
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(InvalidClientError) as caught:
         search_acquisitions(config_for(wrong), BBOX, START, END, 100)
     assert is_credentials_error(caught.value)
     assert "not-the-secret-xyz" not in str(caught.value)
