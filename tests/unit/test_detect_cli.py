@@ -75,8 +75,9 @@ def test_detect_index_stack_on_real_slovenia_ndvi(tmp_path: Path) -> None:
     )
     assert code == 0
     alerts = gpd.read_file(out)
-    # mostly stable forest: (almost) no alerts
-    assert alerts["area_ha"].sum() if len(alerts) else 0.01 * pixels * 0.01 >= 0.0
+    # mostly stable forest: (almost) no alerts; observed 2 alerts, 0.83 ha of the 101 ha
+    alerted_ha = float(alerts["area_ha"].sum()) if len(alerts) else 0.0
+    assert alerted_ha < 0.02 * pixels * 0.01
     assert len(alerts) <= 3
     assert (tmp_path / "q.png").stat().st_size > 1000
 
@@ -120,7 +121,8 @@ def test_bad_input_is_one_line_and_exit_2(
 ) -> None:
     assert main(argv) == EXIT_USAGE
     err = capsys.readouterr().err.strip()
-    assert err and len(err.splitlines()) <= 3
+    # one line that names the problem, no traceback
+    assert len(err.splitlines()) == 1 and err.startswith("canopywatch: ")
 
 
 def test_bad_date_pattern(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
