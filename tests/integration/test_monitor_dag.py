@@ -9,6 +9,7 @@ import uuid
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pytest
 from confluent_kafka import Consumer
 from rasterio.io import MemoryFile
@@ -74,7 +75,7 @@ def test_run_succeeds_and_stores_every_scene_under_the_layout(first_run, cdse):
     assert len(objects) == len(days) == process_calls
     assert {k.split("/")[3][:8] for k in objects} == {d.strftime("%Y%m%d") for d in days}
     s3 = minio.s3_client(settings)
-    valid_shares = []
+    valid_shares, vegetation_nir, vegetation_red = [], [], []
     for key in objects:
         assert key.startswith("sentinel_hub/s2l2a_bands/") and key.endswith("/raw.tif")
         head = s3.head_object(Bucket=settings.bucket, Key=key)
@@ -84,7 +85,13 @@ def test_run_succeeds_and_stores_every_scene_under_the_layout(first_run, cdse):
             assert ds.count == 8 and ds.dtypes[0] == "uint16"
             assert ds.crs.to_epsg() == 32721
             valid_shares.append(ds.read(8).mean())  # dataMask
-            assert 100 < ds.read(4)[ds.read(8) > 0].mean() < 6000  # B08 as harmonized DN
+            vegetation = (ds.read(7) == 4) & (ds.read(8) > 0)  # SCL 4: vegetation
+            vegetation_nir.append(ds.read(4)[vegetation])
+            vegetation_red.append(ds.read(3)[vegetation])
+    # forest as harmonised DN (BOA offset removed): observed B08 3062, red 234 (medians of
+    # the vegetation pixels); with the +1000 offset left in they would be near 4060 and 1230
+    assert 2600 < np.median(np.concatenate(vegetation_nir)) < 3700
+    assert 100 < np.median(np.concatenate(vegetation_red)) < 600
     # the area is served; some acquisitions have a swath edge of no data, as real ones do
     assert min(valid_shares) > 0.2 and sum(valid_shares) / len(valid_shares) > 0.8
 
@@ -184,7 +191,8 @@ def test_rerunning_the_same_interval_adds_nothing(first_run, cdse):
 )
 def test_bad_input_fails_with_a_clear_message(airflow_env, conf, message):
     result = airflow_dags_test(airflow_env, conf)
-    assert result.returncode != 0 or "failed" in (result.stdout + result.stderr).lower()
+    # dag.test() exits 1 with "DagRun failed" when the run failed
+    assert result.returncode == 1 and "DagRun failed" in result.stderr, result.stderr[-4000:]
     assert message in result.stdout + result.stderr
 
 
@@ -195,6 +203,7 @@ def test_wrong_credentials_fail_clearly_and_the_secret_stays_out_of_logs(airflow
     env = airflow_env.with_settings(replace(airflow_env.settings, cdse_client_secret=secret))
     result = airflow_dags_test(env, {**CONF, "aoi_name": "it-bad-credentials"})
     output = result.stdout + result.stderr
+    assert result.returncode == 1 and "DagRun failed" in result.stderr, output[-4000:]
     assert "invalid_client" in output
     assert secret not in output
     assert cdse.client_secret not in output
