@@ -21,7 +21,12 @@ from canopywatch.dates import days_since_epoch
 from canopywatch.detect.alerts import active_alerts, polygonize
 from canopywatch.detect.commands import EXIT_USAGE, main
 from canopywatch.detect.detector import HarmonicDetector
-from canopywatch.detect.evaluate import ReferenceData, ReferenceEvent, evaluate_alerts
+from canopywatch.detect.evaluate import (
+    ReferenceData,
+    ReferenceEvent,
+    evaluate_alerts,
+    rasterize_alerts,
+)
 from canopywatch.detect.harmonic import (
     STATUS_HIGH,
     HarmonicParams,
@@ -94,8 +99,15 @@ def test_leaf_off_is_not_alerted_and_the_clearing_is_dated_at_its_first_clear_lo
     stable = np.ones((SIZE, SIZE), dtype=bool)
     stable[CLEARED] = False
     stable[OLD_CLEARING] = False
-    # two leaf-offs (one in the monitoring period with shifted timing) and a haze patch
-    assert int(active[stable].sum()) == 0
+    # two leaf-offs (one in the monitoring period with shifted timing) and a haze patch: no
+    # alert polygon on the stable forest, and at most a few stray pixels (the earlier
+    # baseline flags 215 of the 550 stable pixels here)
+    alerts = active_alerts(
+        polygonize(HarmonicDetector().detect(stack), TRANSFORM, CRS_UTM, aoi="t", model_version="h")
+    )
+    polygons = rasterize_alerts(alerts, (SIZE, SIZE), TRANSFORM)
+    assert int((polygons[stable] > 0).sum()) == 0
+    assert int(active[stable].sum()) <= 0.03 * int(stable.sum())
     assert (status[CLEARED] == STATUS_HIGH).all()
     clearing = days_since_epoch(START) + clear_day
     clear_dates = stack.days[stack.clear[:, 6, 6]]

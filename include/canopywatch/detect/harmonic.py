@@ -114,6 +114,7 @@ class HarmonicParams:
     transient_days: int = 45  # a confirmed drop withdrawn sooner is a harvest, not a season
     block_days: int = 64  # the model is refitted from the grown history this often
     learn_days: int = 400  # the history stops growing once it spans this many days
+    learn_min_obs: int = 24  # ... and holds this many looks (cloudy series learn longer)
     # haze screen (reflectance stacks): an observation whose haze-optimised transform
     # HOT = B02 - 0.5 B04 (Zhang et al. 2002) exceeds the pixel's usual HOT by this much is
     # atmospheric, not a surface change: it is skipped (bare soil raises B04 more than B02)
@@ -339,8 +340,13 @@ def _initial_fit(
         residuals = [values[i] - predict(design, coefficients[i]) for i in range(len(names))]
         sigma = []
         for i, name in enumerate(names):
-            squared = np.where(weights, residuals[i] - offsets[i][:, None], 0.0) ** 2
-            spread = np.sqrt(squared.sum(axis=0) / np.maximum(counts - 1, 1)).astype(np.float32)
+            # robust (MAD) spread: in a short cloudy history one snowy or hazy look would
+            # inflate an RMS enough to keep itself in
+            deviation = np.where(weights, residuals[i] - offsets[i][:, None], np.nan)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mad = np.nanmedian(np.abs(deviation), axis=0)
+            spread = np.nan_to_num(1.4826 * mad).astype(np.float32)
             sigma.append(np.maximum(spread, np.float32(params.test(name).sigma_floor)))
         if params.spatial_normalization:
             reference = counts >= params.min_history_obs
@@ -371,7 +377,8 @@ def run_harmonic(
 ) -> HarmonicState:
     """Fit each pixel's history and monitor the rest of the series (see the module doc).
 
-    The history keeps learning during monitoring until it spans ``learn_days`` (then it is
+    The history keeps learning during monitoring until it spans ``learn_days`` and holds
+    ``learn_min_obs`` looks (then it is
     fixed, so a slow decline is not learnt as normal): every ``block_days`` the model is refitted
     from the accepted observations (clear, not a break, not ``outlier_z`` sigmas below, no open
     alert) and from the observations of withdrawn alerts (a late leaf-off that came back
@@ -456,7 +463,9 @@ def run_harmonic(
             learnt = [
                 values[i][waiting_rows] - date_offsets[i, waiting_rows, None] for i in range(n_idx)
             ]
-            young = days[waiting_rows][:, None] < learn_until[None, :]
+            young = (days[waiting_rows][:, None] < learn_until[None, :]) | (
+                history.count < params.learn_min_obs
+            )[None, :]
             history.add_weights(design[waiting_rows], learnt, to_learn[waiting_rows] & young)
             to_learn[waiting_rows] = False
 
@@ -477,12 +486,16 @@ def run_harmonic(
         block_design = design[block]
         noise = np.empty((n_idx, block.size, n_pixels), dtype=np.float32)
         predicted = np.empty((n_idx, block.size, n_pixels), dtype=np.float32)
+        # growing season: the prediction near its annual peak, where a drop and a regrowth
+        # are measured on the same footing (a leaf-off prediction shrinks any residual)
+        in_season = np.empty((n_idx, block.size, n_pixels), dtype=bool)
         for i in range(n_idx):
             curve = predict(block_design, beta[i])
             _, peak = _annual_range(beta[i], params.harmonics)
             slope = _slope(days[block], beta[i], params.harmonics)
             trough = np.maximum(peak[None, :] - curve, 0.0)
             predicted[i] = curve
+            in_season[i] = trough <= min_drop[i]
             noise[i] = np.sqrt(
                 sigma[i][None, :] ** 2
                 + (np.float32(params.timing_days) * slope) ** 2
@@ -518,9 +531,9 @@ def run_harmonic(
                 # back at the pre-event state: within recover_z sigmas of the prediction and
                 # closer to it than twice the smallest break (a seasonal transition's wide
                 # uncertainty alone cannot withdraw a clearing)
-                normal = ok & (
-                    (raw > -params.recover_z * sd) & (raw > -2.0 * min_drop[:, None])
-                ).all(axis=0)
+                normal = ok & ((raw > -params.recover_z * sd) & (raw > -min_drop[:, None])).all(
+                    axis=0
+                )
                 inlying = ok & (raw >= -params.outlier_z * sd).all(axis=0)
             n_breaks += brk
 
@@ -562,6 +575,7 @@ def run_harmonic(
             regrown = partial & (day - first <= params.regrowth_days)
             with np.errstate(invalid="ignore"):
                 regrown &= (raw >= (1.0 - params.regrowth_share) * depth).all(axis=0)
+            regrown &= in_season[:, offset_in_block].all(axis=0)
             regrow[regrown] += 1
             regrow[partial & ~regrown] = 0
             harvest = regrown & (regrow >= params.recover_count)
