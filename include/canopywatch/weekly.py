@@ -161,7 +161,13 @@ def detect_area_alerts(
         messages = alert_messages(alerts, aoi.aoi_id)
         for message in messages:
             producer.produce(settings.topic("alerts"), message.to_bytes(), key=message.key.encode())
-        producer.flush(30)
+        left = producer.flush(30)
+        if left:
+            # the task fails and retries; alert ids are stable, so a retry replaces, never doubles
+            raise RuntimeError(
+                f"{aoi.aoi_id} {tile}: {left} of {len(messages)} alert message(s) not delivered "
+                f"to {settings.topic('alerts')}"
+            )
         stem = f"{aoi.aoi_id}_{tile}"
         gpkg = write_alerts(alerts, out_dir / f"{stem}.gpkg")
         png = write_quicklook(result.before_rgb, result.after_rgb, alerts, result.grid.transform,
