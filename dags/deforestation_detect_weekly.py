@@ -5,11 +5,12 @@ Turns each monitored area's Sentinel-2 time series into dated, scored deforestat
 alerts, every week (and on demand for a bbox).
 
 **Params** (optional): `bbox` `[min_lon, min_lat, max_lon, max_lat]` and `aoi_name` to
-score one area instead of every registered one; `end` (date) to score up to another day.
+score one area instead of every registered one; `end` (date) to score up to another day;
+`method` (harmonic by default, as in `canopywatch detect`; baseline; xgboost), `history_start`
+and `monitor_start` (nothing is alerted before it; default: 90 days after the first scene).
 
 Flow: `resolve_areas` -> `detect_area` (mapped per area: scenes from the PostGIS catalog,
-read from MinIO, scored by the XGBoost model in `ml/models/s2` or the statistical
-baseline when none is trained; alert polygons >= 0.1 ha published to `canopywatch.alerts`;
+read from MinIO, scored by the chosen detector (the task log names it); alert polygons >= 0.1 ha published to `canopywatch.alerts`;
 a GeoPackage and a before/after PNG quicklook per tile in the exports bucket) ->
 `record_alerts` (Kafka -> Delta `alerts`, exactly once; a re-run replaces, never
 duplicates: alert ids are stable) -> `sync_catalog` (Delta -> PostGIS `alerts`) ->
@@ -40,7 +41,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     default_args={"owner": "canopywatch", "retries": 1, "retry_delay": timedelta(minutes=1)},
-    tags=["canopywatch", "detection", "alerts", "xgboost"],
+    tags=["canopywatch", "detection", "alerts"],
     params={
         "bbox": Param(
             None,
