@@ -209,3 +209,44 @@ def test_cli_refuses_dn_with_the_offset_left_in(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "BOA offset" in err
     assert not out.exists()
+
+
+def test_evaluate_scores_one_loss_year(tmp_path: Path) -> None:
+    """`canopywatch evaluate --year`: only that year's loss is reference, only that year's
+    alerts count, and the Olofsson area estimate comes with its confidence interval."""
+    import json
+
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    loss = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    loss[2:8, 2:8] = 16  # 2016
+    loss[14:20, 14:20] = 15  # 2015: not scored with --year 2016
+    labels = tmp_path / "lossyear.tif"
+    with rasterio.open(
+        labels, "w", driver="GTiff", width=SIZE, height=SIZE, count=1, dtype="uint8",
+        crs=CRS_UTM, transform=TRANSFORM,
+    ) as dst:  # fmt: skip
+        dst.write(loss, 1)
+    x0, y0 = TRANSFORM * (2, 8)
+    x1, y1 = TRANSFORM * (8, 2)
+    a0, b0 = TRANSFORM * (14, 20)
+    a1, b1 = TRANSFORM * (20, 14)
+    alerts = gpd.GeoDataFrame(
+        {"alert_date": ["2016-04-02", "2015-06-01"]},
+        geometry=[box(x0, y0, x1, y1), box(a0, b0, a1, b1)],
+        crs=CRS_UTM,
+    )
+    alerts.to_file(tmp_path / "alerts.gpkg", driver="GPKG")
+    out = tmp_path / "metrics.json"
+    argv = ["evaluate", "--alerts", str(tmp_path / "alerts.gpkg"), "--labels", str(labels),
+            "--year", "2016", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["events_>=0.1ha"]["n_alerts"] == 1
+    assert metrics["events_>=0.1ha"]["precision"] == 1.0
+    assert metrics["events_>=0.1ha"]["recall"] == 1.0
+    assert metrics["pixel_f1"] == 1.0
+    area = metrics["area"]
+    assert area["mapped_deforestation_ha"] == pytest.approx(0.36)
+    assert area["users_accuracy"] == 1.0 and "producers_accuracy_ci95" in area

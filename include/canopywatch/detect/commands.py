@@ -110,6 +110,19 @@ def register(subparsers: Any) -> None:
     evaluate.add_argument("--date-column", default=None)
     evaluate.add_argument("--grid-from", type=Path, default=None, help="GeoTIFF giving the grid")
     evaluate.add_argument("--as-of", default=None, help="evaluation date (default: today)")
+    evaluate.add_argument(
+        "--year",
+        type=int,
+        default=None,
+        help="score one loss year of a loss-year raster (e.g. Hansen GFC lossyear): only that "
+        "year's loss is reference and only alerts dated in it count; as-of its last day",
+    )
+    evaluate.add_argument(
+        "--year-base",
+        type=int,
+        default=2000,
+        help="loss-year raster value 1 means this year + 1 (Hansen GFC: 2000)",
+    )
     evaluate.add_argument("--out", type=Path, default=None, help="metrics JSON")
     evaluate.set_defaults(handler=evaluate_command)
 
@@ -288,13 +301,25 @@ def evaluate_command(args: argparse.Namespace) -> int:
         raise ValueError("polygon labels need --grid-from GEOTIFF to define the grid")
     with rasterio.open(grid_path) as src:
         grid = Grid(src.crs, src.transform, src.width, src.height)
+    if args.year is not None and not raster_labels:
+        raise ValueError("--year needs a loss-year raster as --labels")
     reference = (
-        reference_from_loss_year(args.labels, grid)
+        reference_from_loss_year(
+            args.labels,
+            grid,
+            year_base=args.year_base,
+            years=None if args.year is None else [args.year],
+        )
         if raster_labels
         else reference_from_polygons(args.labels, grid, date_column=args.date_column)
     )
     alerts = gpd.read_file(args.alerts).to_crs(grid.crs)
     as_of = dt.date.fromisoformat(args.as_of) if args.as_of else dt.date.today()
+    if args.year is not None:
+        dates = [str(value)[:10] for value in alerts["alert_date"]]
+        in_year = [date.startswith(f"{args.year:04d}-") for date in dates]
+        alerts = alerts[in_year].reset_index(drop=True)
+        as_of = dt.date(args.year, 12, 31) if args.as_of is None else as_of
     evaluation = evaluate_alerts(alerts, reference, as_of_day=days_since_epoch(as_of))
     summary = evaluation.summary()
     Console().print_json(json.dumps(summary, default=str))
