@@ -39,7 +39,12 @@ from rich.table import Table
 from canopywatch.detect.alerts import active_alerts, polygonize
 from canopywatch.detect.baseline import BaselineParams, PixelAlerts, detect_baseline
 from canopywatch.detect.detector import HarmonicDetector
-from canopywatch.detect.evaluate import Evaluation, ReferenceData, evaluate_alerts
+from canopywatch.detect.evaluate import (
+    Evaluation,
+    ReferenceData,
+    evaluate_alerts,
+    rasterize_alerts,
+)
 from canopywatch.detect.observations import ObservationStack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,7 +134,6 @@ def real_series() -> dict[str, Any]:
 
     import geopandas as gpd
     import rasterio
-    import rasterio.features
 
     sys.path.insert(0, str(ROOT / "tests" / "unit"))
     from test_detect_cli import SLOVENIA, THEIA, write_slovenia_ndvi  # type: ignore[import-not-found]
@@ -167,14 +171,8 @@ def real_series() -> dict[str, Any]:
 
 
 def _burn(alerts: Any, crs: Any, shape: tuple[int, int], transform: Any) -> Any:
-    import rasterio.features
-
-    if alerts.empty:
-        return np.zeros(shape, dtype=bool)
-    geometries = list(alerts.to_crs(crs).geometry)
-    return rasterio.features.geometry_mask(
-        geometries, out_shape=shape, transform=transform, invert=True
-    )
+    """Pixels inside any alert polygon on the given grid."""
+    return rasterize_alerts(alerts.to_crs(crs), shape, transform) > 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,27 +10,14 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from canopywatch.sentinel2 import MSI_BANDS
+
 STAC_VERSION = "1.1.0"
 EO_EXTENSION = "https://stac-extensions.github.io/eo/v2.0.0/schema.json"
 PROJ_EXTENSION = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
 GEOTIFF = "image/tiff; application=geotiff"
 COG = "image/tiff; application=geotiff; profile=cloud-optimized"
 
-# Sentinel-2 MSI bands: common name and centre wavelength (µm)
-S2_BANDS: dict[str, tuple[str | None, float | None]] = {
-    "B01": ("coastal", 0.443),
-    "B02": ("blue", 0.49),
-    "B03": ("green", 0.56),
-    "B04": ("red", 0.665),
-    "B05": ("rededge071", 0.704),
-    "B06": ("rededge075", 0.74),
-    "B07": ("rededge078", 0.783),
-    "B08": ("nir", 0.842),
-    "B8A": ("nir08", 0.865),
-    "B09": ("nir09", 0.945),
-    "B11": ("swir16", 1.61),
-    "B12": ("swir22", 2.19),
-}
 _BAND_DESCRIPTIONS = {
     "SCL": "scene classification (Sen2Cor)",
     "dataMask": "1 where data is valid",
@@ -40,7 +27,7 @@ _BAND_DESCRIPTIONS = {
 
 def band_object(name: str) -> dict[str, Any]:
     band: dict[str, Any] = {"name": name}
-    common, wavelength = S2_BANDS.get(name, (None, None))
+    common, wavelength = MSI_BANDS.get(name, (None, None))
     if common:
         band["eo:common_name"] = common
     if wavelength:

@@ -9,7 +9,6 @@ they hash the area, the alert date and the earliest pixel's coordinates.
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +25,14 @@ from scipy import ndimage
 from shapely.geometry import shape
 from shapely.ops import unary_union
 
-from canopywatch.detect.baseline import PixelAlerts
+from canopywatch.dates import date_from_days
+from canopywatch.detect.baseline import (
+    STATUS_HIGH,
+    STATUS_LOW,
+    STATUS_PLANTATION_HARVEST,
+    STATUS_WITHDRAWN,
+    PixelAlerts,
+)
 from canopywatch.messages import stable_id
 
 FloatArray = npt.NDArray[np.float32]
@@ -55,10 +61,6 @@ class AlertPolicy:
     max_date_spread_days: int = 30
 
 
-def _day_to_date(day: int) -> dt.date:
-    return dt.date(1970, 1, 1) + dt.timedelta(days=int(day))
-
-
 def mmu_pixels(mmu_ha: float, pixel_area_m2: float) -> int:
     return max(1, math.ceil(mmu_ha * 10000.0 / pixel_area_m2 - 1e-9))
 
@@ -69,24 +71,18 @@ def _components(mask: npt.NDArray[np.bool_], policy: AlertPolicy) -> tuple[Any, 
     return labels, int(count)
 
 
-def alert_components(
-    pixel_alerts: PixelAlerts, pixel_area_m2: float, policy: AlertPolicy
-) -> tuple[npt.NDArray[np.int32], int]:
-    """Label raster of active alerts grouped by place and date (0 elsewhere) and their count.
-
-    Connected pixels are split into groups whose first-disturbance dates lie within
-    ``policy.max_date_spread_days`` of the group's earliest date, so no polygon joins pixels
-    years apart; each group's connected parts that meet the MMU are kept.
-    """
-    return _dated_components(pixel_alerts.alerted, pixel_alerts.first_day, pixel_area_m2, policy)
-
-
 def _dated_components(
     mask: npt.NDArray[np.bool_],
     first_day: npt.NDArray[np.int64],
     pixel_area_m2: float,
     policy: AlertPolicy,
 ) -> tuple[npt.NDArray[np.int32], int]:
+    """Label raster of ``mask`` grouped by place and date (0 elsewhere) and its count.
+
+    Connected pixels are split into groups whose first-disturbance dates lie within
+    ``policy.max_date_spread_days`` of the group's earliest date, so no polygon joins pixels
+    years apart; each group's connected parts that meet the MMU are kept.
+    """
     min_pixels = mmu_pixels(policy.mmu_ha, pixel_area_m2)
     out = np.zeros(mask.shape, dtype=np.int32)
     labels, count = _components(mask, policy)
@@ -140,9 +136,9 @@ def polygonize(
     codes = pixel_alerts.status_codes()
     has_date = pixel_alerts.first_day >= 0
     groups = (
-        ("active", has_date & ((codes == 1) | (codes == 2))),
-        ("withdrawn", has_date & (codes == 3)),
-        ("plantation_harvest", has_date & (codes == 4)),
+        ("active", has_date & ((codes == STATUS_LOW) | (codes == STATUS_HIGH))),
+        ("withdrawn", has_date & (codes == STATUS_WITHDRAWN)),
+        ("plantation_harvest", has_date & (codes == STATUS_PLANTATION_HARVEST)),
     )
     records: list[dict[str, Any]] = []
     for group, mask in groups:
@@ -186,11 +182,11 @@ def polygonize(
                 status, confidence, confirmed_day = group, 0.0, None
             records.append(
                 {
-                    "id": stable_id(aoi, f"{x:.1f}", f"{y:.1f}", _day_to_date(alert_day)),
-                    "alert_date": _day_to_date(alert_day).isoformat(),
+                    "id": stable_id(aoi, f"{x:.1f}", f"{y:.1f}", date_from_days(alert_day)),
+                    "alert_date": date_from_days(alert_day).isoformat(),
                     "confirmed_date": None
                     if confirmed_day is None
-                    else _day_to_date(confirmed_day).isoformat(),
+                    else date_from_days(confirmed_day).isoformat(),
                     "confidence": round(min(0.99, max(0.01, confidence)), 4),
                     "confidence_level": status if group == "active" else "none",
                     "status": status,

@@ -383,6 +383,14 @@ class AlertTracker:
         self.score[confirmed] = np.maximum(self.score[confirmed], score[confirmed])
 
 
+# per-pixel lifecycle codes (PixelAlerts.status)
+STATUS_NONE = 0
+STATUS_LOW = 1
+STATUS_HIGH = 2
+STATUS_WITHDRAWN = 3
+STATUS_PLANTATION_HARVEST = 4
+
+
 @dataclass(frozen=True)
 class PixelAlerts:
     """Per-pixel alert state of a window at the end of its series (H x W arrays)."""
@@ -391,8 +399,7 @@ class PixelAlerts:
     confirmed_day: IntArray  # -1: not confirmed
     score: FloatArray  # 0..1
     monitored: BoolArray  # pixels that were ever monitored (forest-like history)
-    # per-pixel lifecycle (detect.harmonic STATUS_*): 1 low, 2 high, 3 withdrawn,
-    # 4 plantation harvest; None: derived (high when confirmed, else low)
+    # per-pixel lifecycle (STATUS_*); None: derived (high when confirmed, else low)
     status: Int8Array | None = None
 
     @property
@@ -400,13 +407,17 @@ class PixelAlerts:
         """Pixels with an active deforestation alert (low or high)."""
         flagged: BoolArray = self.first_day >= 0
         if self.status is not None:
-            flagged &= (self.status == 1) | (self.status == 2)
+            flagged &= (self.status == STATUS_LOW) | (self.status == STATUS_HIGH)
         return flagged
 
     def status_codes(self) -> Int8Array:
         if self.status is not None:
             return self.status
-        codes = np.where(self.confirmed_day >= 0, 2, np.where(self.first_day >= 0, 1, 0))
+        codes = np.where(
+            self.confirmed_day >= 0,
+            STATUS_HIGH,
+            np.where(self.first_day >= 0, STATUS_LOW, STATUS_NONE),
+        )
         result: Int8Array = codes.astype(np.int8)
         return result
 

@@ -27,7 +27,7 @@ Why each part is there (real-world confounders it answers):
 * Alert lifecycle per pixel: the first break opens a *low* alert dated on that observation;
   ``confirm_count`` breaks (consecutive clear observations, with in-between ones not
   counting against it) make it *high*; a clear observation back at the pre-event state
-  (every required index within ``recover_z`` sigmas and within twice ``min_drop`` of the
+  (every required index within ``recover_z`` sigmas and within ``min_drop`` of the
   prediction) withdraws an unconfirmed alert, and
   ``recover_count`` consecutive ones withdraw a confirmed alert (a crop harvest that
   regreens, a leaf-off that was late). A confirmed alert whose indices regrow by at least
@@ -53,6 +53,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import numpy.typing as npt
 
+from canopywatch.detect.baseline import (
+    STATUS_HIGH,
+    STATUS_LOW,
+    STATUS_PLANTATION_HARVEST,
+    STATUS_WITHDRAWN,
+)
 from canopywatch.detect.indices import compute_index
 from canopywatch.detect.observations import ObservationStack
 
@@ -66,19 +72,6 @@ YEAR_DAYS = 365.25
 REFERENCE_SAMPLE = 4096  # pixels sampled for a date's offset and spread
 OMEGA = 2.0 * math.pi / YEAR_DAYS
 DEFAULT_HISTORY_DAYS = 90
-
-# per-pixel status codes (PixelAlerts.status)
-STATUS_NONE = 0
-STATUS_LOW = 1
-STATUS_HIGH = 2
-STATUS_WITHDRAWN = 3
-STATUS_PLANTATION_HARVEST = 4
-STATUS_NAMES: dict[int, str] = {
-    STATUS_LOW: "low",
-    STATUS_HIGH: "high",
-    STATUS_WITHDRAWN: "withdrawn",
-    STATUS_PLANTATION_HARVEST: "plantation_harvest",
-}
 
 
 @dataclass(frozen=True)
@@ -173,29 +166,6 @@ def design_matrix(days: IntArray, harmonics: int) -> Float64Array:
     return matrix
 
 
-def fit_harmonics(
-    design: Float64Array, values: list[FloatArray], weights: BoolArray, ridge: float
-) -> Float64Array:
-    """Ridge least squares per pixel: coefficients (K indices, N pixels, P).
-
-    ``design`` (T, P), each of ``values`` (T, N), ``weights`` (T, N) which observations count.
-    One normal-equation matrix per pixel is shared by every index.
-    """
-    n_dates, n_params = design.shape
-    w = weights.astype(np.float64)
-    outer = (design[:, :, None] * design[:, None, :]).reshape(n_dates, n_params * n_params)
-    normal = (w.T @ outer).reshape(-1, n_params, n_params)
-    diagonal = np.arange(n_params)
-    normal[:, diagonal[1:], diagonal[1:]] += ridge
-    normal[:, 0, 0] += 1e-6
-    rhs = np.stack(
-        [(np.where(weights, v, 0.0).astype(np.float64).T @ design) for v in values], axis=2
-    )  # (N, P, K)
-    coefficients = np.asarray(np.linalg.solve(normal, rhs), dtype=np.float64)  # (N, P, K)
-    result: Float64Array = np.moveaxis(coefficients, 2, 0)
-    return result
-
-
 def predict(design: Float64Array, coefficients: Float64Array) -> FloatArray:
     """(T, N) prediction of one index from its (N, P) coefficients."""
     predicted: FloatArray = (design @ coefficients.T).astype(np.float32)
@@ -269,7 +239,6 @@ class HarmonicState:
     history_obs: IntArray
     history_start: int
     monitor_start: int
-    breaks: IntArray  # break observations per pixel in the monitoring period
 
 
 @dataclass
@@ -334,7 +303,14 @@ def _initial_fit(
     n_dates = design.shape[0]
     weights = history
     offsets = [np.zeros(n_dates, dtype=np.float32) for _ in names]
-    coefficients = fit_harmonics(design, values, weights, params.ridge)
+    n_pixels = weights.shape[1]
+
+    def fit(series: list[FloatArray], accepted: BoolArray) -> Float64Array:
+        batch = _History.empty(n_pixels, design.shape[1], len(names))
+        batch.add_weights(design, series, accepted)
+        return batch.solve(params.ridge, [0.0] * len(names))[0]
+
+    coefficients = fit(values, weights)
     for _ in range(2):
         counts = weights.sum(axis=0)
         residuals = [values[i] - predict(design, coefficients[i]) for i in range(len(names))]
@@ -366,7 +342,7 @@ def _initial_fit(
                 inlier &= deviation >= -params.outlier_z * sigma[i][None, :]
         weights = inlier
         adjusted = [values[i] - offsets[i][:, None] for i in range(len(names))]
-        coefficients = fit_harmonics(design, adjusted, weights, params.ridge)
+        coefficients = fit(adjusted, weights)
     return weights, offsets
 
 
@@ -447,7 +423,6 @@ def run_harmonic(
     depth = np.zeros((n_idx, n_pixels), dtype=np.float32)
     withdrawn_first = np.full(n_pixels, -1, dtype=np.int64)
     harvest_first = np.full(n_pixels, -1, dtype=np.int64)
-    n_breaks = np.zeros(n_pixels, dtype=np.int64)
     ever_monitored = np.zeros(n_pixels, dtype=bool)
 
     positions = np.flatnonzero(days >= monitor_start)
@@ -529,13 +504,12 @@ def run_harmonic(
                 below = (raw < -params.z * sd) & (raw <= -min_drop[:, None])
                 brk = ok & monitored & below.all(axis=0) & (harvest_first < 0)
                 # back at the pre-event state: within recover_z sigmas of the prediction and
-                # closer to it than twice the smallest break (a seasonal transition's wide
+                # closer to it than the smallest break (a seasonal transition's wide
                 # uncertainty alone cannot withdraw a clearing)
                 normal = ok & ((raw > -params.recover_z * sd) & (raw > -min_drop[:, None])).all(
                     axis=0
                 )
                 inlying = ok & (raw >= -params.outlier_z * sd).all(axis=0)
-            n_breaks += brk
 
             opening = brk & (first < 0)
             first[opening] = day
@@ -614,5 +588,4 @@ def run_harmonic(
         history_obs=history.count.copy(),
         history_start=history_start,
         monitor_start=monitor_start,
-        breaks=n_breaks,
     )

@@ -25,7 +25,14 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from scipy import ndimage
 
-from canopywatch.sentinel2 import BANDS, RAW_BAND_ORDER, REFLECTANCE_SCALE
+from canopywatch.sentinel2 import (
+    BANDS,
+    RAW_BAND_ORDER,
+    REFLECTANCE_SCALE,
+    SCL_CLOUDY,
+    SCL_INVALID,
+    SCL_SNOW_ICE,
+)
 
 FloatArray = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
@@ -34,8 +41,8 @@ IntArray = npt.NDArray[np.int64]
 S2_BANDS: tuple[str, ...] = BANDS  # B02, B03, B04, B08, B11, B12
 # SCL: no data, defective, cloud shadow, cloud medium/high, thin cirrus, snow. Snow is not in
 # the usual set {0,1,3,8,9,10}; for forest loss a snow-covered canopy is no observation.
-DEFAULT_INVALID_SCL: frozenset[int] = frozenset({0, 1, 3, 8, 9, 10, 11})
-CLOUD_SCL: frozenset[int] = frozenset({3, 8, 9, 10})
+DEFAULT_INVALID_SCL: frozenset[int] = SCL_INVALID | {SCL_SNOW_ICE}
+CLOUD_SCL: frozenset[int] = SCL_CLOUDY
 
 
 @dataclass(frozen=True)
