@@ -78,6 +78,14 @@ class Settings:
     sh_max_retries: int = 5
     # trained change-detection models (ml/models/<name>/, written by `dvc repro` in ml/)
     model_dir: Path = field(default_factory=lambda: REPO_ROOT / "ml" / "models")
+    # alert subscriptions: webhook targets on private/loopback addresses are refused unless true
+    webhook_allow_private: bool = False
+    webhook_max_attempts: int = 5
+    webhook_timeout_s: float = 5.0
+    webhook_backoff_s: float = 0.5
+    # EUDR plot checks: forest baseline rasters (paths or globs, comma-separated); empty:
+    # <home>/exports/forest_baseline/*.tif
+    forest_baseline: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -130,6 +138,12 @@ def _convert(name: str, type_name: Any, raw: str) -> Any:
             return float(raw)
         if kind == "Path":
             return Path(raw).expanduser().resolve()
+        if kind == "bool":
+            if raw.strip().lower() in {"1", "true", "yes", "on"}:
+                return True
+            if raw.strip().lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
     except ValueError as exc:
         raise SettingsError(f"{PREFIX}{name.upper()}={raw!r} is not a valid {kind}") from exc
     return raw
