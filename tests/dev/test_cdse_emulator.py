@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import zlib
@@ -87,10 +86,12 @@ def world() -> World:
 
 @pytest.fixture(scope="module")
 def server(world: World) -> Iterator[tuple[str, CdseEmulator]]:
-    os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"  # http token URL on loopback: tests only
+    mp = pytest.MonkeyPatch()  # module scope: undone when the module is done
+    mp.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # http token URL on loopback: tests only
     app = create_app(world, Credentials(CLIENT_ID, CLIENT_SECRET))
     with serve_in_thread(app) as base_url:
         yield base_url, emulator_of(app)
+    mp.undo()
 
 
 @pytest.fixture

@@ -51,6 +51,14 @@ def endpoint(request):
     mp.undo()
 
 
+@pytest.fixture(autouse=True)
+def no_leftover_faults(request):
+    """Faults a test injected are cleared after it, whether it passed or failed."""
+    yield
+    if "endpoint" in request.fixturenames:
+        request.getfixturevalue("endpoint")[1].faults.clear()
+
+
 def config_for(cdse: CdseEndpoint, **kwargs):
     return sh_config(cdse, sleep_s=0.05, **kwargs)
 
@@ -127,7 +135,6 @@ def test_a_429_storm_stops_at_max_retries_and_is_not_poison(endpoint):
         warnings.simplefilter("ignore")
         _small_request(cdse, config_for(cdse, max_retries=3))
     assert not is_poison(caught.value)
-    emulator.faults.faults.clear()
 
 
 def test_server_errors_and_cut_bodies_are_retried(endpoint):
