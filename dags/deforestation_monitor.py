@@ -25,25 +25,16 @@ updates the Asset `canopywatch.lake.scenes_raw`, which triggers `scene_curation`
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import pendulum
-from airflow.providers.apache.kafka.operators.consume import ConsumeFromTopicOperator
 from airflow.providers.apache.kafka.operators.produce import ProduceToTopicOperator
 from airflow.sdk import DAG, Param, get_current_context, task
 
-from canopywatch.cog.assets import scenes_raw_asset
-from canopywatch.dag_steps import lake_recorder, sync_catalog
-from canopywatch.evalscripts import FUNCTIONS
-from canopywatch.settings import Settings
-
-SETTINGS = Settings.from_env()
-KAFKA_CONN = "kafka_default"
-S3_CONN = "minio_default"
-POSTGIS_CONN = "postgis_default"
-CDSE_CONN = "cdse_default"
-CDSE_POOL = "cdse_api"
-LOOKBACK = timedelta(days=2)  # scenes are published hours after sensing
+from canopywatch.airflow.dag_config import FUNCTIONS, LOOKBACK, SETTINGS, Settings
+from canopywatch.airflow.ids import CDSE_CONN, CDSE_POOL, KAFKA_CONN, POSTGIS_CONN, S3_CONN
+from canopywatch.airflow.ids import SCENES_RAW as SCENES_RAW_ASSET
+from canopywatch.airflow.kafka_commits import CommitAfterBatchOperator
+from canopywatch.airflow.lake import lake_recorder, sync_catalog
 
 with DAG(
     dag_id="deforestation_monitor",
@@ -81,70 +72,67 @@ with DAG(
 ) as dag:
 
     @task(retries=0)
-    def resolve_areas() -> list[dict[str, Any]]:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from canopywatch import monitor
+    def resolve_areas() -> list[str]:
+        from canopywatch.airflow import monitor
+        from canopywatch.airflow.failures import bad_input_fails_at_once
 
         context = get_current_context()
         start = context.get("data_interval_start")
-        try:
-            return monitor.resolve_areas(
+        with bad_input_fails_at_once():  # bad user input: fail now, with the reason, no retries
+            areas = monitor.resolve_areas(
                 context["params"],
                 start - LOOKBACK if start else None,
                 context.get("data_interval_end"),
                 postgres_conn_id=POSTGIS_CONN,
                 settings=Settings.from_env(),
             )
-        except ValueError as exc:  # bad user input: fail now, with the reason, no retries
-            raise AirflowFailException(f"invalid parameters: {exc}") from exc
+        return [area.to_json() for area in areas]
 
     @task
-    def plan_tiles(areas: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from canopywatch import monitor
+    def plan_tiles(areas: list[str]) -> list[str]:
+        from canopywatch.airflow import monitor
+        from canopywatch.airflow.payloads import AreaJob
 
-        return monitor.tile_jobs(areas, Settings.from_env())
+        jobs = monitor.tile_jobs([AreaJob.from_json(a) for a in areas], Settings.from_env())
+        return [job.to_json() for job in jobs]
 
     @task(map_index_template="{{ tile_label }}", pool=CDSE_POOL)
-    def search_tile(job: dict[str, Any]) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException
+    def search_tile(job: str) -> dict[str, str]:
+        from canopywatch.airflow import monitor
+        from canopywatch.airflow.failures import refused_credentials_fail_at_once
+        from canopywatch.airflow.payloads import TileJob
 
-        from canopywatch import monitor
-        from canopywatch.sources.copernicus import is_credentials_error
-
+        tile_job = TileJob.from_json(job)
         context = get_current_context()
-        context["tile_label"] = job["label"]  # type: ignore[typeddict-unknown-key]
-        try:
-            return monitor.search_tile(
-                job, cdse_conn_id=CDSE_CONN, run_id=context["run_id"], settings=Settings.from_env()
-            )
-        except Exception as exc:
-            if is_credentials_error(exc):  # retrying cannot help: fail now with the reason
-                raise AirflowFailException(
-                    f"Copernicus Data Space refused the request: {exc}"
-                ) from exc
-            raise
+        context["tile_label"] = tile_job.label  # type: ignore[typeddict-unknown-key]
+        with refused_credentials_fail_at_once():  # retrying cannot help: fail now, with the reason
+            found = monitor.search_tile(
+                tile_job, cdse_conn_id=CDSE_CONN, run_id=context["run_id"],
+                settings=Settings.from_env(),
+            )  # fmt: skip
+        return found.producer_kwargs()
 
     @task
-    def summarize(searches: list[dict[str, Any]]) -> dict[str, Any]:
-        from canopywatch import monitor
+    def summarize(searches: list[dict[str, str]]) -> str:
+        from canopywatch.airflow import monitor
+        from canopywatch.airflow.payloads import TileSearch
 
-        return monitor.summarize(searches, aws_conn_id=S3_CONN, settings=Settings.from_env())
-
-    @task
-    def lake_versions() -> dict[str, int]:
-        from canopywatch.lake.connections import lake_from_airflow
-        from canopywatch.lake.tables import current_versions
-
-        versions = current_versions(lake_from_airflow(S3_CONN, Settings.from_env().bucket))
-        return {table: int(version) for table, version in versions.items()}
+        found = [TileSearch.from_json(s["search"]) for s in searches]
+        return monitor.summarize(found, aws_conn_id=S3_CONN, settings=Settings.from_env()).to_json()
 
     @task
-    def export_review(since_versions: dict[str, int]) -> dict[str, Any]:
-        from canopywatch.dag_steps import export_from_airflow
+    def lake_versions() -> str:
+        from canopywatch.airflow import lake
 
-        context = get_current_context()
-        return export_from_airflow(since_versions, run_id=context["run_id"], aws_conn_id=S3_CONN)
+        return lake.lake_versions(S3_CONN).to_json()
+
+    @task
+    def export_review(since_versions: str) -> str:
+        from canopywatch.airflow import lake
+        from canopywatch.airflow.payloads import LakeVersions
+
+        since = LakeVersions.from_json(since_versions)
+        return lake.export_review(since, run_id=get_current_context()["run_id"]).to_json()
 
     searches = search_tile.expand(job=plan_tiles(resolve_areas()))
 
@@ -152,17 +140,17 @@ with DAG(
         task_id="publish_requests",
         kafka_config_id=KAFKA_CONN,
         topic=SETTINGS.topic("download-requests"),
-        producer_function="canopywatch.monitor.request_records",
-        delivery_callback="canopywatch.monitor.delivery_report",
+        producer_function="canopywatch.airflow.monitor.request_records",
+        delivery_callback="canopywatch.airflow.monitor.delivery_report",
         synchronous=False,
         map_index_template="{{ task.producer_function_kwargs['label'] }}",
     ).expand(producer_function_kwargs=searches)
 
-    download_scenes = ConsumeFromTopicOperator(
+    download_scenes = CommitAfterBatchOperator(
         task_id="download_scenes",
         kafka_config_id=KAFKA_CONN,
         topics=[SETTINGS.topic("download-requests")],
-        apply_function_batch="canopywatch.monitor.consume_download_batch",
+        apply_function_batch="canopywatch.airflow.monitor.consume_download_batch",
         apply_function_kwargs={
             "cdse_conn_id": CDSE_CONN,
             "aws_conn_id": S3_CONN,
@@ -178,9 +166,8 @@ with DAG(
     record_scenes = lake_recorder(
         "record_scenes",
         "scenes-downloaded",
-        "consume_scenes_downloaded",
         SETTINGS,
-        outlets=[scenes_raw_asset()],  # new raw scenes trigger scene_curation (COGs, dbt)
+        outlets=[SCENES_RAW_ASSET],  # new raw scenes trigger scene_curation (COGs, dbt)
     )
 
     versions = lake_versions()

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from airflow.providers.apache.kafka.operators.consume import ConsumeFromTopicOperator
 from airflow.sdk import task
 
+from canopywatch.airflow.kafka_commits import CommitAfterBatchOperator
 from canopywatch.settings import Settings
 
 S3_CONN = "minio_default"
@@ -23,9 +23,10 @@ KAFKA_LAKE_CONN = "kafka_lake"  # the lake writers' own consumer group
 
 def lake_recorder(
     task_id: str, topic: str, apply_function: str, settings: Settings, **kwargs: Any
-) -> ConsumeFromTopicOperator:
-    """A Kafka consumer writing a topic into its Delta table exactly once (manual commits)."""
-    return ConsumeFromTopicOperator(
+) -> CommitAfterBatchOperator:
+    """A Kafka consumer writing a topic into its Delta table exactly once (synchronous commits
+    of each batch after its Delta commit)."""
+    return CommitAfterBatchOperator(
         task_id=task_id,
         kafka_config_id=KAFKA_LAKE_CONN,
         topics=[settings.topic(topic)],
