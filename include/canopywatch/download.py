@@ -238,7 +238,8 @@ def download_scene(
 
     A scene already stored is not fetched again (no processing units spent). It is
     announced again only when the same run retries the request, which covers a crash
-    between storing and announcing.
+    between storing and announcing; any other gap between the store and the lake is
+    repaired by ``canopywatch.reconcile`` at the end of every monitoring run.
     """
     function = get_function(request.function)
     key = scene_key(request, geohash_precision)
@@ -266,6 +267,15 @@ def download_scene(
     stored = StoredObject(key.key, len(data), checksum, metadata)
     message = _announce(request, key, function, store.bucket, stored, skipped=False)
     return DownloadOutcome(request.request_id, key.key, "downloaded", len(data), message)
+
+
+def stored_announcement(
+    request: DownloadRequest, stored: StoredObject, bucket: str, geohash_precision: int = 5
+) -> SceneDownloaded:
+    """The ``SceneDownloaded`` of a scene already in the store (re-announced by reconcile)."""
+    function = get_function(request.function)
+    key = scene_key(request, geohash_precision)
+    return _announce(request, key, function, bucket, stored, skipped=True)
 
 
 def _announce(
