@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rasterio.enums import MaskFlags
+from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.io import MemoryFile
 from rasterio.transform import from_origin
 
@@ -13,7 +13,7 @@ from canopywatch.cog.profiles import PROFILES, UnknownProfileError, get_profile
 from canopywatch_dev.synthetic_raw import S2L2A_BANDS, synthetic_raw
 
 
-def _geotiff(data: np.ndarray, **profile) -> bytes:
+def _geotiff(data: np.ndarray, tags: dict[str, str] | None = None, **profile) -> bytes:
     count, height, width = data.shape
     with MemoryFile() as memfile:
         with memfile.open(
@@ -27,6 +27,7 @@ def _geotiff(data: np.ndarray, **profile) -> bytes:
             **profile,
         ) as dataset:
             dataset.write(data)
+            dataset.update_tags(**(tags or {}))
         return memfile.read()
 
 
@@ -34,18 +35,18 @@ def _open(cog: bytes):
     return MemoryFile(cog).open()
 
 
-def test_s2l2a_scene_becomes_a_valid_cog_with_mask_from_datamask():
+def test_s2l2a_scene_becomes_a_valid_cog_with_nodata_from_datamask():
     raw = synthetic_raw(700, 600, seed=3, nodata_fraction=0.2)
     cog = convert(raw, band_names=S2L2A_BANDS)
     checked = validate(cog)
     assert checked.valid, checked.errors
     assert checked.errors == []
     with _open(cog) as dataset:
-        assert dataset.count == 7  # dataMask is the mask, not a band
+        assert dataset.count == 7  # dataMask becomes the nodata value, not a band
         assert dataset.descriptions == S2L2A_BANDS[:-1]
         assert dataset.dtypes[0] == "uint16"
-        assert dataset.nodata is None
-        assert dataset.mask_flag_enums[0] == [MaskFlags.per_dataset]
+        assert dataset.nodata == 0  # L2A DN 0 (and SCL 0) mean no data
+        assert dataset.mask_flag_enums[0] == [MaskFlags.nodata]
         masks = dataset.read_masks(1)
         assert not masks[:, :140].any() and masks[:, 140:].all()
         assert dataset.block_shapes[0] == (512, 512)
@@ -53,10 +54,58 @@ def test_s2l2a_scene_becomes_a_valid_cog_with_mask_from_datamask():
         assert dataset.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
         assert dataset.tags(ns="IMAGE_STRUCTURE")["COMPRESSION"] == "DEFLATE"
         assert dataset.tags(ns="IMAGE_STRUCTURE")["PREDICTOR"] == "2"
-        assert dataset.tags()["OVERVIEW_RESAMPLING"] == "NEAREST"  # SCL is categorical
+        assert dataset.tags()["OVERVIEW_RESAMPLING"] == "AVERAGE (SCL: NEAREST)"
+        assert dataset.tags(7)["OVERVIEW_RESAMPLING"] == "NEAREST"
+        assert dataset.tags(1)["OVERVIEW_RESAMPLING"] == "AVERAGE"
         # the data survive the trip untouched where valid
         with MemoryFile(raw) as rawfile, rawfile.open() as source:
             assert np.array_equal(dataset.read(1)[:, 140:], source.read(1)[:, 140:])
+
+
+def test_cog_carries_reflectance_scale_offset_and_rgb_colour_interpretation():
+    cog = convert(synthetic_raw(600, 600, seed=5), band_names=S2L2A_BANDS)
+    with _open(cog) as dataset:
+        assert dataset.scales == (1e-4,) * 6 + (1.0,)
+        # Sentinel Hub's harmonized DN: reflectance = DN / 10000, no offset
+        assert dataset.offsets == (0.0,) * 7
+        assert dataset.colorinterp[:3] == (ColorInterp.blue, ColorInterp.green, ColorInterp.red)
+        assert set(dataset.colorinterp[3:]) == {ColorInterp.undefined}
+
+
+def test_boa_add_offset_tag_becomes_the_gdal_offset():
+    data = np.full((7, 300, 300), 1500, dtype=np.uint16)
+    raw = _geotiff(
+        data, nodata=0, tags={"BOA_ADD_OFFSET": "-1000", "BOA_QUANTIFICATION_VALUE": "10000"}
+    )
+    cog = convert(raw, band_names=S2L2A_BANDS[:-1])
+    with _open(cog) as dataset:
+        assert dataset.scales[:6] == (1e-4,) * 6 and dataset.offsets[:6] == (-0.1,) * 6
+        # GDAL applies them: (1500 - 1000) / 10000 = 0.05
+        value = dataset.read(4)[0, 0] * dataset.scales[3] + dataset.offsets[3]
+        assert value == pytest.approx(0.05)
+
+
+def test_reflectance_overviews_are_averaged_and_scl_classes_picked():
+    raw = synthetic_raw(600, 600, seed=7)
+    cog = convert(raw, band_names=S2L2A_BANDS)
+    with _open(cog) as dataset:
+        full = dataset.read(4).astype(np.float64)
+        overview = dataset.read(4, out_shape=(300, 300)).astype(np.float64)
+        averaged = full.reshape(300, 2, 300, 2).mean(axis=(1, 3))
+        assert np.abs(overview - averaged).max() <= 1.0  # rounding of the uint16 mean
+        assert np.abs(overview - full[::2, ::2]).mean() > 1.0  # not a decimation
+        scl_full = dataset.read(7)
+        scl_overview = dataset.read(7, out_shape=(300, 300))
+        assert set(np.unique(scl_overview)) <= set(np.unique(scl_full))  # no averaged classes
+        assert len(np.unique(scl_full)) > 2
+
+
+def test_true_colour_bands_are_red_green_blue():
+    data = np.full((4, 300, 300), 120, dtype=np.uint8)
+    cog = convert(_geotiff(data), band_names=("red", "green", "blue", "alpha"))
+    with _open(cog) as dataset:
+        assert dataset.colorinterp == (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
+        assert dataset.scales == (1.0, 1.0, 1.0) and dataset.nodata == 0
 
 
 def test_small_scene_still_gets_an_internal_overview():

@@ -1,8 +1,14 @@
-"""Raw GeoTIFF -> Cloud-Optimized GeoTIFF (rio-cogeo), and COG validation. Pure functions.
+"""Raw GeoTIFF -> Cloud-Optimized GeoTIFF (GDAL's COG driver), and COG validation. Pure functions.
 
 ``convert`` takes the raw scene as bytes or a path and returns the COG as bytes: the
-data bands (the ``dataMask``/``alpha`` band becomes the internal mask, not a band),
-band descriptions kept, written with a named profile (``canopywatch.cog.profiles``).
+data bands (the ``dataMask``/``alpha`` band turns into the nodata value, not a band),
+written with a named profile (``canopywatch.cog.profiles``) and carrying what a reader
+needs without the evalscript: band descriptions, the nodata value (DN 0, NaN for floats),
+GDAL scale/offset on the MSI reflectance bands (reflectance = DN * 1/10000 + offset, the
+offset ``BOA_ADD_OFFSET / 10000`` from the raw file's tags, 0 for Sentinel Hub's harmonized
+DN; ``canopywatch.sentinel2``), red/green/blue colour interpretation on B04/B03/B02 (or
+red/green/blue bands) and overviews averaged for reflectance but picked (nearest) for the
+SCL classes, each band with its own resampling.
 ``validate`` runs ``rio_cogeo.cogeo.cog_validate`` on bytes or a path.
 
 Everything happens in GDAL's in-memory file system (``/vsimem``): no temporary files,
@@ -12,21 +18,32 @@ so executors on shared machines leave nothing behind.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 import rasterio
+import rasterio.shutil
+from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.io import DatasetReader, MemoryFile
-from rio_cogeo.cogeo import cog_translate, cog_validate
+from rio_cogeo.cogeo import cog_validate
 from rio_cogeo.utils import get_maximum_overview_level  # type: ignore[attr-defined]
 
-from canopywatch.cog.profiles import DEFAULT_PROFILE, MASK_BANDS, CogProfile, get_profile
+from canopywatch.cog.profiles import (
+    COLOUR_INTERPRETATION,
+    DEFAULT_PROFILE,
+    MASK_BANDS,
+    CogProfile,
+    get_profile,
+)
+from canopywatch.sentinel2 import MSI_BANDS, REFLECTANCE_SCALE
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +127,10 @@ def _convert_dataset(
         raise CogConversionError(f"no data bands, only mask bands ({', '.join(names)})")
     data_names = tuple(names[i - 1] for i in data_indexes)
     dtype = src.dtypes[data_indexes[0] - 1]
+    tags = {**src.tags(1), **src.tags()}
 
-    # stage the data bands in memory, no-data pixels (dataMask = 0) set to a nodata value;
-    # rio-cogeo turns that nodata into the COG's internal mask (add_mask) and drops the
-    # nodata tag. (A staged per-dataset mask is lost in rio-cogeo's WarpedVRT on GDAL 3.10.)
+    # no-data pixels (dataMask = 0) get the nodata value: DN 0 for integers (L2A DN 0 and
+    # SCL 0 are "no data" by definition, so it never hides a real sample), NaN for floats
     nodata = _nodata_for(dtype) if mask_indexes else src.nodata
     data = src.read(data_indexes)
     if mask_indexes:
@@ -121,41 +138,161 @@ def _convert_dataset(
         for index in mask_indexes:
             invalid |= src.read(index) == 0
         data[:, invalid] = nodata
-    staged_file = stack.enter_context(MemoryFile())
-    with staged_file.open(
-        driver="GTiff",
-        width=src.width,
-        height=src.height,
-        count=len(data_indexes),
-        dtype=dtype,
-        crs=src.crs,
-        transform=src.transform,
-        nodata=nodata,
-    ) as writer:
-        writer.write(data)
-        for position, name in enumerate(data_names, start=1):
-            writer.set_band_description(position, name)
-        writer.update_tags(**src.tags())
-    del data
-    staged = stack.enter_context(staged_file.open())
+    factors = [2**level for level in range(1, overview_levels(src.width, src.height, profile) + 1)]
+    resampling = [profile.band_resampling(name) for name in data_names]
+    main = max(set(resampling), key=resampling.count)
 
-    output = stack.enter_context(MemoryFile())
-    cog_translate(
-        staged,
-        output.name,
-        profile.creation_options(dtype),
-        add_mask=nodata is not None,
-        overview_level=overview_levels(src.width, src.height, profile),
-        overview_resampling=profile.overview_resampling(data_names),  # type: ignore[arg-type]
-        in_memory=True,
-        quiet=True,
-        config=GDAL_WRITE_ENV,
-        additional_cog_metadata={"CANOPYWATCH_COG_PROFILE": profile.name},
+    # Per overview resampling (reflectance averaged, SCL classes picked) one staged GeoTIFF
+    # of those bands with overviews built, and each overview level copied out as a file of
+    # its own; a VRT joins the bands with their metadata and names those files as each
+    # band's overviews; GDAL's COG driver writes the VRT keeping them.
+    full: dict[int, tuple[str, int]] = {}
+    levels: dict[int, list[tuple[str, int]]] = {}
+    for method in sorted(set(resampling)):
+        positions = [p for p, r in enumerate(resampling) if r == method]
+        group = stack.enter_context(MemoryFile())
+        with group.open(**_gtiff(src, len(positions), dtype, nodata)) as writer:
+            writer.write(data[positions])
+            if factors:
+                writer.build_overviews(factors, Resampling[method])
+        with rasterio.open(group.name) as built:
+            level_files = []
+            for factor in factors:
+                # GDAL overview sizes: rounded up
+                height, width = -(-src.height // factor), -(-src.width // factor)
+                level = stack.enter_context(MemoryFile())
+                values = built.read(out_shape=(len(positions), height, width))
+                with level.open(
+                    **_gtiff(src, len(positions), dtype, nodata, width=width, height=height)
+                ) as writer:
+                    writer.write(values)
+                level_files.append(level.name)
+        for band, position in enumerate(positions, start=1):
+            full[position] = (group.name, band)
+            levels[position] = [(name, band) for name in level_files]
+    del data
+    metadata = {
+        **src.tags(),
+        "CANOPYWATCH_COG_PROFILE": profile.name,
+        "OVERVIEW_RESAMPLING": _overview_resampling_tag(data_names, resampling, main),
+    }
+    scales = _scale_offset(data_names, tags)
+    bands_xml = "".join(
+        _band_xml(index, name, dtype, nodata, scales[index - 1], resampling[index - 1],
+                  full[index - 1], levels[index - 1], src)
+        for index, name in enumerate(data_names, start=1)
+    )  # fmt: skip
+    vrt = (
+        f'<VRTDataset rasterXSize="{src.width}" rasterYSize="{src.height}">'
+        f"<SRS>{escape(src.crs.to_wkt())}</SRS>"
+        f"<GeoTransform>{', '.join(repr(v) for v in src.transform.to_gdal())}</GeoTransform>"
+        f"{_metadata_xml(metadata)}{bands_xml}</VRTDataset>"
     )
+    output = stack.enter_context(MemoryFile())
+    with rasterio.open(vrt) as joined:
+        rasterio.shutil.copy(joined, output.name, **profile.cog_driver_options(dtype))
     cog: bytes = output.read()
     if not cog:
         raise CogConversionError("the COG writer produced no bytes")
     return cog
+
+
+def _gtiff(
+    src: DatasetReader,
+    count: int,
+    dtype: str,
+    nodata: float | None,
+    *,
+    width: int | None = None,
+    height: int | None = None,
+) -> dict[str, Any]:
+    return {"driver": "GTiff", "width": width or src.width, "height": height or src.height,
+            "count": count, "dtype": dtype, "crs": src.crs, "transform": src.transform,
+            "nodata": nodata, "tiled": True, "blockxsize": 256, "blockysize": 256}  # fmt: skip
+
+
+def _metadata_xml(items: dict[str, str]) -> str:
+    return (
+        "<Metadata>"
+        + "".join(f"<MDI key={quoteattr(str(k))}>{escape(str(v))}</MDI>" for k, v in items.items())
+        + "</Metadata>"
+    )
+
+
+def _band_xml(
+    index: int,
+    name: str,
+    dtype: str,
+    nodata: float | None,
+    scale: tuple[float, float] | None,
+    resampling: str,
+    source: tuple[str, int],
+    overviews: Sequence[tuple[str, int]],
+    src: DatasetReader,
+) -> str:
+    rect = f'xOff="0" yOff="0" xSize="{src.width}" ySize="{src.height}"'
+    parts = [
+        f'<VRTRasterBand dataType="{_gdal_type(dtype)}" band="{index}">',
+        f"<Description>{escape(name)}</Description>",
+        "" if nodata is None else f"<NoDataValue>{_nodata_text(nodata)}</NoDataValue>",
+        f"<ColorInterp>{_colour(name)}</ColorInterp>",
+        "" if scale is None else f"<Offset>{scale[1]!r}</Offset><Scale>{scale[0]!r}</Scale>",
+        _metadata_xml({"OVERVIEW_RESAMPLING": resampling.upper()}),
+        f'<SimpleSource><SourceFilename relativeToVRT="0">{escape(source[0])}</SourceFilename>'
+        f"<SourceBand>{source[1]}</SourceBand><SrcRect {rect}/><DstRect {rect}/></SimpleSource>",
+        *(
+            f'<Overview><SourceFilename relativeToVRT="0">{escape(path)}</SourceFilename>'
+            f"<SourceBand>{band}</SourceBand></Overview>"
+            for path, band in overviews
+        ),
+        "</VRTRasterBand>",
+    ]
+    return "".join(parts)
+
+
+def _gdal_type(dtype: str) -> str:
+    types = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16",
+             "uint32": "UInt32", "int32": "Int32", "float32": "Float32", "float64": "Float64"}  # fmt: skip
+    try:
+        return types[dtype]
+    except KeyError:
+        raise CogConversionError(f"sample type {dtype} is not supported") from None
+
+
+def _nodata_text(nodata: float) -> str:
+    return "nan" if math.isnan(nodata) else repr(nodata)
+
+
+def _overview_resampling_tag(names: Sequence[str], resampling: Sequence[str], main: str) -> str:
+    """``AVERAGE``, or ``AVERAGE (SCL: NEAREST)`` when class bands are picked instead."""
+    others = [f"{n}: {r.upper()}" for n, r in zip(names, resampling, strict=True) if r != main]
+    return main.upper() + (f" ({', '.join(others)})" if others else "")
+
+
+def _tag_number(tags: dict[str, str], name: str) -> float | None:
+    for key, value in tags.items():
+        if key.upper().endswith(name):
+            try:
+                return float(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _scale_offset(names: Sequence[str], tags: dict[str, str]) -> list[tuple[float, float] | None]:
+    """GDAL scale/offset per band: reflectance = DN * scale + offset for the MSI bands
+    (scale 1/QUANTIFICATION_VALUE, offset BOA_ADD_OFFSET/QUANTIFICATION_VALUE from the
+    file's tags, else the harmonized 1/10000 and 0); None for the other bands."""
+    quantification = _tag_number(tags, "QUANTIFICATION_VALUE") or REFLECTANCE_SCALE
+    boa_offset = _tag_number(tags, "BOA_ADD_OFFSET") or 0.0
+    return [
+        (1.0 / quantification, boa_offset / quantification) if name in MSI_BANDS else None
+        for name in names
+    ]
+
+
+def _colour(name: str) -> str:
+    return COLOUR_INTERPRETATION.get(name, "Undefined")
 
 
 def _nodata_for(dtype: str) -> float:

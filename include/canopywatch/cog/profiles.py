@@ -3,9 +3,8 @@
 A profile is tiled (512 x 512 blocks, pixel-interleaved), compressed losslessly with a
 predictor chosen from the sample type (horizontal differencing for integers, floating
 point for floats), carries internal overviews (at least one level, more until the
-smallest is under a block) and a per-dataset mask built from the scene's ``dataMask``
-(or ``alpha``) band, so viewers see no-data without a nodata value that could collide
-with real samples.
+smallest is under a block; averaged for continuous bands, nearest for class bands such as
+SCL) and a nodata value where the scene's ``dataMask`` (or ``alpha``) band is 0.
 """
 
 from __future__ import annotations
@@ -16,6 +15,11 @@ from typing import Any
 # bands whose values are classes: overviews of them must pick, never average
 CATEGORICAL_BANDS = frozenset({"SCL"})
 MASK_BANDS = ("dataMask", "alpha")
+# GDAL colour interpretation by band name (the others are "Undefined")
+COLOUR_INTERPRETATION = {
+    "B04": "Red", "B03": "Green", "B02": "Blue",
+    "red": "Red", "green": "Green", "blue": "Blue",
+}  # fmt: skip
 
 
 class UnknownProfileError(ValueError):
@@ -50,8 +54,28 @@ class CogProfile:
             **self.extra,
         }
 
+    def cog_driver_options(self, dtype: str) -> dict[str, Any]:
+        """Creation options of GDAL's COG driver (overviews: the ones already built)."""
+        predictor = "FLOATING_POINT" if dtype.startswith("float") else "STANDARD"
+        return {
+            "driver": "COG",
+            "COMPRESS": self.compress,
+            "LEVEL": self.level,
+            "PREDICTOR": predictor,
+            "BLOCKSIZE": self.blocksize,
+            "OVERVIEWS": "FORCE_USE_EXISTING",
+            **{k.upper(): v for k, v in self.extra.items()},
+        }
+
     def overview_resampling(self, band_names: tuple[str, ...]) -> str:
+        """One resampling for a whole file of these bands (GDAL's COG driver alone)."""
         if CATEGORICAL_BANDS.intersection(band_names):
+            return self.categorical_resampling
+        return self.resampling
+
+    def band_resampling(self, band_name: str) -> str:
+        """Overview resampling of one band: classes are picked, values averaged."""
+        if band_name in CATEGORICAL_BANDS:
             return self.categorical_resampling
         return self.resampling
 
