@@ -308,3 +308,36 @@ def _announce(
         size_bytes=stored.size,
         skipped=skipped,
     )
+
+
+Search = Callable[[BBox, datetime, datetime, float], Sequence[AcquisitionDay]]
+
+
+def plan_area(
+    aoi: Aoi,
+    window: Window,
+    search: Search,
+    settings: Settings,
+    *,
+    function: str,
+    max_cloud: float,
+    run_id: str | None = None,
+) -> list[DownloadRequest]:
+    """Every request of an area over a window: the tiles of ``plan_tiles``, each searched
+    with ``search(tile_bbox, start, end, max_cloud)`` and planned by ``plan_requests``
+    (the steps of the monitoring DAG, in one call, for ``canopywatch download``)."""
+    requests: list[DownloadRequest] = []
+    for tile in plan_tiles(aoi, settings):
+        days = search(tile.bbox, window.start, window.end, max_cloud)
+        requests.extend(
+            plan_requests(
+                aoi,
+                tile,
+                days,
+                function=function,
+                max_cloud=max_cloud,
+                resolution=settings.resolution_m,
+                run_id=run_id,
+            )
+        )
+    return requests

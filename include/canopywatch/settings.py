@@ -76,6 +76,9 @@ class Settings:
     max_aoi_km2: float = 2500.0
     download_concurrency: int = 4
     sh_max_retries: int = 5
+    # Copernicus processing units one monitoring run may spend (estimated before any is
+    # spent); 0 = no limit. Default: the free tier's month (10,000 PU)
+    pu_budget: float = 10_000.0
     # trained change-detection models (ml/models/<name>/, written by `dvc repro` in ml/)
     model_dir: Path = field(default_factory=lambda: REPO_ROOT / "ml" / "models")
     # alert subscriptions: webhook targets on private/loopback addresses are refused unless true

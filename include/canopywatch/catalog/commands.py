@@ -1,10 +1,12 @@
 """CLI commands over the catalog and the lake, registered into the ``canopywatch`` parser.
 
     canopywatch scenes --bbox MINX,MINY,MAXX,MAXY --start DATE --end DATE
-                       [--max-cloud N] [--format table|geojson|csv|gpkg|stac] [--output PATH]
+                       [--max-cloud N] [--format table|csv|json|geojson|gpkg|stac] [--output PATH]
     canopywatch alerts --bbox ... --start ... --end ... [--min-confidence X] [--format ...]
-    canopywatch lake history --table scenes_raw|scenes_cog|alerts
-    canopywatch lake read --table T [--version N | --as-of TIMESTAMP] [--limit N]
+    canopywatch lake history --table scenes_raw|scenes_cog|alerts [--format ...]
+    canopywatch lake read --table T [--version N | --as-of TIMESTAMP] [--limit N] [--format ...]
+
+The output of every listing comes from ``canopywatch.output`` (same formats everywhere).
 
 ``register(subparsers)`` adds them; each sets ``args.catalog_handler``, which
 ``dispatch(args, settings)`` calls. Bad input prints one line and returns 2; an
@@ -14,62 +16,105 @@ unreachable service prints one line and returns 1.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import sys
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
+from canopywatch.output import (
+    FORMATS,
+    Column,
+    add_listing_options,
+    count_by,
+    emit,
+    span_of,
+    sum_of,
+    with_examples,
+)
 from canopywatch.settings import Settings
 
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 1
-FORMATS = ("table", "geojson", "csv", "gpkg", "stac")
-
-console = Console()
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
 def register(subparsers: Any) -> None:
     """Add ``scenes``, ``alerts`` and ``lake`` to the ``canopywatch`` sub-commands."""
+    examples = {
+        "scenes": (
+            "canopywatch scenes --bbox -55.4,-7.1,-55.35,-7.05 --start 2024-01-01 --end 2024-03-31",
+            "canopywatch scenes --bbox ... --start ... --end ... --max-cloud 30 --format csv > s.csv",
+            "canopywatch scenes --bbox ... --start ... --end ... --format gpkg --output s.gpkg",
+        ),
+        "alerts": (
+            "canopywatch alerts --bbox -55.4,-7.1,-55.35,-7.05 --start 2023-01-01 --end 2023-12-31",
+            "canopywatch alerts --bbox ... --start ... --end ... --min-confidence 0.8 --full-ids",
+            "canopywatch alerts --bbox ... --start ... --end ... --format geojson > alerts.geojson",
+        ),
+    }
     for name, help_text in (
         ("scenes", "scenes in PostGIS by bounding box and time range"),
         ("alerts", "deforestation alerts in PostGIS by bounding box and time range"),
     ):
-        parser = subparsers.add_parser(name, help=help_text)
+        parser = subparsers.add_parser(name, **with_examples(help_text, *examples[name]))
         parser.add_argument("--bbox", required=True, help="min_lon,min_lat,max_lon,max_lat")
         parser.add_argument("--start", required=True, help="first day, e.g. 2024-03-01")
         parser.add_argument("--end", required=True, help="last day (inclusive), e.g. 2024-03-31")
         if name == "alerts":
-            parser.add_argument("--min-confidence", type=float, help="0..1")
+            parser.add_argument(
+                "--min-confidence", type=float, help="only alerts with confidence >= this (0..1)"
+            )
         else:
             parser.add_argument("--max-cloud", type=float, help="cloud cover %% at most")
-        parser.add_argument(
-            "--format", choices=FORMATS if name == "scenes" else FORMATS[:4], default="table"
+        add_listing_options(
+            parser, formats=(*FORMATS, "stac") if name == "scenes" else FORMATS, default_name=name
         )
-        parser.add_argument("--output", help="file to write (gpkg default: ./<command>.gpkg)")
-        parser.add_argument("--limit", type=int, default=10_000)
-        parser.add_argument("--schema", help="PostGIS schema holding the catalog")
+        parser.add_argument(
+            "--limit", type=int, default=10_000, help="at most this many rows (default 10000)"
+        )
+        parser.add_argument(
+            "--schema", help="PostGIS schema holding the catalog (default: CANOPYWATCH_PG_SCHEMA)"
+        )
         parser.set_defaults(catalog_handler=_query_command)
 
-    lake = subparsers.add_parser("lake", help="Delta lake tables: history and time travel")
-    lake_commands = lake.add_subparsers(dest="lake_command", required=True)
-    history = lake_commands.add_parser("history", help="commits of a table, newest first")
-    read = lake_commands.add_parser("read", help="rows of a table at a version or a time")
+    lake = subparsers.add_parser(
+        "lake",
+        **with_examples(
+            "Delta lake tables: history and time travel",
+            "canopywatch lake history --table scenes_raw",
+            "canopywatch lake read --table alerts --version 3 --format csv",
+            "canopywatch lake read --table scenes_raw --as-of 2024-05-01T12:00:00Z",
+        ),
+    )
+    lake_commands = lake.add_subparsers(dest="lake_command", required=True, parser_class=type(lake))
+    history = lake_commands.add_parser(
+        "history",
+        **with_examples(
+            "commits of a table, newest first",
+            "canopywatch lake history --table alerts --limit 5",
+            "canopywatch lake history --table scenes_raw --format json",
+        ),
+    )
+    read = lake_commands.add_parser(
+        "read",
+        **with_examples(
+            "rows of a table at a version or a time",
+            "canopywatch lake read --table scenes_raw --limit 50",
+            "canopywatch lake read --table alerts --version 3 --format csv > alerts_v3.csv",
+            "canopywatch lake read --table scenes_raw --as-of 2024-05-01T12:00:00Z --format gpkg",
+        ),
+    )
     for parser in (history, read):
         parser.add_argument("--table", required=True, help="scenes_raw, scenes_cog or alerts")
-        parser.add_argument("--lake", help="lake root: s3://bucket/prefix or a folder")
-        parser.add_argument("--limit", type=int, default=20)
+        parser.add_argument(
+            "--lake", help="lake root: s3://bucket/prefix or a folder (default: the settings')"
+        )
+        parser.add_argument("--limit", type=int, default=20, help="at most this many rows")
+        add_listing_options(parser, default_name=f"lake_{parser.prog.split()[-1]}")
     when = read.add_mutually_exclusive_group()
-    when.add_argument("--version", type=int)
-    when.add_argument("--as-of", help="timestamp, e.g. 2024-05-01T12:00:00Z")
-    read.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    when.add_argument("--version", type=int, help="the table as of this Delta version")
+    when.add_argument("--as-of", help="the table as of this time, e.g. 2024-05-01T12:00:00Z")
     history.set_defaults(catalog_handler=_lake_history)
     read.set_defaults(catalog_handler=_lake_read)
 
@@ -120,115 +165,72 @@ def _query_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+SCENE_COLUMNS = (
+    Column("scene_id", "scene", "id"),
+    Column("acquired_at", "acquired", "date"),
+    Column("cloud_cover", "cloud %", "number", digits=1),
+    Column("aoi_id", "area"),
+    Column("function"),
+    Column("size_bytes", "MB", "number", digits=1, scale=1e-6),
+    Column("cog_valid", "COG"),
+)
+ALERT_COLUMNS = (
+    Column("alert_id", "alert", "id"),
+    Column("alert_date", "alert date", "date"),
+    Column("confirmed_date", "confirmed", "date"),
+    Column("status"),
+    Column("confidence", "conf.", "number"),
+    Column("area_ha", "ha", "number"),
+    Column("aoi_id", "area"),
+    Column("model_version", "model", in_table=False),
+)
+
+
 def _emit(
     rows: list[dict[str, Any]], id_column: str, args: argparse.Namespace, settings: Settings
 ) -> None:
-    from canopywatch.catalog.queries import to_feature_collection
-
-    fmt = args.format
-    if fmt == "table":
-        _print_table(rows, args.command)
-        return
-    if fmt == "gpkg":
-        path = Path(args.output or f"{args.command}.gpkg")
-        _write_gpkg(rows, path, args.command)
-        console.print(f"{len(rows)} {args.command} -> {path} (layer {_layer(args.command)})")
-        return
-    if fmt == "geojson":
-        text = json.dumps(to_feature_collection(rows, id_column), default=str)
-    elif fmt == "stac":
+    if args.format == "stac":
         from canopywatch.catalog.stac import item_collection
 
         text = json.dumps(item_collection(rows, s3_href_base=settings.s3_endpoint))
-    else:
-        text = _csv(rows)
-    if args.output:
-        Path(args.output).write_text(text + ("\n" if not text.endswith("\n") else ""))
-        console.print(f"{len(rows)} {args.command} -> {args.output}")
-    else:
-        sys.stdout.write(text + ("\n" if not text.endswith("\n") else ""))
-
-
-def _print_table(rows: list[dict[str, Any]], kind: str) -> None:
-    columns: tuple[str, ...]
-    if kind == "scenes":
-        columns = (
-            "scene_id",
-            "acquired_at",
-            "cloud_cover",
-            "aoi_id",
-            "function",
-            "raw_key",
-            "cog_key",
+        if args.output:
+            Path(args.output).write_text(text + "\n")
+            print(f"{len(rows)} {args.command} -> {args.output}", file=sys.stderr)
+        else:
+            sys.stdout.write(text + "\n")
+        return
+    if args.command == "scenes":
+        emit(
+            rows,
+            SCENE_COLUMNS,
+            args,
+            title="scenes",
+            noun="scenes",
+            totals=(sum_of("size_bytes", "MB", 1, 1e-6), span_of("acquired_at")),
+            id_column=id_column,
+            layer=_layer(args.command),
         )
     else:
-        columns = ("alert_id", "alert_date", "confidence", "area_ha", "aoi_id", "model_version")
-    table = Table(title=f"{len(rows)} {kind}")
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*(_cell(row.get(c)) for c in columns))
-    console.print(table)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds")
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
-
-
-def _csv(rows: list[dict[str, Any]]) -> str:
-    from shapely.geometry import shape
-
-    buffer = io.StringIO()
-    if not rows:
-        return ""
-    columns = [c for c in rows[0] if c != "geometry"]
-    writer = csv.writer(buffer)
-    writer.writerow([*columns, "geometry_wkt"])
-    for row in rows:
-        values = [
-            ",".join(v) if isinstance(v, list) else _csv_value(v) for v in (row[c] for c in columns)
-        ]
-        writer.writerow([*values, shape(row["geometry"]).wkt])
-    return buffer.getvalue()
-
-
-def _csv_value(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
+        emit(
+            rows,
+            ALERT_COLUMNS,
+            args,
+            title="deforestation alerts",
+            noun="alerts",
+            totals=(
+                sum_of("area_ha", "ha"),
+                count_by("status", ("high", "low", "withdrawn")),
+                span_of("alert_date"),
+            ),
+            id_column=id_column,
+            layer=_layer(args.command),
+        )
 
 
 def _layer(kind: str) -> str:
     from canopywatch.export.gpkg import ALERT_LAYER, SCENE_LAYER
 
     return SCENE_LAYER if kind == "scenes" else ALERT_LAYER
-
-
-def _write_gpkg(rows: list[dict[str, Any]], path: Path, kind: str) -> None:
-    import geopandas as gpd
-    import pandas as pd
-    from shapely.geometry import MultiPolygon, Polygon, shape
-
-    records = [
-        {k: (",".join(v) if isinstance(v, list) else v) for k, v in r.items() if k != "geometry"}
-        for r in rows
-    ]
-    geometries = [shape(r["geometry"]) for r in rows]
-    kind_name = "Polygon" if kind == "scenes" else "MultiPolygon"
-    if kind != "scenes":
-        geometries = [MultiPolygon([g]) if isinstance(g, Polygon) else g for g in geometries]
-    frame = gpd.GeoDataFrame(
-        pd.DataFrame.from_records(records), geometry=geometries, crs="EPSG:4326"
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    frame.to_file(
-        path, layer=_layer(kind), driver="GPKG", engine="pyogrio", geometry_type=kind_name
-    )
 
 
 # ------------------------------------------------------------------ lake
@@ -243,21 +245,33 @@ def _lake_history(args: argparse.Namespace, settings: Settings) -> int:
     from canopywatch.lake.timetravel import history
 
     spec = table_spec(args.table)
-    table = Table(title=f"{spec.name} history (newest first)")
-    for column in ("version", "committed (UTC)", "operation", "rows added", "details"):
-        table.add_column(column)
-    for entry in history(_lake(args, settings), spec, args.limit):
-        details = ", ".join(
-            f"{k}={v}" for k, v in entry.parameters.items() if k in {"mode", "predicate"}
-        )
-        table.add_row(
-            str(entry.version),
-            entry.timestamp.isoformat(timespec="seconds"),
-            entry.operation,
-            "" if entry.rows_added is None else str(entry.rows_added),
-            details,
-        )
-    console.print(table)
+    rows = [
+        {
+            "version": entry.version,
+            "committed": entry.timestamp,
+            "operation": entry.operation,
+            "rows_added": entry.rows_added,
+            "details": ", ".join(
+                f"{k}={v}" for k, v in entry.parameters.items() if k in {"mode", "predicate"}
+            ),
+        }
+        for entry in history(_lake(args, settings), spec, args.limit)
+    ]
+    emit(
+        rows,
+        (
+            Column("version"),
+            Column("committed", "committed (UTC)", "datetime"),
+            Column("operation"),
+            Column("rows_added", "rows added"),
+            Column("details"),
+        ),
+        args,
+        title=f"{spec.name} history (newest first)",
+        noun="commits",
+        totals=(sum_of("rows_added", "rows added", 0),),
+        geometry=lambda row: None,
+    )
     return 0
 
 
@@ -270,27 +284,40 @@ def _lake_read(args: argparse.Namespace, settings: Settings) -> int:
     delta = snapshot(_lake(args, settings), spec, version=args.version, as_of=as_of)
     data = delta.to_pyarrow_table()
     rows = data.slice(0, args.limit).to_pylist()
-    if args.format == "json":
-        sys.stdout.write(json.dumps(rows, default=str) + "\n")
-        return 0
-    if args.format == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=data.column_names)
-        writer.writeheader()
-        writer.writerows(rows)
-        sys.stdout.write(buffer.getvalue())
-        return 0
-    shown: Sequence[str] = [
-        c
-        for c in (spec.key, "acquired_at", "alert_date", "aoi_id", "month")
-        if c in data.column_names
+    columns = [
+        Column(spec.key, spec.key, "id"),
+        Column("acquired_at", "acquired", "date"),
+        Column("alert_date", "alert date", "date"),
+        Column("status"),
+        Column("area_ha", "ha", "number"),
+        Column("aoi_id", "area"),
+        Column("month"),
     ]
-    table = Table(
-        title=f"{spec.name} v{delta.version()}: {data.num_rows} row(s), first {len(rows)}"
+    emit(
+        rows,
+        [c for c in columns if c.name in data.column_names],
+        args,
+        title=f"{spec.name} v{delta.version()}: {data.num_rows} row(s), first {len(rows)}",
+        noun="rows",
+        id_column=spec.key,
+        geometry=_lake_geometry,
     )
-    for column in shown:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*(_cell(row[c]) for c in shown))
-    console.print(table)
     return 0
+
+
+def _lake_geometry(row: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """A lake row's outline: ``footprint``/``geometry`` GeoJSON text or WKB, if it has one."""
+    for name in ("geometry", "footprint", "geom"):
+        value = row.get(name)
+        if isinstance(value, str) and value.lstrip().startswith("{"):
+            loaded: Mapping[str, Any] = json.loads(value)
+            return loaded
+        if isinstance(value, bytes):
+            from shapely import wkb
+            from shapely.geometry import mapping
+
+            outline: Mapping[str, Any] = mapping(wkb.loads(value))
+            return outline
+        if isinstance(value, Mapping):
+            return value
+    return None

@@ -24,13 +24,26 @@ from typing import Any
 
 from rich.console import Console
 
+from canopywatch.output import with_examples
+
 EXIT_USAGE = 2
 DEFAULT_DATE_PATTERN = r"(\d{4}-\d{2}-\d{2}|\d{8})"
 console = Console(stderr=True)
 
 
 def register(subparsers: Any) -> None:
-    detect = subparsers.add_parser("detect", help="deforestation alerts from a folder of GeoTIFFs")
+    detect = subparsers.add_parser(
+        "detect",
+        **with_examples(
+            "deforestation alerts from a folder of GeoTIFFs",
+            "canopywatch detect --index-stack ndvi/ --index ndvi --date-pattern 'NDVI_%Y-%m-%d' "
+            "--out alerts.geojson",
+            "canopywatch detect --scenes scenes/ --out alerts.gpkg --quicklook alerts.png",
+            "canopywatch detect --scenes theia/ --layout theia --date-pattern '_(\\d{8})-' "
+            "--out alerts.geojson",
+            "canopywatch detect --scenes scenes/ --method xgboost --model ml/models/s2 --out a.gpkg",
+        ),
+    )
     source = detect.add_mutually_exclusive_group(required=True)
     source.add_argument("--index-stack", type=Path, help="folder of per-date single-index GeoTIFFs")
     source.add_argument("--scenes", type=Path, help="folder of per-date multi-band S2 GeoTIFFs")
@@ -65,7 +78,9 @@ def register(subparsers: Any) -> None:
         help="default: tag BOA_ADD_OFFSET, else 0 (-1000 for raw DN of baseline >= 04.00)",
     )
     detect.add_argument("--scale", type=float, default=None, help="index value multiplier")
-    detect.add_argument("--nodata", type=float, default=None)
+    detect.add_argument(
+        "--nodata", type=float, default=None, help="no-data value (default: the files' own)"
+    )
     detect.add_argument(
         "--method",
         choices=("harmonic", "baseline", "xgboost"),
@@ -93,21 +108,56 @@ def register(subparsers: Any) -> None:
     detect.add_argument(
         "--forest-min", type=float, default=None, help="forest threshold of the index (peak)"
     )
-    detect.add_argument("--invalid-scl", default="0,1,3,8,9,10,11")
-    detect.add_argument("--dilation", type=int, default=2)
-    detect.add_argument("--mmu-ha", type=float, default=0.1)
-    detect.add_argument("--aoi", default="cli")
-    detect.add_argument("--window", type=int, default=512)
+    detect.add_argument(
+        "--invalid-scl",
+        default="0,1,3,8,9,10,11",
+        help="SCL classes masked as not clear (default: no data, saturated, cloud shadow, "
+        "clouds, cirrus, snow: 0,1,3,8,9,10,11)",
+    )
+    detect.add_argument(
+        "--dilation",
+        type=int,
+        default=2,
+        help="grow the cloud/shadow mask by this many pixels (default 2)",
+    )
+    detect.add_argument(
+        "--mmu-ha",
+        type=float,
+        default=0.1,
+        help="minimum mapping unit: smaller alert polygons are dropped, ha (default 0.1)",
+    )
+    detect.add_argument(
+        "--aoi", default="cli", help="area id written into the alerts (default: cli)"
+    )
+    detect.add_argument(
+        "--window",
+        type=int,
+        default=512,
+        help="scoring window, px a side (memory vs overhead; default 512)",
+    )
     detect.add_argument("--out", type=Path, required=True, help=".geojson or .gpkg")
     detect.add_argument("--quicklook", type=Path, default=None, help="PNG before/after")
     detect.set_defaults(handler=detect_command)
 
-    evaluate = subparsers.add_parser("evaluate", help="accuracy of alerts against labels")
+    evaluate = subparsers.add_parser(
+        "evaluate",
+        **with_examples(
+            "accuracy of alerts against labels (date-aware: early alerts reported apart)",
+            "canopywatch evaluate --alerts alerts.geojson --labels labels.gpkg --grid-from scene.tif",
+            "canopywatch evaluate --alerts alerts.gpkg --labels lossyear.tif --year 2021 "
+            "--out metrics.json",
+        ),
+    )
     evaluate.add_argument("--alerts", type=Path, default=None, help="alerts to score vs --labels")
     evaluate.add_argument(
         "--labels", type=Path, default=None, help="dated polygons or loss-year tif"
     )
-    evaluate.add_argument("--date-column", default=None)
+    evaluate.add_argument(
+        "--date-column",
+        default=None,
+        help="column of the label polygons holding the event date (default: the first of "
+        "view_date, date, image_date, loss_date, alert_date)",
+    )
     evaluate.add_argument("--grid-from", type=Path, default=None, help="GeoTIFF giving the grid")
     evaluate.add_argument("--as-of", default=None, help="evaluation date (default: today)")
     evaluate.add_argument(
@@ -323,9 +373,24 @@ def evaluate_command(args: argparse.Namespace) -> int:
     evaluation = evaluate_alerts(alerts, reference, as_of_day=days_since_epoch(as_of))
     summary = evaluation.summary()
     Console().print_json(json.dumps(summary, default=str))
+    console.print(_early_note(summary), highlight=False)
     if args.out is not None:
         args.out.write_text(json.dumps(summary, indent=2, default=str))
     return 0
+
+
+def _early_note(summary: dict[str, Any]) -> str:
+    """The line that says how early alerts and latencies were counted."""
+    from canopywatch.detect.evaluate import DATE_TOLERANCE_DAYS
+
+    early = int(summary.get("early_alerts") or 0)
+    latency = summary.get("latency_days") or {}
+    return (
+        f"{early} early alert(s): dated more than {DATE_TOLERANCE_DAYS} days before the event "
+        "they overlap (the event had not happened yet); counted as false alerts for user's "
+        "accuracy and left out of the latencies, which are measured from each event to the "
+        f"first timely alert on it (n={latency.get('n', 0)}) and are never negative"
+    )
 
 
 class _OneLineParser(argparse.ArgumentParser):
