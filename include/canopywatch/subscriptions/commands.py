@@ -1,0 +1,170 @@
+"""``canopywatch subscribe`` and ``canopywatch subscriptions list|remove|deliveries|deliver``.
+
+    canopywatch subscribe --aoi tapajos-1 --webhook https://example.org/hook [--min-status high]
+    canopywatch subscriptions list [--aoi NAME] [--format table|json]
+    canopywatch subscriptions remove SUBSCRIPTION_ID
+    canopywatch subscriptions deliveries [--subscription ID] [--state dead_letter] [--format json]
+    canopywatch subscriptions deliver [--follow]     # consume canopywatch.alerts and deliver
+
+A target that is not http(s), or resolves to a private or loopback address (unless
+``CANOPYWATCH_WEBHOOK_ALLOW_PRIVATE=true``), an unknown area or a bad status prints one line
+and exits with code 2; an unreachable database or broker exits with 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from canopywatch.settings import Settings
+
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 1
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def register(subparsers: Any) -> None:
+    subscribe = subparsers.add_parser(
+        "subscribe",
+        help="get an area's alerts by webhook (signed, retried, logged)",
+        description="Subscribe a webhook to an area's new, confirmed and withdrawn alerts. "
+        "Example: canopywatch subscribe --aoi tapajos-1 --webhook https://example.org/hook "
+        "--min-status high",
+    )
+    subscribe.add_argument("--aoi", required=True, help="a registered area (canopywatch aoi list)")
+    subscribe.add_argument("--webhook", required=True, help="http(s) URL that receives POSTs")
+    subscribe.add_argument(
+        "--min-status",
+        default="low",
+        choices=("low", "high"),
+        help="low: every alert; high: confirmed alerts only (and their withdrawal)",
+    )
+    subscribe.set_defaults(subscription_handler=_subscribe)
+
+    listing = subparsers.add_parser("subscriptions", help="list, remove and inspect subscriptions")
+    verbs = listing.add_subparsers(
+        dest="subscriptions_command", required=True, parser_class=type(listing)
+    )
+    show = verbs.add_parser("list", help="active subscriptions")
+    show.add_argument("--aoi", help="only this area's")
+    show.add_argument("--format", choices=("table", "json"), default="table")
+    show.set_defaults(subscription_handler=_list)
+    remove = verbs.add_parser("remove", help="stop a subscription (its delivery log stays)")
+    remove.add_argument("subscription_id")
+    remove.set_defaults(subscription_handler=_remove)
+    log = verbs.add_parser("deliveries", help="the delivery log, newest first")
+    log.add_argument("--subscription", help="only this subscription's")
+    log.add_argument("--state", choices=("pending", "delivered", "dead_letter"))
+    log.add_argument("--limit", type=int, default=50)
+    log.add_argument("--format", choices=("table", "json"), default="table")
+    log.set_defaults(subscription_handler=_deliveries)
+    deliver = verbs.add_parser(
+        "deliver", help="consume the alerts topic and deliver (until drained, or --follow)"
+    )
+    deliver.add_argument("--follow", action="store_true", help="keep consuming until stopped")
+    deliver.set_defaults(subscription_handler=_deliver)
+
+
+def dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
+    handler: Handler | None = getattr(args, "subscription_handler", None)
+    if handler is None:
+        return None
+    import psycopg
+
+    from canopywatch.subscriptions.store import UnknownAoiError, UnknownSubscriptionError
+
+    try:
+        return handler(args, settings)
+    except (ValueError, UnknownAoiError, UnknownSubscriptionError) as exc:
+        print(f"canopywatch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (psycopg.OperationalError, OSError) as exc:
+        text = str(exc).strip()
+        print(
+            f"canopywatch: {text.splitlines()[0] if text else type(exc).__name__}", file=sys.stderr
+        )
+        return EXIT_UNAVAILABLE
+
+
+def _connect(settings: Settings) -> Any:
+    from canopywatch.catalog.schema import connect
+
+    return connect(settings, connect_timeout=5)
+
+
+def _subscribe(args: argparse.Namespace, settings: Settings) -> int:
+    from canopywatch.subscriptions import store
+    from canopywatch.subscriptions.signing import new_secret
+    from canopywatch.subscriptions.targets import check_webhook_url
+
+    target = check_webhook_url(args.webhook, allow_private=settings.webhook_allow_private)
+    with _connect(settings) as conn:
+        made = store.create(
+            conn, aoi_id=args.aoi, target=target, min_status=args.min_status, secret=new_secret()
+        )
+    print(f"subscribed {made.subscription_id}: {made.aoi_id} alerts (min status {made.min_status})")
+    print(f"signing secret (shown once; verify X-Canopywatch-Signature with it): {made.secret}")
+    return 0
+
+
+def _print(rows: list[dict[str, Any]], columns: tuple[str, ...], fmt: str, title: str) -> None:
+    if fmt == "json":
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
+    Console().print(table)
+
+
+def _list(args: argparse.Namespace, settings: Settings) -> int:
+    from canopywatch.subscriptions import store
+
+    with _connect(settings) as conn:
+        rows = [s.public() for s in store.list_subscriptions(conn, aoi_id=args.aoi)]
+    columns = ("subscription_id", "aoi_id", "channel", "target", "min_status", "created_at")
+    _print(rows, columns, args.format, f"{len(rows)} subscription(s)")
+    return 0
+
+
+def _remove(args: argparse.Namespace, settings: Settings) -> int:
+    from canopywatch.subscriptions import store
+
+    with _connect(settings) as conn:
+        store.remove(conn, args.subscription_id)
+    print(f"removed {args.subscription_id}")
+    return 0
+
+
+def _deliveries(args: argparse.Namespace, settings: Settings) -> int:
+    from canopywatch.subscriptions import store
+
+    if args.limit < 1:
+        raise ValueError(f"--limit {args.limit} must be at least 1")
+    with _connect(settings) as conn:
+        rows = [
+            d.as_dict()
+            for d in store.deliveries(
+                conn, subscription_id=args.subscription, state=args.state, limit=args.limit
+            )
+        ]
+    columns = ("subscription_id", "idempotency_key", "event", "state", "attempts",
+               "last_http_status", "last_error", "updated_at")  # fmt: skip
+    _print(rows, columns, args.format, f"{len(rows)} deliveries")
+    return 0
+
+
+def _deliver(args: argparse.Namespace, settings: Settings) -> int:
+    from canopywatch.subscriptions.consumer import run
+
+    report = run(settings, once=not args.follow)
+    print(json.dumps(report.as_dict()))
+    return 0
