@@ -12,7 +12,16 @@ import json
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from canopywatch.alert_schema import Alert, confidence_level, method_of
 
 SCHEMA_VERSION = 1
 
@@ -131,17 +140,28 @@ class SceneConverted(Message):
         return self.scene_id
 
 
-class AlertPublished(Message):
+class AlertPublished(Message, Alert):
+    """One alert with every field of the alert schema (``canopywatch.alert_schema``).
+
+    A payload written before ``confidence_level``, ``status`` and ``method`` existed
+    still reads: the level and status follow from the score, the method from the version.
+    """
+
     topic_name: ClassVar[str] = "alerts"
     message_type: Literal["AlertPublished"] = "AlertPublished"
-    alert_id: str
-    aoi_id: str
-    geometry: dict[str, Any]
-    alert_date: datetime
-    confirmed_date: datetime | None = None
-    confidence: float = Field(ge=0, le=1)
-    area_ha: float = Field(ge=0)
-    model_version: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _earlier_payload(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "confidence" in data:
+            data = dict(data)
+            level = data.get("confidence_level")
+            if level is None and isinstance(data["confidence"], int | float):
+                level = data["confidence_level"] = confidence_level(float(data["confidence"]))
+            data.setdefault("status", level)
+            if "method" not in data and isinstance(data.get("model_version"), str):
+                data["method"] = method_of(data["model_version"])
+        return data
 
     @property
     def key(self) -> str:

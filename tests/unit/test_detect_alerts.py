@@ -13,8 +13,9 @@ import rasterio.crs
 from affine import Affine
 
 from canopywatch.dates import days_since_epoch
-from canopywatch.detect.alerts import AlertPolicy, polygonize, write_alerts, write_quicklook
+from canopywatch.detect.alerts import AlertPolicy, polygonize, write_quicklook
 from canopywatch.detect.baseline import AlertTracker, PixelAlerts
+from canopywatch.export.alerts import write_alerts
 
 CRS = rasterio.crs.CRS.from_epsg(32721)
 TRANSFORM = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 8800000.0)
@@ -38,13 +39,13 @@ def test_mmu_dates_and_confidence() -> None:
     assert len(alerts) == 2
     assert alerts["area_ha"].min() >= 0.1
     high = alerts[alerts["confidence_level"] == "high"].iloc[0]
-    assert high["alert_date"] == dt.date(2024, 3, 1).isoformat()
-    assert high["confirmed_date"] == dt.date(2024, 3, 6).isoformat()
+    assert high["alert_date"] == pd.Timestamp("2024-03-01", tz="UTC")
+    assert high["confirmed_date"] == pd.Timestamp("2024-03-06", tz="UTC")
     assert high["confidence"] >= 0.8
     low = alerts[alerts["confidence_level"] == "low"].iloc[0]
     assert pd.isna(low["confirmed_date"])
-    assert low["alert_date"] == dt.date(2024, 3, 21).isoformat()
-    assert set(alerts["aoi"]) == {"a"} and set(alerts["model_version"]) == {"m"}
+    assert low["alert_date"] == pd.Timestamp("2024-03-21", tz="UTC")
+    assert set(alerts["aoi_id"]) == {"a"} and set(alerts["model_version"]) == {"m"}
     assert alerts.geometry.area.sum() == pytest.approx(alerts["area_ha"].sum() * 10000.0)
     big = polygonize(
         pixel_alerts(), TRANSFORM, CRS, aoi="a", model_version="m", policy=AlertPolicy(mmu_ha=0.2)
@@ -55,14 +56,14 @@ def test_mmu_dates_and_confidence() -> None:
 def test_ids_are_stable_across_reruns_and_growth() -> None:
     first = polygonize(pixel_alerts(), TRANSFORM, CRS, aoi="a", model_version="m")
     again = polygonize(pixel_alerts(), TRANSFORM, CRS, aoi="a", model_version="m")
-    assert first["id"].tolist() == again["id"].tolist()
-    assert first["id"].is_unique
+    assert first["alert_id"].tolist() == again["alert_id"].tolist()
+    assert first["alert_id"].is_unique
     grown = pixel_alerts()
     grown.first_day[10:12, 5:10] = DAY + 15  # the clearing grows the next week
     later = polygonize(grown, TRANSFORM, CRS, aoi="a", model_version="m")
-    assert set(first["id"]) == set(later["id"])
+    assert set(first["alert_id"]) == set(later["alert_id"])
     other_aoi = polygonize(pixel_alerts(), TRANSFORM, CRS, aoi="b", model_version="m")
-    assert not set(first["id"]) & set(other_aoi["id"])
+    assert not set(first["alert_id"]) & set(other_aoi["alert_id"])
 
 
 def test_tracker_withdraws_unconfirmed_and_keeps_confirmed() -> None:
@@ -83,7 +84,105 @@ def test_exports(tmp_path: Path) -> None:
     gpkg = write_alerts(alerts, tmp_path / "alerts.gpkg")
     back = gpd.read_file(geojson)
     assert back.crs.to_epsg() == 4326 and len(back) == 2
-    assert gpd.read_file(gpkg).crs.to_epsg() == 32721
+    assert gpd.read_file(gpkg).crs.to_epsg() == 4326
     rgb = np.full((3, 40, 40), 0.05, dtype=np.float32)
     png = write_quicklook(rgb, rgb, alerts, TRANSFORM, tmp_path / "q.png", title="t")
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_frame_has_the_alert_schema_columns_and_types() -> None:
+    from canopywatch.alert_schema import FIELD_NAMES
+
+    alerts = polygonize(pixel_alerts(), TRANSFORM, CRS, aoi="a", model_version="harmonic-v1")
+    assert tuple(alerts.columns) == FIELD_NAMES
+    assert set(alerts["method"]) == {"harmonic"}
+    assert str(alerts["alert_date"].dtype) == "datetime64[ms, UTC]"
+    assert set(alerts["confidence_level"]) == {"low", "high"} == set(alerts["status"])
+
+
+def test_an_early_stray_pixel_that_a_moved_window_drops_keeps_the_id() -> None:
+    # the weekly 730-day window moves by a week: the history it fits on changes, and with
+    # it a marginal pixel at the clearing's edge that broke before the clearing
+    this_week = pixel_alerts()
+    this_week.first_day[10, 4] = DAY - 12  # next to the 25 px clearing at rows/cols 5..9
+    this_week.confirmed_day[10, 4] = DAY - 7
+    next_week = pixel_alerts()
+    next_week.first_day[10, 9] = DAY  # and another edge pixel now breaks with the clearing
+    next_week.confirmed_day[10, 9] = DAY + 5
+    ids = []
+    for state in (this_week, next_week):
+        alerts = polygonize(state, TRANSFORM, CRS, aoi="a", model_version="m")
+        high = alerts[alerts["status"] == "high"]
+        assert len(high) == 1 and high.iloc[0]["alert_date"] == pd.Timestamp("2024-03-01", tz="UTC")
+        ids.append(high.iloc[0]["alert_id"])
+    assert ids[0] == ids[1]
+
+
+def test_a_clearing_seen_in_consecutive_weekly_windows_keeps_one_id() -> None:
+    from canopywatch.detect.detector import HarmonicDetector
+    from canopywatch.detect.observations import ObservationStack
+    from tests.unit.test_detect_harmonic import CLEARED, CRS_UTM, series
+    from tests.unit.test_detect_harmonic import TRANSFORM as GRID
+
+    stack = series(clear_day=520, old_day=10_000)
+    start = int(stack.days[0])
+    ids = set()
+    for week in range(4):
+        lo, hi = start + 7 * week, start + 700 + 7 * week  # the window moves one week on
+        keep = (stack.days >= lo) & (stack.days <= hi)
+        window = ObservationStack(
+            stack.days[keep],
+            {band: values[keep] for band, values in stack.bands.items()},
+            stack.clear[keep],
+            GRID,
+            CRS_UTM,
+        )
+        alerts = polygonize(
+            HarmonicDetector().detect(window), GRID, CRS_UTM, aoi="a", model_version="harmonic-v1"
+        )
+        clearing = GRID * (CLEARED[1].start + 2.5, CLEARED[0].start + 2.5)
+        hits = alerts[alerts.geometry.contains(gpd.points_from_xy([clearing[0]], [clearing[1]])[0])]
+        assert list(hits["status"]) == ["high"]
+        ids.add(hits.iloc[0]["alert_id"])
+    assert len(ids) == 1
+
+
+def test_a_withdrawn_alert_keeps_the_id_it_had_while_active() -> None:
+    from canopywatch.detect.baseline import STATUS_HIGH, STATUS_LOW, STATUS_WITHDRAWN
+
+    active = pixel_alerts()
+    status = np.where(active.confirmed_day >= 0, STATUS_HIGH, STATUS_LOW).astype(np.int8)
+    status[active.first_day < 0] = 0
+    before = polygonize(
+        PixelAlerts(active.first_day, active.confirmed_day, active.score, active.monitored, status),
+        TRANSFORM, CRS, aoi="a", model_version="m",
+    )  # fmt: skip
+    later = status.copy()
+    later[30:34, 30:33] = STATUS_WITHDRAWN  # the low-confidence one: the forest came back
+    after = polygonize(
+        PixelAlerts(active.first_day, active.confirmed_day, active.score, active.monitored, later),
+        TRANSFORM, CRS, aoi="a", model_version="m",
+    )  # fmt: skip
+    low = before[before["status"] == "low"].iloc[0]
+    withdrawn = after[after["status"] == "withdrawn"].iloc[0]
+    assert withdrawn["alert_id"] == low["alert_id"]
+    assert withdrawn["alert_date"] == low["alert_date"]
+    assert withdrawn["confidence_level"] == "low" and pd.isna(withdrawn["confirmed_date"])
+    assert set(before["alert_id"]) == set(after["alert_id"])
+
+
+def test_alert_files_are_typed_multipolygons_in_wgs84_even_when_empty(tmp_path: Path) -> None:
+    import pyogrio
+
+    from canopywatch.alert_schema import ATTRIBUTE_NAMES
+
+    alerts = polygonize(pixel_alerts(), TRANSFORM, CRS, aoi="a", model_version="m")
+    for frame, name in ((alerts, "some.gpkg"), (alerts.iloc[0:0], "none.gpkg")):
+        info = pyogrio.read_info(write_alerts(frame, tmp_path / name))
+        assert info["crs"] == "EPSG:4326" and info["geometry_type"] == "MultiPolygon"
+        assert tuple(info["fields"]) == ATTRIBUTE_NAMES
+        types = dict(zip(info["fields"], info["ogr_types"], strict=True))
+        assert types["alert_date"] == types["confirmed_date"] == "OFTDateTime"
+        assert types["confidence"] == types["area_ha"] == "OFTReal"
+        assert types["status"] == "OFTString"
+        assert info["features"] == len(frame)

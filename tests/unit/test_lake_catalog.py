@@ -202,3 +202,48 @@ def test_lake_read_and_history_commands(lake: Lake, capsys: pytest.CaptureFixtur
         == 0
     )
     assert open_table(lake, SCENES_RAW).version() == 2
+
+
+def test_empty_geopackage_layers_are_typed_not_all_text(lake: Lake, tmp_path: Path) -> None:
+    import pyogrio
+
+    from canopywatch.alert_schema import ATTRIBUTE_NAMES
+    from canopywatch.export.gpkg import ALERT_LAYER, SCENE_LAYER, export_new_since
+
+    result = export_new_since(lake, {}, label="empty", out_dir=tmp_path)
+    assert (result.scenes, result.alerts) == (0, 0)
+    alerts = pyogrio.read_info(result.path, layer=ALERT_LAYER)
+    assert tuple(alerts["fields"]) == ATTRIBUTE_NAMES
+    types = dict(zip(alerts["fields"], alerts["ogr_types"], strict=True))
+    assert types["alert_date"] == "OFTDateTime" and types["confidence"] == "OFTReal"
+    scenes = pyogrio.read_info(result.path, layer=SCENE_LAYER)
+    types = dict(zip(scenes["fields"], scenes["ogr_types"], strict=True))
+    assert types["acquired_utc"] == "OFTDateTime" and types["width_px"] == "OFTInteger64"
+
+
+def test_the_run_geopackage_carries_the_alerts_in_the_alert_schema(
+    lake: Lake, tmp_path: Path
+) -> None:
+    import pandas as pd
+    import pyogrio
+
+    from canopywatch.export.gpkg import ALERT_LAYER, export_new_since
+    from canopywatch.lake.consume import write_alert_batch
+    from canopywatch.messages import AlertPublished
+
+    ring = [[-55.4, -7.1], [-55.39, -7.1], [-55.39, -7.09], [-55.4, -7.1]]
+    alert = AlertPublished(
+        alert_id="a1", aoi_id="demo", geometry={"type": "Polygon", "coordinates": [ring]},
+        alert_date=datetime(2024, 5, 3, tzinfo=UTC), confidence=0.9, confidence_level="high",
+        status="high", area_ha=1.5, method="harmonic", model_version="harmonic-v1",
+    )  # fmt: skip
+    write_alert_batch(
+        [FakeMessage(alert.to_bytes(), 0, "cw.alerts")], lake=lake, dlq=FakeProducer()
+    )
+    result = export_new_since(lake, {}, label="alerts", out_dir=tmp_path)
+    assert result.alerts == 1
+    frame = pyogrio.read_dataframe(result.path, layer=ALERT_LAYER)
+    row = frame.iloc[0]
+    assert (row["alert_id"], row["status"], row["method"]) == ("a1", "high", "harmonic")
+    assert row["alert_date"] == pd.Timestamp("2024-05-03", tz="UTC")
+    assert frame.geometry.iloc[0].geom_type == "MultiPolygon" and frame.crs.to_epsg() == 4326

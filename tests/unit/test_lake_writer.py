@@ -233,6 +233,50 @@ def test_alerts_are_written_with_a_geohash_partition(lake: Lake) -> None:
     assert table.column("month").to_pylist() == ["2024-05"]
 
 
+def test_a_withdrawn_alert_updates_its_row_even_in_another_partition(lake: Lake) -> None:
+    ring = [[-55.4, -7.1], [-55.39, -7.1], [-55.39, -7.09], [-55.4, -7.1]]
+    active = AlertPublished(
+        alert_id="a1", aoi_id="it-area", geometry={"type": "MultiPolygon", "coordinates": [[ring]]},
+        alert_date=datetime(2024, 5, 30, tzinfo=UTC), confirmed_date=datetime(2024, 6, 4, tzinfo=UTC),
+        confidence=0.9, confidence_level="high", status="high", area_ha=1.5,
+        method="harmonic", model_version="harmonic-v1",
+    )  # fmt: skip
+    withdrawn = active.model_copy(
+        update={"status": "withdrawn", "confidence": 0.01, "confidence_level": "low",
+                "confirmed_date": None, "alert_date": datetime(2024, 6, 2, tzinfo=UTC)}
+    )  # fmt: skip
+    for offset, message in enumerate((active, withdrawn)):
+        write_alert_batch(
+            [FakeMessage(message.to_bytes(), offset, "cw.alerts")], lake=lake, dlq=FakeProducer()
+        )
+    rows = open_table(lake, ALERTS).to_pyarrow_table().to_pylist()
+    assert [(r["alert_id"], r["status"], r["month"]) for r in rows] == [
+        ("a1", "withdrawn", "2024-06")
+    ]
+    assert rows[0]["confirmed_date"] is None and rows[0]["method"] == "harmonic"
+
+
+def test_an_alerts_table_from_before_the_status_columns_gets_them(lake: Lake) -> None:
+    from dataclasses import replace
+
+    added = ("confidence_level", "status", "method")
+    earlier = replace(ALERTS, schema=pa.schema([f for f in ALERTS.schema if f.name not in added]))
+    open_table(lake, earlier)
+    table = open_table(lake, ALERTS)
+    assert set(added) <= {f.name for f in table.schema().fields}
+    alert = AlertPublished(
+        alert_id="a2", aoi_id="it-area", alert_date=datetime(2024, 5, 3, tzinfo=UTC),
+        geometry={"type": "Polygon", "coordinates": [[[-55.4, -7.1], [-55.39, -7.1],
+                                                      [-55.39, -7.09], [-55.4, -7.1]]]},
+        confidence=0.5, area_ha=0.2, model_version="xgb-1",
+    )  # fmt: skip
+    write_alert_batch(
+        [FakeMessage(alert.to_bytes(), 0, "cw.alerts")], lake=lake, dlq=FakeProducer()
+    )
+    (row,) = open_table(lake, ALERTS).to_pyarrow_table().to_pylist()
+    assert (row["status"], row["confidence_level"], row["method"]) == ("low", "low", "xgboost")
+
+
 def test_two_partitions_in_one_batch_record_two_app_ids(lake: Lake) -> None:
     records = [OffsetRow("t", p, o, {**_raw_row(f"s{p}{o}")}) for p in (0, 1) for o in range(3)]
     result = write_exactly_once(lake, SCENES_RAW, records)

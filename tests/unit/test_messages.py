@@ -68,3 +68,29 @@ def test_dead_letter_and_ids():
     assert DeadLetter.from_json(letter.to_json()).error == "boom"
     assert dlq_topic("canopywatch.download-requests") == "canopywatch.download-requests.dlq"
     assert stable_id("a", 1) == stable_id("a", 1) != stable_id("a", 2)
+
+
+def test_the_alert_message_carries_every_field_of_the_alert_schema():
+    from canopywatch.alert_schema import ALERT_FIELDS, FIELD_NAMES, Alert
+    from canopywatch.messages import AlertPublished
+
+    assert tuple(Alert.model_fields) == FIELD_NAMES
+    assert set(FIELD_NAMES) <= set(AlertPublished.model_fields)
+    required = {f.name for f in ALERT_FIELDS if f.required}
+    assert required == {n for n, f in Alert.model_fields.items() if f.is_required()}
+    geometry = {"type": "MultiPolygon", "coordinates": [[[[0, 0], [1, 0], [1, 1], [0, 0]]]]}
+    message = AlertPublished(
+        alert_id="a", aoi_id="demo", alert_date=datetime(2024, 3, 5, tzinfo=UTC),
+        confidence=0.3, confidence_level="low", status="withdrawn", area_ha=0.4,
+        method="harmonic", model_version="harmonic-v1", geometry=geometry,
+    )  # fmt: skip
+    assert AlertPublished.from_json(message.to_bytes()) == message
+    with pytest.raises(MessageError, match="status"):
+        AlertPublished.from_json(message.to_json().replace('"withdrawn"', '"gone"'))
+    # a payload from before confidence_level, status and method still reads
+    earlier = json.loads(message.to_json())
+    for name in ("confidence_level", "status", "method"):
+        del earlier[name]
+    earlier.update(confidence=0.93, model_version="xgb-0123")
+    read = AlertPublished.from_json(json.dumps(earlier))
+    assert (read.confidence_level, read.status, read.method) == ("high", "high", "xgboost")

@@ -8,6 +8,7 @@ picks one or combines both (BitmapAnd) by selectivity. All values are parameters
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from canopywatch.alert_schema import ATTRIBUTE_NAMES
 from canopywatch.download import Window, parse_window
 from canopywatch.geo import BBox, parse_bbox
 
@@ -32,8 +34,8 @@ ORDER BY acquired_at, scene_id
 LIMIT %(limit)s
 """
 
-ALERTS_SQL = """
-SELECT alert_id, aoi_id, alert_date, confirmed_date, confidence, area_ha, model_version,
+ALERTS_SQL = f"""
+SELECT {", ".join(ATTRIBUTE_NAMES)},
        geohash, ST_AsGeoJSON(geom, 7)::json AS geometry
 FROM alerts
 WHERE ST_Intersects(geom, ST_MakeEnvelope(%(minx)s, %(miny)s, %(maxx)s, %(maxy)s, 4326))
@@ -106,6 +108,16 @@ def scenes_in(conn: psycopg.Connection[Any], query: Query) -> list[dict[str, Any
 def alerts_in(conn: psycopg.Connection[Any], query: Query) -> list[dict[str, Any]]:
     """Alerts whose geometry meets the bbox, dated in the window [, confidence >= min]."""
     return _rows(conn, ALERTS_SQL, query)
+
+
+def known_alert_ids(conn: psycopg.Connection[Any], alert_ids: Iterable[str]) -> set[str]:
+    """Those of ``alert_ids`` that the catalog holds (so a withdrawal can update them)."""
+    wanted = sorted(set(alert_ids))
+    if not wanted:
+        return set()
+    with conn.cursor() as cur:
+        cur.execute("SELECT alert_id FROM alerts WHERE alert_id = ANY(%s)", (wanted,))
+        return {str(row[0]) for row in cur.fetchall()}
 
 
 def explain(

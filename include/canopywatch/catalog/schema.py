@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from canopywatch.catalog import alert_table
 from canopywatch.settings import Settings
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -61,20 +62,6 @@ CREATE TABLE IF NOT EXISTS scene_cogs (
     validation_warnings  text[] NOT NULL
 );
 
-CREATE TABLE IF NOT EXISTS alerts (
-    alert_id        text PRIMARY KEY,
-    aoi_id          text NOT NULL,
-    alert_date      timestamptz NOT NULL,
-    confirmed_date  timestamptz,
-    confidence      double precision NOT NULL CHECK (confidence BETWEEN 0 AND 1),
-    area_ha         double precision NOT NULL CHECK (area_ha >= 0),
-    model_version   text NOT NULL,
-    geohash         text NOT NULL,
-    geom            geometry(MultiPolygon, 4326) NOT NULL
-);
-CREATE INDEX IF NOT EXISTS alerts_geom_gix ON alerts USING gist (geom);
-CREATE INDEX IF NOT EXISTS alerts_alert_date_idx ON alerts (alert_date);
-
 CREATE TABLE IF NOT EXISTS lake_sync (
     delta_table    text PRIMARY KEY,
     table_uri      text NOT NULL,
@@ -82,9 +69,15 @@ CREATE TABLE IF NOT EXISTS lake_sync (
     rows_upserted  bigint NOT NULL DEFAULT 0,
     rows_deleted   bigint NOT NULL DEFAULT 0,
     mode           text NOT NULL,
-    synced_at      timestamptz NOT NULL DEFAULT now()
+    synced_at      timestamptz NOT NULL DEFAULT now(),
+    lake_uri       text
 );
+-- the lake a table's version belongs to (catalogs made before it had only table_uri)
+ALTER TABLE lake_sync ADD COLUMN IF NOT EXISTS lake_uri text;
+UPDATE lake_sync SET lake_uri = regexp_replace(table_uri, '/[^/]+$', '') WHERE lake_uri IS NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS lake_sync_lake_table_idx ON lake_sync (lake_uri, delta_table);
 """
+DDL += alert_table.DDL  # the alerts table, built from the alert schema
 
 CATALOG_TABLES = ("scenes", "scene_cogs", "alerts", "lake_sync")
 
@@ -110,6 +103,41 @@ def connect(
             cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         conn.commit()
     return conn
+
+
+class CatalogSchemaError(RuntimeError):
+    """The catalog's schema cannot be used as configured; the message is meant for users."""
+
+
+def search_path_schema(conn: psycopg.Connection[Any]) -> str:
+    """The first schema the connection's ``search_path`` names (``$user`` skipped), whether
+    or not it exists yet (PostgreSQL would silently fall through to the next one)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT current_setting('search_path')")
+        row = cur.fetchone()
+    for entry in str(row[0] if row else "").split(","):
+        name = entry.strip().strip('"')
+        if name and name != "$user":
+            return name
+    return "public"
+
+
+def use_schema(conn: psycopg.Connection[Any], schema: str | None = None) -> str:
+    """Make ``schema`` (default: the first on the connection's search_path) the catalog's:
+    created when missing, first on the search_path (then ``public`` for PostGIS); returns it."""
+    name = check_schema_name(schema or search_path_schema(conn))
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (name,))
+        if cur.fetchone() is None:
+            cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(name)))
+        path = [sql.Identifier(name)] + ([sql.Identifier("public")] if name != "public" else [])
+        cur.execute(sql.SQL("SET search_path TO {}").format(sql.SQL(", ").join(path)))
+        cur.execute("SELECT current_schema()")
+        row = cur.fetchone()
+    conn.commit()
+    if row is None or row[0] != name:
+        raise CatalogSchemaError(f"schema {name!r} is not usable (current schema {row})")
+    return name
 
 
 def ensure_schema(conn: psycopg.Connection[Any]) -> None:

@@ -26,8 +26,10 @@ import psycopg
 import pyarrow as pa
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
+from psycopg import sql
 
-from canopywatch.catalog.schema import ensure_schema
+from canopywatch.catalog import alert_table
+from canopywatch.catalog.schema import CatalogSchemaError, ensure_schema, use_schema
 from canopywatch.lake.changes import known_columns, net_changes
 from canopywatch.lake.tables import ALERTS, SCENES_COG, SCENES_RAW, Lake, TableSpec
 
@@ -65,10 +67,6 @@ _SCENE_STAGE = (
     "size_bytes", "footprint_geojson",
 )  # fmt: skip
 _COG_STAGE = ("scene_id", "cog_key", "valid", "validation_errors", "validation_warnings")
-_ALERT_STAGE = (
-    "alert_id", "aoi_id", "alert_date", "confirmed_date", "confidence", "area_ha",
-    "model_version", "geohash", "geometry_geojson",
-)  # fmt: skip
 
 TARGETS: dict[str, _Target] = {
     "scenes_raw": _Target(
@@ -123,23 +121,9 @@ TARGETS: dict[str, _Target] = {
         ),
     ),
     "alerts": _Target(
-        stage_ddl="""CREATE TEMP TABLE stage (
-            alert_id text, aoi_id text, alert_date timestamptz, confirmed_date timestamptz,
-            confidence double precision, area_ha double precision, model_version text,
-            geohash text, geometry_geojson text) ON COMMIT DROP""",
-        stage_columns=_ALERT_STAGE,
-        upsert_sql="""
-            INSERT INTO alerts (alert_id, aoi_id, alert_date, confirmed_date, confidence,
-                area_ha, model_version, geohash, geom)
-            SELECT alert_id, aoi_id, alert_date, confirmed_date, confidence, area_ha,
-                model_version, geohash,
-                ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON(geometry_geojson), 4326))
-            FROM stage
-            ON CONFLICT (alert_id) DO UPDATE SET aoi_id = EXCLUDED.aoi_id,
-                alert_date = EXCLUDED.alert_date, confirmed_date = EXCLUDED.confirmed_date,
-                confidence = EXCLUDED.confidence, area_ha = EXCLUDED.area_ha,
-                model_version = EXCLUDED.model_version, geohash = EXCLUDED.geohash,
-                geom = EXCLUDED.geom""",
+        stage_ddl=alert_table.STAGE_DDL,
+        stage_columns=alert_table.STAGE_COLUMNS,
+        upsert_sql=alert_table.UPSERT_SQL,
         delete_sql="DELETE FROM alerts WHERE alert_id = ANY(%s)",
         clear_sql=("DELETE FROM alerts",),
     ),
@@ -162,7 +146,7 @@ def _apply(
         cur.execute(target.upsert_sql)
         cur.execute("DROP TABLE stage")
     if deletes:
-        cur.execute(target.delete_sql, (list(deletes),))
+        cur.execute(target.delete_sql, (list(deletes),))  # tables exist in the catalog schema
     changed = [r[key] for r in upserts] + list(deletes)
     for statement in target.after_sql:
         if changed:
@@ -170,6 +154,32 @@ def _apply(
 
 
 # ------------------------------------------------------------------ sync
+class ForeignLakeError(RuntimeError):
+    """The catalog reflects another lake; syncing this one into it would mix or erase rows."""
+
+
+def check_lake(cur: psycopg.Cursor[Any], lake: Lake, schema: str) -> None:
+    """Refuse a catalog whose bookkeeping (``lake_sync``) belongs to another lake."""
+    cur.execute(
+        "SELECT DISTINCT lake_uri FROM lake_sync WHERE lake_uri IS DISTINCT FROM %s", (lake.root,)
+    )
+    others = sorted(str(r[0]) for r in cur.fetchall())
+    if others:
+        raise ForeignLakeError(
+            f"the catalog in schema {schema!r} reflects the lake {', '.join(others)}, "
+            f"not {lake.root}; sync this lake into another schema (CANOPYWATCH_PG_SCHEMA)"
+        )
+
+
+def _scoped(cur: psycopg.Cursor[Any], schema: str, statement: str) -> None:
+    """A destructive statement that can only reach tables of ``schema`` (no search_path
+    fall-through to ``public``)."""
+    cur.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
+    cur.execute(statement)
+    restore = [sql.Identifier(schema)] + ([sql.Identifier("public")] if schema != "public" else [])
+    cur.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.SQL(", ").join(restore)))
+
+
 def _open(lake: Lake, spec: TableSpec) -> DeltaTable | None:
     try:
         return DeltaTable(lake.uri(spec), storage_options=lake.options())
@@ -178,14 +188,27 @@ def _open(lake: Lake, spec: TableSpec) -> DeltaTable | None:
 
 
 def sync_table(
-    conn: psycopg.Connection[Any], lake: Lake, spec: TableSpec, *, rebuild: bool = False
+    conn: psycopg.Connection[Any],
+    lake: Lake,
+    spec: TableSpec,
+    *,
+    rebuild: bool = False,
+    schema: str | None = None,
 ) -> TableSync:
     """Bring the catalog's copy of one Delta table to the table's latest version."""
     target = TARGETS[spec.name]
     lock = _SYNC_LOCK_BASE + list(TARGETS).index(spec.name)
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
-        cur.execute("SELECT delta_version FROM lake_sync WHERE delta_table = %s", (spec.name,))
+        if schema is None:
+            cur.execute("SELECT current_schema()")
+            row = cur.fetchone()
+            schema = str(row[0]) if row else "public"
+        check_lake(cur, lake, schema)
+        cur.execute(
+            "SELECT delta_version FROM lake_sync WHERE delta_table = %s AND lake_uri = %s",
+            (spec.name, lake.root),
+        )
         found = cur.fetchone()
         applied: int | None = None if found is None else int(found[0])
         delta = _open(lake, spec)
@@ -217,9 +240,9 @@ def sync_table(
             snapshot = DeltaTable(lake.uri(spec), version=latest, storage_options=lake.options())
             upserts, deletes = known_columns(snapshot.to_pyarrow_table(), spec), []
             for statement in target.clear_sql:
-                cur.execute(statement)
+                _scoped(cur, schema, statement)
             if spec.name == "scenes_cog":
-                cur.execute("UPDATE scenes SET cog_key = NULL, cog_valid = NULL")
+                _scoped(cur, schema, "UPDATE scenes SET cog_key = NULL, cog_valid = NULL")
         _apply(cur, target, upserts, deletes, spec.key)
         if mode == "full" and spec.name == "scenes_cog":
             cur.execute(
@@ -228,14 +251,15 @@ def sync_table(
             )
         cur.execute(
             """
-            INSERT INTO lake_sync (delta_table, table_uri, delta_version, rows_upserted,
-                rows_deleted, mode, synced_at)
-            VALUES (%s, %s, %s, %s, %s, %s, now())
-            ON CONFLICT (delta_table) DO UPDATE SET table_uri = EXCLUDED.table_uri,
+            INSERT INTO lake_sync (delta_table, lake_uri, table_uri, delta_version,
+                rows_upserted, rows_deleted, mode, synced_at)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, now())
+            ON CONFLICT (delta_table) DO UPDATE SET lake_uri = EXCLUDED.lake_uri,
+                table_uri = EXCLUDED.table_uri,
                 delta_version = EXCLUDED.delta_version, rows_upserted = EXCLUDED.rows_upserted,
                 rows_deleted = EXCLUDED.rows_deleted, mode = EXCLUDED.mode, synced_at = now()
             """,
-            (spec.name, lake.uri(spec), latest, len(upserts), len(deletes), mode),
+            (spec.name, lake.root, lake.uri(spec), latest, len(upserts), len(deletes), mode),
         )
     log.info(
         "%s: Delta v%s -> v%d (%s): %d row(s) upserted, %d deleted",
@@ -250,11 +274,18 @@ def sync_table(
 
 
 def sync_catalog(
-    conn: psycopg.Connection[Any], lake: Lake, *, rebuild: bool = False
+    conn: psycopg.Connection[Any], lake: Lake, *, rebuild: bool = False, schema: str | None = None
 ) -> list[TableSync]:
-    """Sync every lake table into PostGIS (creating the catalog tables if needed)."""
+    """Sync every lake table into PostGIS, in ``schema`` (default: the first schema on the
+    connection's search_path), creating the schema and the catalog tables if needed.
+
+    Raises ``ForeignLakeError`` when the catalog reflects another lake."""
+    name = use_schema(conn, schema)
     ensure_schema(conn)
-    return [sync_table(conn, lake, spec, rebuild=rebuild) for spec in SYNC_ORDER]
+    with conn.cursor() as cur:
+        check_lake(cur, lake, name)
+    conn.commit()
+    return [sync_table(conn, lake, spec, rebuild=rebuild, schema=name) for spec in SYNC_ORDER]
 
 
 def catalog_versions(conn: psycopg.Connection[Any]) -> dict[str, int]:
@@ -291,14 +322,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--rebuild", action="store_true", help="reload every table from Delta")
     parser.add_argument("--lake", help="lake root: s3://bucket/prefix or a folder (default: MinIO)")
-    parser.add_argument("--schema", help="PostGIS schema (default: the search_path's first)")
+    parser.add_argument("--schema", help="PostGIS schema (default: CANOPYWATCH_PG_SCHEMA)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = Settings.from_env()
     lake = Lake.parse(args.lake, settings) if args.lake else lake_from_settings(settings)
     try:
         with connect(settings, schema=args.schema) as conn:
-            results = sync_catalog(conn, lake, rebuild=args.rebuild)
+            results = sync_catalog(conn, lake, rebuild=args.rebuild, schema=args.schema)
+    except (ForeignLakeError, CatalogSchemaError, ValueError) as exc:
+        print(f"canopywatch sync: {exc}".splitlines()[0], file=sys.stderr)
+        return 2
     except (psycopg.OperationalError, OSError) as exc:
         print(f"canopywatch sync: {exc}".splitlines()[0], file=sys.stderr)
         return 1

@@ -1,23 +1,33 @@
-"""Alert polygons from per-pixel alert state; GeoJSON/GeoPackage export; PNG quicklooks.
+"""Alert polygons from per-pixel alert state, and PNG quicklooks.
 
 A polygon is a connected (8-neighbour) set of alerted pixels of at least the minimum
-mapping unit. Its ``alert_date`` is the first date on which its alerted area reached the
-MMU (so a stray early pixel cannot back-date it), ``confirmed_date`` the date its
-confirmed area reached the MMU (None: low confidence). Ids are stable across re-runs:
-they hash the area, the alert date and the earliest pixel's coordinates.
+mapping unit, in the columns of the alert schema (``canopywatch.alert_schema``). Its
+``alert_date`` is the first date on which its alerted area reached the MMU (so a stray
+early pixel cannot back-date it), ``confirmed_date`` the date its confirmed area reached
+the MMU (None: low confidence).
+
+Ids are stable across re-runs, as the clearing grows and as the weekly window moves:
+they hash the area, the alert date and an anchor pixel, the one of the pixels that broke
+on the alert date whose position hashes lowest. Pixels that join later (growth) are not
+candidates; a stray pixel that a moved window adds or drops changes the anchor only if it
+is the anchor itself (1 in the number of candidates), where an "earliest pixel" anchor is
+that stray pixel whenever it is early. A withdrawn alert keeps its pixels' break dates, so
+it gets the id it had while active and updates that alert.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import rasterio.crs
 import rasterio.features
 from affine import Affine
@@ -25,6 +35,14 @@ from scipy import ndimage
 from shapely.geometry import shape
 from shapely.ops import unary_union
 
+from canopywatch.alert_schema import (
+    ACTIVE_STATUSES,
+    DATETIME_FIELDS,
+    FIELD_NAMES,
+    HIGH_CONFIDENCE,
+    confidence_level,
+    method_of,
+)
 from canopywatch.dates import date_from_days
 from canopywatch.detect.baseline import (
     STATUS_HIGH,
@@ -36,19 +54,7 @@ from canopywatch.detect.baseline import (
 from canopywatch.messages import stable_id
 
 FloatArray = npt.NDArray[np.float32]
-ALERT_COLUMNS: tuple[str, ...] = (
-    "id",
-    "alert_date",
-    "confirmed_date",
-    "confidence",
-    "confidence_level",
-    "status",
-    "area_ha",
-    "model_version",
-    "aoi",
-    "geometry",
-)
-HIGH_CONFIDENCE_FLOOR = 0.8
+HIGH_CONFIDENCE_FLOOR = HIGH_CONFIDENCE
 LOW_CONFIDENCE_CAP = 0.79
 ATTRIBUTION = "Contains modified Copernicus Sentinel data"
 
@@ -127,10 +133,14 @@ def polygonize(
     aoi: str,
     model_version: str,
     policy: AlertPolicy | None = None,
+    method: str | None = None,
 ) -> gpd.GeoDataFrame:
-    """Alert polygons with their lifecycle ``status``: low / high (active deforestation
-    alerts), withdrawn (the series came back) and plantation_harvest (cut and regrown)."""
+    """Alert polygons in the alert schema's columns (``canopywatch.alert_schema``; the
+    geometry in the grid's CRS) with their lifecycle ``status``: low / high (active
+    deforestation alerts), withdrawn (the series came back) and plantation_harvest (cut
+    and regrown). ``method`` defaults to the one ``model_version`` names."""
     policy = policy or AlertPolicy()
+    chosen_method = method or method_of(model_version)
     pixel_area = abs(transform.a * transform.e - transform.b * transform.d)
     min_pixels = mmu_pixels(policy.mmu_ha, pixel_area)
     codes = pixel_alerts.status_codes()
@@ -165,11 +175,13 @@ def polygonize(
             alert_day = int(np.partition(first, k - 1)[k - 1])
             done = np.sort(confirmed[confirmed >= 0])
             confirmed_day = int(done[k - 1]) if done.size >= k else None
-            rows, cols = np.nonzero(inside)
-            order = np.lexsort((cols, rows, first))
-            seed_row = int(rows[order[0]]) + box[0].start
-            seed_col = int(cols[order[0]]) + box[1].start
-            x, y = transform * (seed_col + 0.5, seed_row + 0.5)
+            # the id: the area, the alert date and an anchor pixel among those that broke on
+            # that date, chosen by a hash of its position, not by its date, so a stray pixel
+            # that a moved history window adds or drops rarely moves it (docstring)
+            rows, cols = np.nonzero(inside & (pixel_alerts.first_day[box] == alert_day))
+            xs, ys = transform * (cols + box[1].start + 0.5, rows + box[0].start + 0.5)
+            anchor = int(np.argmin(_position_hash(np.asarray(xs), np.asarray(ys))))
+            x, y = float(np.asarray(xs)[anchor]), float(np.asarray(ys)[anchor])
             mean_score = float(np.mean(score)) if score.size else 0.0
             if group == "active":
                 status = "high" if confirmed_day is not None else "low"
@@ -180,24 +192,47 @@ def polygonize(
                 )
             else:
                 status, confidence, confirmed_day = group, 0.0, None
+            confidence = round(min(0.99, max(0.01, confidence)), 4)
+            alert_date = date_from_days(alert_day)
             records.append(
                 {
-                    "id": stable_id(aoi, f"{x:.1f}", f"{y:.1f}", date_from_days(alert_day)),
-                    "alert_date": date_from_days(alert_day).isoformat(),
-                    "confirmed_date": None
-                    if confirmed_day is None
-                    else date_from_days(confirmed_day).isoformat(),
-                    "confidence": round(min(0.99, max(0.01, confidence)), 4),
-                    "confidence_level": status if group == "active" else "none",
+                    "alert_id": stable_id(aoi, f"{x:.1f}", f"{y:.1f}", alert_date),
+                    "aoi_id": aoi,
+                    "alert_date": _utc_day(alert_day),
+                    "confirmed_date": None if confirmed_day is None else _utc_day(confirmed_day),
+                    "confidence": confidence,
+                    "confidence_level": confidence_level(confidence),
                     "status": status,
                     "area_ha": round(int(inside.sum()) * pixel_area / 10000.0, 4),
+                    "method": chosen_method,
                     "model_version": model_version,
-                    "aoi": aoi,
                     "geometry": unary_union(geometries.get(number, [])),
                 }
             )
-    frame = gpd.GeoDataFrame(records, columns=list(ALERT_COLUMNS), geometry="geometry", crs=crs)
-    return frame.sort_values(["alert_date", "id"]).reset_index(drop=True)
+    frame = pd.DataFrame.from_records(records, columns=list(FIELD_NAMES))
+    for column in DATETIME_FIELDS:
+        frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[ms, UTC]")
+    alerts = gpd.GeoDataFrame(frame, geometry="geometry", crs=crs)
+    return alerts.sort_values(["alert_date", "alert_id"]).reset_index(drop=True)
+
+
+def _utc_day(day: int) -> datetime:
+    return datetime.combine(date_from_days(day), time(0), tzinfo=UTC)
+
+
+def _position_hash(xs: npt.NDArray[np.float64], ys: npt.NDArray[np.float64]) -> Any:
+    """A well-mixed 64-bit hash of positions rounded to 0.1 (splitmix64 finaliser)."""
+
+    def mix(z: Any) -> Any:
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+    xi = np.round(xs * 10.0).astype(np.int64).view(np.uint64)
+    yi = np.round(ys * 10.0).astype(np.int64).view(np.uint64)
+    with np.errstate(over="ignore"):
+        return mix(mix(xi) ^ yi)
 
 
 def active_alerts(alerts: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -205,31 +240,25 @@ def active_alerts(alerts: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     are other changes."""
     if alerts.empty:
         return alerts
-    active: gpd.GeoDataFrame = alerts[alerts["status"].isin(("low", "high"))].reset_index(drop=True)
+    active: gpd.GeoDataFrame = alerts[alerts["status"].isin(ACTIVE_STATUSES)].reset_index(drop=True)
     return active
+
+
+def publishable(alerts: gpd.GeoDataFrame, known_ids: Iterable[str]) -> gpd.GeoDataFrame:
+    """What a run publishes: every active alert, and each withdrawn or harvested one whose
+    id is already known (it updates that alert; one never published is not news)."""
+    if alerts.empty:
+        return alerts
+    keep = alerts["status"].isin(ACTIVE_STATUSES) | alerts["alert_id"].isin(set(known_ids))
+    chosen: gpd.GeoDataFrame = alerts[keep].reset_index(drop=True)
+    return chosen
 
 
 def other_changes(alerts: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     if alerts.empty:
         return alerts
-    other: gpd.GeoDataFrame = alerts[~alerts["status"].isin(("low", "high"))].reset_index(drop=True)
+    other: gpd.GeoDataFrame = alerts[~alerts["status"].isin(ACTIVE_STATUSES)].reset_index(drop=True)
     return other
-
-
-def write_alerts(alerts: gpd.GeoDataFrame, path: Path) -> Path:
-    """GeoJSON (reprojected to EPSG:4326) or GeoPackage (native CRS), by suffix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = path.suffix.lower()
-    if suffix in {".geojson", ".json"}:
-        out = alerts.to_crs(4326) if alerts.crs is not None else alerts
-        if path.exists():
-            path.unlink()
-        out.to_file(path, driver="GeoJSON")
-    elif suffix == ".gpkg":
-        alerts.to_file(path, driver="GPKG", layer="alerts", mode="w")
-    else:
-        raise ValueError(f"alert output {path.name}: use .geojson or .gpkg")
-    return path
 
 
 def write_quicklook(

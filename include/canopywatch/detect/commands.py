@@ -271,11 +271,11 @@ def detect_command(args: argparse.Namespace) -> int:
         AlertPolicy,
         active_alerts,
         other_changes,
-        write_alerts,
         write_quicklook,
     )
     from canopywatch.detect.detector import detect_area, write_forest_baseline
     from canopywatch.detect.observations import check_reflectance
+    from canopywatch.export.alerts import write_alerts
 
     if args.mmu_ha <= 0:
         raise ValueError("--mmu-ha must be > 0")

@@ -1,9 +1,9 @@
 """A run's new scene footprints and alerts as a GeoPackage, for review in QGIS.
 
-Two layers with readable names and columns: ``scene_footprints`` and
-``deforestation_alerts`` (EPSG:4326). "New" means rows that entered the Delta tables
-after the versions recorded at the start of the run (change data feed), so a re-run
-that adds nothing exports empty layers. The file is written locally and uploaded
+Two layers with readable names and typed columns: ``scene_footprints`` and
+``deforestation_alerts`` (the alert schema, ``export.alerts``), EPSG:4326. "New" means
+rows that entered the Delta tables after the versions recorded at the start of the run
+(change data feed), so a re-run that adds nothing exports empty (but typed) layers. The file is written locally and uploaded
 to the exports bucket under ``geopackages/<run>.gpkg``.
 """
 
@@ -22,8 +22,10 @@ import pandas as pd
 import pyarrow as pa
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
-from shapely.geometry import MultiPolygon, Polygon, shape
+from shapely.geometry import shape
 
+from canopywatch.export.alerts import ALERT_LAYER as ALERT_LAYER
+from canopywatch.export.alerts import from_lake_rows, write_layer
 from canopywatch.lake.changes import known_columns, net_changes
 from canopywatch.lake.tables import ALERTS, SCENES_RAW, Lake, TableSpec
 from canopywatch.storage.objects import ObjectStore
@@ -31,7 +33,6 @@ from canopywatch.storage.objects import ObjectStore
 log = logging.getLogger(__name__)
 
 SCENE_LAYER = "scene_footprints"
-ALERT_LAYER = "deforestation_alerts"
 GPKG_TYPE = "application/geopackage+sqlite3"
 EXPORT_PREFIX = "geopackages"
 CRS = "EPSG:4326"
@@ -53,54 +54,52 @@ SCENE_COLUMNS = {
     "raw_key": "raw_object_key",
     "size_bytes": "raw_size_bytes",
 }
-ALERT_COLUMNS = {
-    "alert_id": "alert_id",
-    "aoi_id": "area_id",
-    "alert_date": "alert_date_utc",
-    "confirmed_date": "confirmed_date_utc",
-    "confidence": "confidence",
-    "area_ha": "area_ha",
-    "model_version": "model_version",
-    "geohash": "geohash",
+# GeoPackage column types of the scene layer (the rest are text), so that an empty
+# layer is typed too
+_SCENE_TYPES = {
+    "acquired_utc": "datetime64[ms, UTC]",
+    "cloud_cover_pct": "float64",
+    "width_px": "int64",
+    "height_px": "int64",
+    "raw_size_bytes": "int64",
 }
 
 
-def _frame(
-    rows: Sequence[Mapping[str, Any]], columns: Mapping[str, str], geometry_column: str
-) -> gpd.GeoDataFrame:
+def scenes_frame(rows: Sequence[Mapping[str, Any]]) -> gpd.GeoDataFrame:
+    """``scenes_raw`` rows as the scene_footprints layer (typed columns, also when empty)."""
     records = []
     for row in rows:
-        record = {new: row.get(old) for old, new in columns.items()}
+        record = {new: row.get(old) for old, new in SCENE_COLUMNS.items()}
         bands = record.get("bands")
         if isinstance(bands, list):
             record["bands"] = ",".join(bands)
         records.append(record)
-    geometries = [shape(json.loads(r[geometry_column])) for r in rows]
-    frame = pd.DataFrame.from_records(records, columns=list(columns.values()))
-    return gpd.GeoDataFrame(frame, geometry=geometries, crs=CRS)
-
-
-def scenes_frame(rows: Sequence[Mapping[str, Any]]) -> gpd.GeoDataFrame:
-    """``scenes_raw`` rows as the scene_footprints layer."""
-    return _frame(rows, SCENE_COLUMNS, "footprint_geojson")
+    frame = pd.DataFrame.from_records(records, columns=list(SCENE_COLUMNS.values()))
+    for column in frame.columns:
+        kind = _SCENE_TYPES.get(column, "string")
+        if kind.startswith("datetime"):
+            frame[column] = pd.to_datetime(frame[column], utc=True).astype(kind)
+        else:
+            frame[column] = frame[column].astype(kind)
+    geometries = gpd.GeoSeries([shape(json.loads(r["footprint_geojson"])) for r in rows], crs=CRS)
+    return gpd.GeoDataFrame(frame, geometry=geometries.values, crs=CRS)
 
 
 def alerts_frame(rows: Sequence[Mapping[str, Any]]) -> gpd.GeoDataFrame:
-    """``alerts`` rows as the deforestation_alerts layer (always MultiPolygon)."""
-    frame = _frame(rows, ALERT_COLUMNS, "geometry_geojson")
-    frame["geometry"] = [MultiPolygon([g]) if isinstance(g, Polygon) else g for g in frame.geometry]
-    return frame
+    """``alerts`` rows as the deforestation_alerts layer: the alert schema's columns and
+    types, MultiPolygon EPSG:4326 (``export.alerts``)."""
+    return from_lake_rows(rows)
 
 
 def write_geopackage(path: Path, scenes: gpd.GeoDataFrame, alerts: gpd.GeoDataFrame) -> Path:
-    """Both layers into one GeoPackage (replaced if it exists); empty layers are kept."""
+    """Both layers into one GeoPackage (replaced if it exists); empty layers are kept, with
+    their column types."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
-    for layer, frame, kind in (
-        (SCENE_LAYER, scenes, "Polygon"),
-        (ALERT_LAYER, alerts, "MultiPolygon"),
-    ):
-        frame.to_file(path, layer=layer, driver="GPKG", engine="pyogrio", geometry_type=kind)
+    scenes.to_file(
+        path, layer=SCENE_LAYER, driver="GPKG", engine="pyogrio", geometry_type="Polygon"
+    )
+    write_layer(alerts, path, ALERT_LAYER)
     return path
 
 

@@ -14,8 +14,9 @@ from typing import Any
 
 from shapely.geometry import shape
 
+from canopywatch.alert_schema import ATTRIBUTE_NAMES
 from canopywatch.geo import geohash
-from canopywatch.lake.tables import PARTITION_GEOHASH_CHARS
+from canopywatch.lake.tables import ALERT_GEOMETRY_COLUMN, PARTITION_GEOHASH_CHARS
 from canopywatch.layout import LayoutError, parse_key
 from canopywatch.messages import AlertPublished, SceneConverted, SceneDownloaded
 
@@ -125,15 +126,13 @@ def alert_row(
     ghash = geohash(centre.y, centre.x, geohash_precision)
     alert_date = _utc(message.alert_date)
     return {
-        "alert_id": message.alert_id,
-        "aoi_id": message.aoi_id,
-        "geometry_geojson": json.dumps(message.geometry, separators=(",", ":")),
-        "geohash": ghash,
+        **{name: getattr(message, name) for name in ATTRIBUTE_NAMES},
         "alert_date": alert_date,
         "confirmed_date": _utc(message.confirmed_date) if message.confirmed_date else None,
         "confidence": float(message.confidence),
         "area_ha": float(message.area_ha),
-        "model_version": message.model_version,
+        ALERT_GEOMETRY_COLUMN: json.dumps(message.geometry, separators=(",", ":")),
+        "geohash": ghash,
         **provenance.columns(message.schema_version),
         **partition_values(ghash, alert_date),
     }

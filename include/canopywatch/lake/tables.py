@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-from deltalake import DeltaTable
+from deltalake import DeltaTable, Schema
 from deltalake.exceptions import TableNotFoundError
 
+from canopywatch.alert_schema import ALERT_FIELDS, AlertField
 from canopywatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -96,17 +97,25 @@ SCENES_COG_SCHEMA = pa.schema(
     ]
 )
 
+# the alert schema (canopywatch.alert_schema) with the geometry as GeoJSON text
+ALERT_GEOMETRY_COLUMN = "geometry_geojson"
+_ALERT_ARROW: dict[str, pa.DataType] = {
+    "text": pa.string(),
+    "datetime": _UTC_TIME,
+    "float": pa.float64(),
+    "geometry": pa.string(),
+}
+
+
+def _alert_column(spec: AlertField) -> pa.Field:
+    name = ALERT_GEOMETRY_COLUMN if spec.kind == "geometry" else spec.name
+    return pa.field(name, _ALERT_ARROW[spec.kind], nullable=not spec.required)
+
+
 ALERTS_SCHEMA = pa.schema(
     [
-        _required("alert_id", pa.string()),
-        _required("aoi_id", pa.string()),
-        _required("geometry_geojson", pa.string()),
+        *(_alert_column(spec) for spec in ALERT_FIELDS),
         _required("geohash", pa.string()),
-        _required("alert_date", _UTC_TIME),
-        _optional("confirmed_date", _UTC_TIME),
-        _required("confidence", pa.float64()),
-        _required("area_ha", pa.float64()),
-        _required("model_version", pa.string()),
         *_PROVENANCE,
         *_PARTITIONS,
     ]
@@ -122,6 +131,9 @@ class TableSpec:
     # columns whose change in a re-sent record updates the stored row; empty: first write wins
     updatable: tuple[str, ...] = ()
     partition_by: tuple[str, ...] = PARTITION_COLUMNS
+    # False: rows are matched on the key alone, so a record whose partition values changed
+    # (an alert re-dated or moved) updates its row instead of adding one
+    merge_in_partition: bool = True
 
     @property
     def columns(self) -> list[str]:
@@ -145,8 +157,13 @@ ALERTS = TableSpec(
     "alerts",
     ALERTS_SCHEMA,
     key="alert_id",
-    description="Dated, scored deforestation alerts (one row per AlertPublished)",
-    updatable=("confirmed_date", "confidence", "area_ha", "geometry_geojson", "model_version"),
+    description="Dated, scored deforestation alerts (one row per alert id, latest state)",
+    updatable=(
+        *(c for c in ALERTS_SCHEMA.names[: len(ALERT_FIELDS)] if c != "alert_id"),
+        "geohash",
+        *PARTITION_COLUMNS,
+    ),
+    merge_in_partition=False,
 )
 TABLES: dict[str, TableSpec] = {spec.name: spec for spec in (SCENES_RAW, SCENES_COG, ALERTS)}
 
@@ -242,7 +259,7 @@ def open_table(lake: Lake, spec: TableSpec, *, create: bool = True) -> DeltaTabl
     """The table at its latest version; created empty (version 0) when missing and ``create``."""
     uri = lake.uri(spec)
     try:
-        return DeltaTable(uri, storage_options=lake.options())
+        return add_missing_columns(DeltaTable(uri, storage_options=lake.options()), spec)
     except TableNotFoundError:
         if not create:
             raise
@@ -264,6 +281,17 @@ def open_table(lake: Lake, spec: TableSpec, *, create: bool = True) -> DeltaTabl
         if table_exists(lake, spec):
             return DeltaTable(uri, storage_options=lake.options())
         raise
+
+
+def add_missing_columns(table: DeltaTable, spec: TableSpec) -> DeltaTable:
+    """A table made before columns were added to its schema gets them (nullable: its old
+    rows hold none), so new rows can be written; the table is returned."""
+    have = {field.name for field in table.schema().fields}
+    missing = [f.with_nullable(True) for f in spec.schema if f.name not in have]
+    if missing:
+        table.alter.add_columns(list(Schema.from_arrow(pa.schema(missing)).fields))
+        log.info("%s: added column(s) %s", spec.name, ", ".join(f.name for f in missing))
+    return table
 
 
 def current_versions(

@@ -98,7 +98,8 @@ class CommitResult:
 
 
 def merge_predicate(spec: TableSpec) -> str:
-    return " AND ".join(f"t.{c} = s.{c}" for c in (spec.key, *spec.partition_by))
+    columns = (spec.key, *spec.partition_by) if spec.merge_in_partition else (spec.key,)
+    return " AND ".join(f"t.{c} = s.{c}" for c in columns)
 
 
 def changed_predicate(spec: TableSpec) -> str:
