@@ -29,6 +29,7 @@ from canopywatch.detect import commands as detect_commands
 from canopywatch.download import make_aoi, plan_tiles
 from canopywatch.evalscripts import FUNCTIONS, get_function
 from canopywatch.output import Column, add_listing_options, emit, with_examples
+from canopywatch.sensors import commands as sensor_commands
 from canopywatch.settings import Settings
 from canopywatch.subscriptions import commands as subscription_commands
 
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     catalog_commands.register(commands)
     detect_commands.register(commands)
     subscription_commands.register(commands)
+    sensor_commands.register(commands)
     return parser
 
 
@@ -185,6 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handled is not None:
         return handled
     handled = subscription_commands.dispatch(args, settings)
+    if handled is not None:
+        return handled
+    handled = sensor_commands.dispatch(args, settings)
     if handled is not None:
         return handled
     if getattr(args, "handler", None) is not None:

@@ -168,6 +168,91 @@ class AlertPublished(Message, Alert):
         return self.alert_id
 
 
+SensorKind = Literal["weather", "soil_moisture", "acoustic", "patrol_gps", "fire_hotspot"]
+AcousticEvent = Literal["chainsaw", "gunshot", "vehicle"]
+SENSOR_KINDS: tuple[str, ...] = (
+    "weather",
+    "soil_moisture",
+    "acoustic",
+    "patrol_gps",
+    "fire_hotspot",
+)
+# the fields each kind must carry (others stay null)
+SENSOR_FIELDS: dict[str, tuple[str, ...]] = {
+    "weather": ("rain_mm", "temperature_c", "humidity_pct"),
+    "soil_moisture": ("soil_moisture_pct",),
+    "acoustic": ("event", "score"),
+    "patrol_gps": ("track_id",),
+    "fire_hotspot": ("frp_mw", "fire_confidence", "instrument", "satellite"),
+}
+
+
+class SensorReading(Message):
+    """One reading of a ground sensor, a patrol GPS fix or a satellite fire hotspot.
+
+    Keyed by ``station_id`` (the Kafka key), so one station's readings stay in order on
+    one partition. ``reading_id`` is derived from the station, kind, observation time and
+    the event, so a duplicate (a resend, a replayed file) carries the same id. Values are
+    physically possible ones only (a sensor saying 80 °C or 130 % humidity is rejected);
+    plausibility for the region is flagged downstream (dbt ``stg_sensors``). Times are UTC.
+    """
+
+    topic_name: ClassVar[str] = "sensor-readings"
+    message_type: Literal["SensorReading"] = "SensorReading"
+    reading_id: str = ""
+    station_id: str = Field(min_length=1, max_length=128)
+    kind: SensorKind
+    observed_at: datetime
+    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90)
+    source: str = "station"
+    # weather
+    rain_mm: float | None = Field(default=None, ge=0, le=500)
+    temperature_c: float | None = Field(default=None, ge=-90, le=60)
+    humidity_pct: float | None = Field(default=None, ge=0, le=100)
+    # soil moisture (volumetric water content)
+    soil_moisture_pct: float | None = Field(default=None, ge=0, le=100)
+    # acoustic detector
+    event: AcousticEvent | None = None
+    score: float | None = Field(default=None, ge=0, le=1)
+    # patrol GPS
+    track_id: str | None = None
+    # active-fire hotspot (FIRMS): fire radiative power, confidence as published
+    # (VIIRS l/n/h, MODIS 0-100), brightness temperature (VIIRS I4 / MODIS 21), sensor
+    frp_mw: float | None = Field(default=None, ge=0)
+    fire_confidence: str | None = None
+    brightness_k: float | None = Field(default=None, ge=0, le=600)
+    instrument: str | None = None
+    satellite: str | None = None
+    daynight: Literal["D", "N"] | None = None
+
+    @field_validator("observed_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("observed_at needs a time zone (UTC), e.g. 2024-03-01T10:00:00Z")
+        return value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> SensorReading:
+        missing = [name for name in SENSOR_FIELDS[self.kind] if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"a {self.kind} reading needs {', '.join(missing)}")
+        if not self.reading_id:
+            ident = stable_id(
+                self.station_id,
+                self.kind,
+                self.observed_at.isoformat(),
+                self.event or self.track_id or "",
+            )
+            object.__setattr__(self, "reading_id", ident)
+        return self
+
+    @property
+    def key(self) -> str:
+        return self.station_id
+
+
 class DeadLetter(Message):
     """A message that could not be processed, with the reason, for ``<topic>.dlq``."""
 

@@ -36,6 +36,7 @@ _MAIN_TOPICS = {
     "scenes-downloaded": 1,
     "scenes-converted": 1,
     "alerts": 1,
+    "sensor-readings": 4,  # keyed by station
 }
 TOPICS: dict[str, int] = {
     **_MAIN_TOPICS,

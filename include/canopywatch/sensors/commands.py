@@ -1,0 +1,94 @@
+"""``canopywatch sensors ingest FILE|-``: sensor rows (CSV, JSON lines, FIRMS CSV) to Kafka.
+
+    canopywatch sensors ingest readings.csv [--format auto|csv|jsonl|firms]
+                                            [--stations include/sensor_stations.csv]
+    canopywatch sensors ingest - < fire_nrt_J1V-C2.csv
+
+Good rows go to ``<prefix>.sensor-readings`` keyed by station; each bad row is reported
+on stderr (``line N: reason``) and dead-lettered to ``<prefix>.sensor-readings.dlq``.
+Exit 0 when the input was read (even with bad rows: the summary counts them), 2 when
+the input or the station registry is unreadable, 1 when Kafka did not take the messages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from canopywatch.settings import Settings
+
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 1
+SHOWN_REJECTS = 20
+
+
+def register(subparsers: Any) -> None:
+    sensors = subparsers.add_parser("sensors", help="ground sensors, patrol GPS, fire hotspots")
+    verbs = sensors.add_subparsers(dest="sensors_command", required=True)
+    ingest = verbs.add_parser(
+        "ingest",
+        help="publish sensor rows (CSV, JSON lines, FIRMS CSV) to Kafka",
+        description=__doc__.splitlines()[0],
+    )
+    ingest.add_argument("source", help="file, or - for standard input")
+    from canopywatch.sensors.readings import FORMATS
+    from canopywatch.sensors.stations import DEFAULT_STATIONS
+
+    ingest.add_argument("--format", choices=FORMATS, default="auto")
+    ingest.add_argument(
+        "--stations", default=str(DEFAULT_STATIONS), help="station registry CSV (%(default)s)"
+    )
+    ingest.add_argument("--timeout", type=float, default=30.0, help="Kafka flush seconds")
+    ingest.set_defaults(sensors_handler=_ingest)
+
+
+def dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
+    handler = getattr(args, "sensors_handler", None)
+    if handler is None:
+        return None
+    result: int = handler(args, settings)
+    return result
+
+
+def _ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from canopywatch.messages import SensorReading
+    from canopywatch.sensors.ingest import ingest_rows
+    from canopywatch.sensors.readings import InputError, open_input, read_rows
+    from canopywatch.sensors.stations import StationError, load_stations
+    from canopywatch.transport import UndeliveredError
+
+    try:
+        stations = load_stations(args.stations)
+        handle = open_input(args.source)
+        # read it whole first: an unreadable input publishes nothing
+        rows = list(read_rows(handle, args.format, "stdin" if args.source == "-" else args.source))
+    except (InputError, StationError) as exc:
+        print(f"canopywatch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    from confluent_kafka import KafkaException, Producer
+
+    topic = settings.topic(SensorReading.topic_name)
+    try:
+        producer = Producer(
+            {
+                "bootstrap.servers": settings.kafka_bootstrap,
+                "enable.idempotence": True,
+                "acks": "all",
+                "message.timeout.ms": int(args.timeout * 1000),
+            }
+        )
+        report = ingest_rows(rows, stations, producer, topic, flush_timeout=args.timeout)
+    except (UndeliveredError, KafkaException) as exc:
+        print(f"canopywatch: Kafka at {settings.kafka_bootstrap}: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    for line, reason in report.rejected[:SHOWN_REJECTS]:
+        print(f"line {line}: {reason}", file=sys.stderr)
+    if len(report.rejected) > SHOWN_REJECTS:
+        print(f"... and {len(report.rejected) - SHOWN_REJECTS} more", file=sys.stderr)
+    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(report.published.items())) or "none"
+    print(
+        f"{report.total_published} reading(s) to {topic} ({kinds}); "
+        f"{len(report.rejected)} bad row(s) to {topic}.dlq"
+    )
+    return 0
