@@ -25,7 +25,15 @@ with DAG(
     max_active_runs=1,
     default_args={"owner": "canopywatch", "retries": 2, "retry_delay": timedelta(minutes=1)},
     tags=["canopywatch", "catalog", "postgis"],
-    params={"rebuild": Param(False, type="boolean", title="Rebuild PostGIS from Delta")},
+    params={
+        "rebuild": Param(
+            False,
+            type="boolean",
+            title="Rebuild PostGIS from Delta",
+            description="off: apply only the Delta changes since the last sync (fast); on: "
+            "reload every PostGIS catalog table from the Delta tables (same result, slower)",
+        )
+    },
 ) as dag:
 
     @task

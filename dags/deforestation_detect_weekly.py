@@ -25,6 +25,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Param, get_current_context, task
 
+from canopywatch import params as form
 from canopywatch.dag_steps import lake_recorder, sync_catalog
 from canopywatch.settings import Settings
 
@@ -43,38 +44,43 @@ with DAG(
     default_args={"owner": "canopywatch", "retries": 1, "retry_delay": timedelta(minutes=1)},
     tags=["canopywatch", "detection", "alerts"],
     params={
-        "bbox": Param(
+        "bbox": Param(None, **form.bbox_schema("score every registered area")),
+        **{name: Param(None, **schema) for name, schema in form.corner_schemas().items()},
+        "aoi_name": Param(
             None,
-            type=["null", "array"],
-            items={"type": "number"},
-            minItems=4,
-            maxItems=4,
-            title="Bounding box",
-            description="[min_lon, min_lat, max_lon, max_lat]; empty = every registered area",
+            type=["null", "string"],
+            maxLength=48,
+            title="Area name",
+            description="the id of the area the bbox is (as registered or as the monitoring "
+            "run named it); empty: bbox-<geohash>",
         ),
-        "aoi_name": Param(None, type=["null", "string"], maxLength=48, title="Area name"),
-        "end": Param(None, type=["null", "string"], format="date", title="Score up to (date)"),
+        "end": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="Score up to (date)",
+            description="the last day scored, included; empty: the end of the run's data "
+            "interval (a scheduled run: its week), or now for a manual run",
+        ),
         "method": Param(
             "harmonic",
-            enum=["harmonic", "baseline", "xgboost"],
-            title="Detector",
-            description="harmonic (default, as in `canopywatch detect`): season-aware per-pixel "
-            "history; baseline: the earlier statistical detector; xgboost: the trained model",
+            **form.choices_schema(form.METHOD_CHOICES, "Detector", "which detector scores:"),
         ),
         "history_start": Param(
             None,
             type=["null", "string"],
             format="date",
             title="History start",
-            description="first date of the stable history (empty: the first scene, 730 days back)",
+            description="first date of the stable history the detector learns from (empty: "
+            "the first scene, at most 730 days before the end)",
         ),
         "monitor_start": Param(
             None,
             type=["null", "string"],
             format="date",
             title="Monitoring start",
-            description="nothing is alerted before this date (empty: 120 days after the first "
-            "scene)",
+            description="nothing is alerted before this date (empty: 90 days after the first "
+            "scene, or a third of a shorter series)",
         ),
     },
 ) as dag:
@@ -86,9 +92,9 @@ with DAG(
         from canopywatch import monitor
 
         context = get_current_context()
-        params = dict(context["params"])
-        end = params.get("end") or context.get("data_interval_end") or pendulum.now("UTC")
         try:
+            params = form.run_area(context["params"])  # bbox text, list or four fields
+            end = params.get("end") or context.get("data_interval_end") or pendulum.now("UTC")
             return monitor.resolve_areas(
                 {**params, "start": "1970-01-01", "end": end},
                 None,

@@ -30,6 +30,7 @@ import pendulum
 from airflow.providers.apache.kafka.operators.produce import ProduceToTopicOperator
 from airflow.sdk import DAG, Param, get_current_context, task
 
+from canopywatch import params as form
 from canopywatch.airflow.dag_config import FUNCTIONS, LOOKBACK, SETTINGS, Settings
 from canopywatch.airflow.ids import CDSE_CONN, CDSE_POOL, KAFKA_CONN, POSTGIS_CONN, S3_CONN
 from canopywatch.airflow.ids import SCENES_RAW as SCENES_RAW_ASSET
@@ -51,23 +52,50 @@ with DAG(
     },
     tags=["canopywatch", "sentinel-2", "monitoring"],
     params={
-        "bbox": Param(
+        "bbox": Param(None, **form.bbox_schema("every registered area (a scheduled run)")),
+        **{name: Param(None, **schema) for name, schema in form.corner_schemas().items()},
+        "start": Param(
             None,
-            type=["null", "array"],
-            items={"type": "number"},
-            minItems=4,
-            maxItems=4,
-            title="Bounding box",
-            description="[min_lon, min_lat, max_lon, max_lat] in degrees (EPSG:4326). "
-            "Leave empty to monitor every registered area.",
+            type=["null", "string"],
+            format="date",
+            title="Start date",
+            description="first day to search (UTC). Needed with a bbox; empty for registered "
+            "areas: the run's data interval (scheduled daily: the day before the run) with "
+            f"{LOOKBACK.days} days of look-back",
         ),
-        "start": Param(None, type=["null", "string"], format="date", title="Start date"),
-        "end": Param(None, type=["null", "string"], format="date", title="End date (inclusive)"),
-        "max_cloud": Param(80, type="number", minimum=0, maximum=100, title="Max cloud cover %"),
+        "end": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="End date (inclusive)",
+            description="last day to search, included. Needed with a bbox; empty for "
+            "registered areas: the end of the run's data interval",
+        ),
+        "max_cloud": Param(
+            80,
+            type="number",
+            minimum=0,
+            maximum=100,
+            title="Max cloud cover %",
+            description="scenes with more cloud cover (catalog eo:cloud_cover, 0-100) are "
+            "not downloaded; registered areas keep their own limit",
+        ),
         "function": Param(
-            "s2l2a_bands", type="string", enum=sorted(FUNCTIONS), title="Evalscript function"
+            "s2l2a_bands",
+            **form.choices_schema(
+                {name: form.FUNCTION_CHOICES[name] for name in sorted(FUNCTIONS)},
+                "Evalscript function",
+                "what each scene holds:",
+            ),
         ),
-        "aoi_name": Param(None, type=["null", "string"], maxLength=48, title="Area name"),
+        "aoi_name": Param(
+            None,
+            type=["null", "string"],
+            maxLength=48,
+            title="Area name",
+            description="a name for the bbox, used as its id in object keys and tables "
+            "(lower-case-dashes); empty: bbox-<geohash>",
+        ),
     },
 ) as dag:
 
@@ -79,8 +107,10 @@ with DAG(
         context = get_current_context()
         start = context.get("data_interval_start")
         with bad_input_fails_at_once():  # bad user input: fail now, with the reason, no retries
+            params = form.run_area(context["params"])  # bbox text, list or four fields
+            form.require_dates(params)
             areas = monitor.resolve_areas(
-                context["params"],
+                params,
                 start - LOOKBACK if start else None,
                 context.get("data_interval_end"),
                 postgres_conn_id=POSTGIS_CONN,

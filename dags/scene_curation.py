@@ -28,6 +28,7 @@ from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, 
 from cosmos.constants import LoadMode, TestBehavior
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
+from canopywatch import params as form
 from canopywatch.cog.assets import scenes_raw_asset
 from canopywatch.cog.operator import CogConvertOperator
 from canopywatch.cog.profiles import DEFAULT_PROFILE, PROFILES
@@ -71,11 +72,17 @@ with DAG(
             type="array",
             items={"type": "string", "pattern": "^[0-9a-f]{16}$"},
             title="Scene ids",
-            description="Convert only these scenes; leave empty for every scene without a "
+            description="Convert only these scenes: one scene id (16 hex characters, as "
+            "`canopywatch scenes --full-ids` shows) per line; empty: every scene without a "
             "valid COG.",
         ),
         "profile": Param(
-            DEFAULT_PROFILE, type="string", enum=sorted(PROFILES), title="COG profile"
+            DEFAULT_PROFILE,
+            **form.choices_schema(
+                {name: form.PROFILE_CHOICES[name] for name in sorted(PROFILES)},
+                "COG profile",
+                "how the Cloud-Optimized GeoTIFFs are compressed:",
+            ),
         ),
     },
 ) as dag:
