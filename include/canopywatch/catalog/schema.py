@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from canopywatch.catalog import alert_table
 from canopywatch.settings import Settings
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -61,20 +62,6 @@ CREATE TABLE IF NOT EXISTS scene_cogs (
     validation_warnings  text[] NOT NULL
 );
 
-CREATE TABLE IF NOT EXISTS alerts (
-    alert_id        text PRIMARY KEY,
-    aoi_id          text NOT NULL,
-    alert_date      timestamptz NOT NULL,
-    confirmed_date  timestamptz,
-    confidence      double precision NOT NULL CHECK (confidence BETWEEN 0 AND 1),
-    area_ha         double precision NOT NULL CHECK (area_ha >= 0),
-    model_version   text NOT NULL,
-    geohash         text NOT NULL,
-    geom            geometry(MultiPolygon, 4326) NOT NULL
-);
-CREATE INDEX IF NOT EXISTS alerts_geom_gix ON alerts USING gist (geom);
-CREATE INDEX IF NOT EXISTS alerts_alert_date_idx ON alerts (alert_date);
-
 CREATE TABLE IF NOT EXISTS lake_sync (
     delta_table    text PRIMARY KEY,
     table_uri      text NOT NULL,
@@ -90,6 +77,7 @@ ALTER TABLE lake_sync ADD COLUMN IF NOT EXISTS lake_uri text;
 UPDATE lake_sync SET lake_uri = regexp_replace(table_uri, '/[^/]+$', '') WHERE lake_uri IS NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS lake_sync_lake_table_idx ON lake_sync (lake_uri, delta_table);
 """
+DDL += alert_table.DDL  # the alerts table, built from the alert schema
 
 CATALOG_TABLES = ("scenes", "scene_cogs", "alerts", "lake_sync")
 

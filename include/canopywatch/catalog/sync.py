@@ -28,6 +28,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 from psycopg import sql
 
+from canopywatch.catalog import alert_table
 from canopywatch.catalog.schema import CatalogSchemaError, ensure_schema, use_schema
 from canopywatch.lake.changes import known_columns, net_changes
 from canopywatch.lake.tables import ALERTS, SCENES_COG, SCENES_RAW, Lake, TableSpec
@@ -66,10 +67,6 @@ _SCENE_STAGE = (
     "size_bytes", "footprint_geojson",
 )  # fmt: skip
 _COG_STAGE = ("scene_id", "cog_key", "valid", "validation_errors", "validation_warnings")
-_ALERT_STAGE = (
-    "alert_id", "aoi_id", "alert_date", "confirmed_date", "confidence", "area_ha",
-    "model_version", "geohash", "geometry_geojson",
-)  # fmt: skip
 
 TARGETS: dict[str, _Target] = {
     "scenes_raw": _Target(
@@ -124,23 +121,9 @@ TARGETS: dict[str, _Target] = {
         ),
     ),
     "alerts": _Target(
-        stage_ddl="""CREATE TEMP TABLE stage (
-            alert_id text, aoi_id text, alert_date timestamptz, confirmed_date timestamptz,
-            confidence double precision, area_ha double precision, model_version text,
-            geohash text, geometry_geojson text) ON COMMIT DROP""",
-        stage_columns=_ALERT_STAGE,
-        upsert_sql="""
-            INSERT INTO alerts (alert_id, aoi_id, alert_date, confirmed_date, confidence,
-                area_ha, model_version, geohash, geom)
-            SELECT alert_id, aoi_id, alert_date, confirmed_date, confidence, area_ha,
-                model_version, geohash,
-                ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON(geometry_geojson), 4326))
-            FROM stage
-            ON CONFLICT (alert_id) DO UPDATE SET aoi_id = EXCLUDED.aoi_id,
-                alert_date = EXCLUDED.alert_date, confirmed_date = EXCLUDED.confirmed_date,
-                confidence = EXCLUDED.confidence, area_ha = EXCLUDED.area_ha,
-                model_version = EXCLUDED.model_version, geohash = EXCLUDED.geohash,
-                geom = EXCLUDED.geom""",
+        stage_ddl=alert_table.STAGE_DDL,
+        stage_columns=alert_table.STAGE_COLUMNS,
+        upsert_sql=alert_table.UPSERT_SQL,
         delete_sql="DELETE FROM alerts WHERE alert_id = ANY(%s)",
         clear_sql=("DELETE FROM alerts",),
     ),
