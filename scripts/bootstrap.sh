@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Install what the local platform needs, idempotently (no Docker, package registries only).
 #
-#   scripts/bootstrap.sh [STEP ...]     STEP: all (default) | python | services | apt | kafka | spark | minio | dbt
+#   scripts/bootstrap.sh [STEP ...]     STEP: all (default) | python | services | apt | kafka | spark | minio | dbt | web | browser
 #     apt      Debian packages postgresql-15 postgresql-15-postgis-3 (apt-get update only if one is missing)
 #     python   .venv + pip install -r requirements.txt (or requirements/base.in) + pip install -e . --no-deps
 #     kafka    Kafka broker jars from Maven Central (platform/kafka/pom.xml) into $CANOPYWATCH_HOME/lib/kafka
 #     spark    Spark job jars (Delta, S3A) from Maven Central (platform/spark/pom.xml) into $CANOPYWATCH_HOME/lib/spark
 #     minio    MinIO server built with `go install` into $CANOPYWATCH_HOME/bin/minio
 #     dbt      `dbt parse` of dbt/ into $CANOPYWATCH_HOME/dbt/target/manifest.json (Cosmos renders the DAG from it)
-#     services = apt kafka spark minio;  all = apt python kafka spark minio dbt
+#     web      MapLibre GL JS from its npm package (`npm pack maplibre-gl@<pinned>`) into build/vendor/maplibre-gl (the API's /map)
+#     browser  Debian's chromium (the browser test of the map; apt, only if missing)
+#     services = apt kafka spark minio;  all = apt python kafka spark minio dbt web browser
 #
 # A step that already ran for the same inputs is skipped: stamp files under
 # $CANOPYWATCH_HOME/stamps are keyed by a hash of each step's inputs. Each step prints one line;
@@ -32,6 +34,8 @@ SPARK_LIB="$PLATFORM_HOME/lib/spark"
 DBT_PROJECT="$REPO/dbt"
 DBT_TARGET="$PLATFORM_HOME/dbt/target"
 MINIO_BIN="$PLATFORM_HOME/bin/minio"
+MAPLIBRE_VERSION="5.24.1"
+WEB_VENDOR="$REPO/build/vendor/maplibre-gl"
 
 report() { printf '%-7s %s\n' "$1:" "$2"; }
 die() { printf 'bootstrap: %s\n' "$*" >&2; exit 1; }
@@ -167,15 +171,44 @@ step_dbt() {
   report dbt "done ($DBT_TARGET/manifest.json)"
 }
 
+step_web() {
+  if stamped web "$MAPLIBRE_VERSION" && [[ -f $WEB_VENDOR/maplibre-gl.js ]]; then
+    report web "skipped (already there: $WEB_VENDOR maplibre-gl $MAPLIBRE_VERSION)"
+    return
+  fi
+  need npm "install Node.js and npm (apt-get install npm) to vendor MapLibre GL JS"
+  local tmp
+  tmp=$(mktemp -d)
+  run_logged web npm pack --silent --pack-destination "$tmp" "maplibre-gl@$MAPLIBRE_VERSION"
+  run_logged web tar -xzf "$tmp/maplibre-gl-$MAPLIBRE_VERSION.tgz" -C "$tmp"
+  mkdir -p "$WEB_VENDOR"
+  cp "$tmp/package/dist/maplibre-gl.js" "$tmp/package/dist/maplibre-gl.css" "$tmp/package/LICENSE.txt" "$WEB_VENDOR/"
+  rm -rf "$tmp"
+  stamp web "$MAPLIBRE_VERSION"
+  report web "done (maplibre-gl $MAPLIBRE_VERSION in $WEB_VENDOR)"
+}
+
+step_browser() {
+  if command -v chromium >/dev/null 2>&1; then
+    report browser "skipped (already there: $(command -v chromium))"
+    return
+  fi
+  need apt-get "install chromium with your system's package manager"
+  [[ $(id -u) -eq 0 ]] || die "installing chromium needs root: sudo scripts/bootstrap.sh browser"
+  run_logged browser apt-get update
+  run_logged browser env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+  report browser "done (installed chromium)"
+}
+
 main() {
   local steps=() arg
   (($# > 0)) || set -- all
   for arg in "$@"; do
     case $arg in
-      all) steps+=(apt python kafka spark minio dbt) ;;
+      all) steps+=(apt python kafka spark minio dbt web browser) ;;
       services) steps+=(apt kafka spark minio) ;;
-      apt | python | kafka | spark | minio | dbt) steps+=("$arg") ;;
-      -h | --help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+      apt | python | kafka | spark | minio | dbt | web | browser) steps+=("$arg") ;;
+      -h | --help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
       *) printf 'bootstrap: unknown step %q\n' "$arg" >&2; usage ;;
     esac
   done
