@@ -38,7 +38,7 @@ platform-down:  ## stop every service (data stays under .platform/)
 platform-status:  ## one line per service: state, address, pid, log file
 	@$(PY) -m canopywatch_dev.platform status
 
-login:  ## print the Airflow UI address and admin login
+login:  ## print every console and its login (Airflow UI, MinIO console, PostGIS, CDSE endpoint, API key)
 	@$(PY) -m canopywatch_dev.platform login
 
 bench: install  ## run the benchmarks (comparison tables); needs the platform (make platform-up)

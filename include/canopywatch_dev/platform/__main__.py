@@ -3,7 +3,8 @@
     up      start services (all when none named) and what they need; running ones are left alone
     down    stop services (all when none named)
     status  table of processes: service, state, address, pid, log file
-    login   print the Airflow UI user and password
+    login   print every console's address and login: Airflow UI, MinIO console, PostGIS,
+            the local CDSE endpoint, the HTTP API and its admin key
 
 Exit codes: 0 done, 1 a service failed (the message names its log file), 2 bad usage.
 """
@@ -97,10 +98,9 @@ def main(argv: list[str] | None = None) -> int:
                 out = Console(width=200)
             out.print(_status_table(settings, args.services))
         else:
-            from canopywatch_dev.platform.airflow_local import login
+            from canopywatch_dev.platform import logins
 
-            user, password = login(settings)
-            print(f"user: {user}\npassword: {password}")
+            print(logins.text(settings))  # every console: address and login, on request
     except (PlatformError, SettingsError) as exc:
         console.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
         return 1
