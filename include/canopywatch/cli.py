@@ -27,6 +27,7 @@ from canopywatch import __version__
 from canopywatch.catalog import commands as catalog_commands
 from canopywatch.detect import commands as detect_commands
 from canopywatch.download import make_aoi, plan_tiles
+from canopywatch.eudr import commands as eudr_commands
 from canopywatch.evalscripts import FUNCTIONS, get_function
 from canopywatch.output import Column, add_listing_options, emit, with_examples
 from canopywatch.sensors import commands as sensor_commands
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     catalog_commands.register(commands)
     detect_commands.register(commands)
     subscription_commands.register(commands)
+    eudr_commands.register(commands)
     sensor_commands.register(commands)
     return parser
 
@@ -187,6 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handled is not None:
         return handled
     handled = subscription_commands.dispatch(args, settings)
+    if handled is not None:
+        return handled
+    handled = eudr_commands.dispatch(args, settings)
     if handled is not None:
         return handled
     handled = sensor_commands.dispatch(args, settings)
