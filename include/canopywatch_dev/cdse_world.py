@@ -22,7 +22,7 @@ from affine import Affine
 from pyproj import Transformer
 from rasterio.crs import CRS
 from rasterio.warp import Resampling, reproject
-from shapely.geometry import Polygon, box
+from shapely.geometry import Polygon
 
 from canopywatch.sentinel2 import BANDS, SCL_BAND, SCL_NO_DATA
 from canopywatch_dev.simulate import Acquisition, Simulation, simulate_area
@@ -190,9 +190,6 @@ class World:
     def from_file(cls, path: Path) -> World:
         return cls.from_specs(load_area_specs(path))
 
-    def find(self, scene_id: str) -> Scene | None:
-        return next((scene for scene in self.scenes if scene.id == scene_id), None)
-
 
 @dataclass(frozen=True)
 class Mosaic:
@@ -264,8 +261,3 @@ def _warp_scene(
     )
     warped = {name: destination[i] for i, name in enumerate(band_names)}
     return warped, destination[-1] == 1
-
-
-def lonlat_box(bbox: Sequence[float]) -> Polygon:
-    minx, miny, maxx, maxy = bbox
-    return box(minx, miny, maxx, maxy)

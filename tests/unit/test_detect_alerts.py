@@ -186,3 +186,13 @@ def test_alert_files_are_typed_multipolygons_in_wgs84_even_when_empty(tmp_path: 
         assert types["confidence"] == types["area_ha"] == "OFTReal"
         assert types["status"] == "OFTString"
         assert info["features"] == len(frame)
+
+
+def test_a_run_publishes_active_alerts_and_only_known_withdrawals() -> None:
+    from canopywatch.detect.alerts import publishable
+
+    alerts = polygonize(pixel_alerts(), TRANSFORM, CRS, aoi="a", model_version="m")
+    withdrawn = alerts.assign(status="withdrawn", alert_id=["w1", "w2"])
+    both = pd.concat([alerts, withdrawn], ignore_index=True)
+    chosen = publishable(both, known_ids={"w2", "unrelated"})
+    assert sorted(chosen["alert_id"]) == sorted([*alerts["alert_id"], "w2"])

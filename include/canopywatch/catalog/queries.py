@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -128,23 +127,3 @@ def explain(
     with conn.cursor() as cur:
         cur.execute(prefix + statement, query.params())  # type: ignore[arg-type]
         return "\n".join(str(r[0]) for r in cur.fetchall())
-
-
-def to_feature_collection(rows: list[dict[str, Any]], id_column: str) -> dict[str, Any]:
-    """GeoJSON FeatureCollection of query rows (times as ISO text)."""
-    features = []
-    for row in rows:
-        properties = {
-            k: (v.isoformat() if isinstance(v, datetime) else v)
-            for k, v in row.items()
-            if k != "geometry"
-        }
-        features.append(
-            {
-                "type": "Feature",
-                "id": row[id_column],
-                "geometry": row["geometry"],
-                "properties": properties,
-            }
-        )
-    return {"type": "FeatureCollection", "features": features}
