@@ -83,10 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument(
         "--name", required=True, help="a name for the area; its id is the name in lower-case-dashes"
     )
-    add.add_argument(
+    where = add.add_mutually_exclusive_group(required=True)
+    where.add_argument(
         "--bbox",
-        required=True,
-        help="min_lon,min_lat,max_lon,max_lat in degrees (EPSG:4326), or GeoJSON",
+        help="min_lon,min_lat,max_lon,max_lat in degrees (EPSG:4326), or GeoJSON text",
+    )
+    where.add_argument(
+        "--geojson",
+        type=Path,
+        metavar="FILE",
+        help="the area's outline: a GeoJSON Polygon/MultiPolygon, Feature or FeatureCollection "
+        "(a `crs` member is honoured); kept as a polygon, not reduced to its bbox",
+    )
+    add.add_argument(
+        "--replace",
+        action="store_true",
+        help="overwrite (and reactivate) an existing area with the same id",
     )
     add.add_argument(
         "--function",
@@ -108,7 +120,19 @@ def build_parser() -> argparse.ArgumentParser:
             "canopywatch aoi list --format csv > areas.csv",
         ),
     )
+    listing.add_argument(
+        "--all", action="store_true", help="also list deactivated areas (column `active`)"
+    )
     add_listing_options(listing, default_name="aois")
+    for verb, text in (
+        ("deactivate", "stop monitoring an area (kept; `aoi activate` or `add --replace` resumes)"),
+        ("activate", "resume monitoring a deactivated area"),
+        ("remove", "delete an area from the registry (its scenes and alerts stay)"),
+    ):
+        change = aoi_commands.add_parser(
+            verb, **with_examples(text, f"canopywatch aoi {verb} tapajos-1")
+        )
+        change.add_argument("name", help="the area's name or id")
     tiles = commands.add_parser(
         "tiles",
         **with_examples(
@@ -253,13 +277,29 @@ def _tiles(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _area_argument(args: argparse.Namespace) -> Any:
+    """``--bbox`` text, or the parsed ``--geojson`` file."""
+    if args.geojson is None:
+        return args.bbox
+    import json
+
+    try:
+        return json.loads(args.geojson.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"--geojson {args.geojson}: {exc.strerror or exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"--geojson {args.geojson} is not JSON: {exc}") from None
+
+
 def _aoi(args: argparse.Namespace, settings: Settings) -> int:
     import psycopg
 
+    from canopywatch.catalog.schema import connect
+    from canopywatch.download import aoi_id_for
     from canopywatch.storage import aois
 
     try:
-        conn = psycopg.connect(**settings.postgres_params(), connect_timeout=5)
+        conn = connect(settings, connect_timeout=5)  # in CANOPYWATCH_PG_SCHEMA
     except psycopg.OperationalError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"canopywatch: PostGIS unreachable: {first}", file=sys.stderr)
@@ -269,15 +309,33 @@ def _aoi(args: argparse.Namespace, settings: Settings) -> int:
             get_function(args.function)
             if not 0 <= args.max_cloud <= 100:
                 raise ValueError(f"--max-cloud {args.max_cloud} must be between 0 and 100")
-            aoi = make_aoi(args.bbox, args.name, settings)
-            aois.register(
+            aoi = make_aoi(_area_argument(args), args.name, settings)
+            outcome = aois.register(
                 conn,
-                aois.RegisteredAoi(aoi.aoi_id, aoi.name, aoi.bbox, args.function, args.max_cloud),
+                aois.RegisteredAoi(
+                    aoi.aoi_id,
+                    aoi.name,
+                    aoi.bbox,
+                    args.function,
+                    args.max_cloud,
+                    outline=aoi.outline,
+                ),
+                replace=args.replace,
             )
+            shape = "polygon" if aoi.outline else "bbox"
             print(
-                f"registered {aoi.aoi_id} {aoi.bbox.as_tuple()}: monitored by the daily "
-                "deforestation_monitor run"
+                f"{outcome} {aoi.aoi_id} ({shape}, bounds {aoi.bbox.as_tuple()}): monitored by "
+                "the daily deforestation_monitor run"
             )
+            return 0
+        if args.aoi_command in {"deactivate", "activate", "remove"}:
+            aoi_id = aoi_id_for(args.name)
+            if args.aoi_command == "remove":
+                aois.remove(conn, aoi_id)
+                print(f"removed {aoi_id}: no longer monitored (its scenes and alerts stay)")
+            else:
+                aois.set_active(conn, aoi_id, args.aoi_command == "activate")
+                print(f"{args.aoi_command}d {aoi_id}")
             return 0
         rows = [
             {
@@ -286,10 +344,12 @@ def _aoi(args: argparse.Namespace, settings: Settings) -> int:
                 "bbox": [round(v, 6) for v in area.bbox.as_tuple()],
                 "function": area.function,
                 "max_cloud": area.max_cloud,
+                "active": area.active,
+                "shape": "polygon" if area.outline else "bbox",
                 "area_km2": round(area.bbox.area_km2(), 3),
-                "geometry": _bbox_polygon(area.bbox.as_tuple()),
+                "geometry": area.geojson(),
             }
-            for area in aois.list_active(conn)
+            for area in aois.list_areas(conn, include_inactive=args.all)
         ]
     emit(
         rows,
@@ -297,6 +357,8 @@ def _aoi(args: argparse.Namespace, settings: Settings) -> int:
             Column("aoi_id", "area"),
             Column("bbox", "lon/lat bounds"),
             Column("function"),
+            Column("shape"),
+            *((Column("active"),) if args.all else ()),
             Column("max_cloud", "max cloud %", "number", digits=0),
             Column("area_km2", "km²", "number", digits=1),
         ),

@@ -20,6 +20,8 @@ import numpy as np
 from rasterio.errors import RasterioIOError
 from rasterio.io import MemoryFile
 
+from canopywatch.area_geometry import AreaGeometry, parse_area
+from canopywatch.area_geometry import from_bbox as area_from_bbox
 from canopywatch.evalscripts import EvalscriptFunction, get_function
 from canopywatch.geo import (
     BBox,
@@ -96,26 +98,56 @@ class Aoi:
     aoi_id: str
     name: str
     bbox: BBox
+    outline: Mapping[str, Any] | None = None  # GeoJSON MultiPolygon (lon/lat); None: the bbox
 
     def to_dict(self) -> dict[str, Any]:
-        return {"aoi_id": self.aoi_id, "name": self.name, "bbox": list(self.bbox.as_tuple())}
+        data: dict[str, Any] = {
+            "aoi_id": self.aoi_id,
+            "name": self.name,
+            "bbox": list(self.bbox.as_tuple()),
+        }
+        if self.outline is not None:
+            data["outline"] = dict(self.outline)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Aoi:
-        return cls(str(data["aoi_id"]), str(data["name"]), parse_bbox(data["bbox"]))
+        outline = data.get("outline")
+        return cls(
+            str(data["aoi_id"]),
+            str(data["name"]),
+            parse_bbox(data["bbox"]),
+            dict(outline) if outline else None,
+        )
+
+    def area_geometry(self) -> AreaGeometry:
+        return parse_area(self.outline) if self.outline else area_from_bbox(self.bbox)
 
 
-def make_aoi(bbox: Any, name: str | None, settings: Settings) -> Aoi:
-    """Validate a user's area: parseable, in range, not larger than the configured limit."""
-    box = parse_bbox(bbox)
+def aoi_id_for(name: str) -> str:
+    """The id of an area name: lower case, runs of other characters as one dash, 48 chars."""
+    return _AOI_ID.sub("-", name.strip().lower()).strip("-")[:48]
+
+
+def make_aoi(area: Any, name: str | None, settings: Settings) -> Aoi:
+    """Validate a user's area (a bbox or a GeoJSON (Multi)Polygon): parseable, in range,
+    its bounds not larger than the configured limit."""
+    outline = parse_area(area)
+    box = outline.bbox
     check_area(box, settings.max_aoi_km2)
     label = (name or "").strip() or f"bbox-{bbox_geohash(box, 7)}"
-    aoi_id = _AOI_ID.sub("-", label.lower()).strip("-")[:48] or bbox_geohash(box, 7)
-    return Aoi(aoi_id, label, box)
+    aoi_id = aoi_id_for(label) or bbox_geohash(box, 7)
+    return Aoi(aoi_id, label, box, None if outline.is_box else outline.to_geojson())
 
 
 def plan_tiles(aoi: Aoi, settings: Settings) -> list[RequestTile]:
-    return split_into_tiles(aoi.bbox, settings.resolution_m, settings.max_request_px)
+    """The request tiles of the area's bbox; with a polygon outline, only those touching it
+    (a tile is still a rectangle: the Process API is asked for whole tiles)."""
+    tiles = split_into_tiles(aoi.bbox, settings.resolution_m, settings.max_request_px)
+    if aoi.outline is None:
+        return tiles
+    outline = aoi.area_geometry()
+    return [tile for tile in tiles if outline.intersects(tile.bbox)]
 
 
 def plan_requests(
