@@ -10,10 +10,11 @@ writes made elsewhere (other DAGs, Spark jobs, manual loads).
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, Param, get_current_context, task
+
+from canopywatch.airflow.ids import POSTGIS_CONN, S3_CONN
 
 with DAG(
     dag_id="catalog_sync",
@@ -37,12 +38,12 @@ with DAG(
 ) as dag:
 
     @task
-    def sync() -> dict[str, Any]:
-        from canopywatch.catalog.sync import sync_from_airflow
+    def sync() -> str:
+        from canopywatch.airflow.lake import sync_from_airflow
 
         rebuild = bool(get_current_context()["params"]["rebuild"])
         return sync_from_airflow(
-            aws_conn_id="minio_default", postgres_conn_id="postgis_default", rebuild=rebuild
-        )
+            aws_conn_id=S3_CONN, postgres_conn_id=POSTGIS_CONN, rebuild=rebuild
+        ).to_json()
 
     sync()

@@ -20,18 +20,13 @@ duplicates: alert ids are stable) -> `sync_catalog` (Delta -> PostGIS `alerts`) 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, Param, get_current_context, task
 
-from canopywatch import params as form
-from canopywatch.dag_steps import lake_recorder, sync_catalog
-from canopywatch.settings import Settings
-
-SETTINGS = Settings.from_env()
-S3_CONN, POSTGIS_CONN = "minio_default", "postgis_default"
-KAFKA_CONN = "kafka_default"
+from canopywatch.airflow.dag_config import SETTINGS, Settings, form
+from canopywatch.airflow.ids import KAFKA_PRODUCER_CONN, POSTGIS_CONN, S3_CONN
+from canopywatch.airflow.lake import lake_recorder, sync_catalog
 
 with DAG(
     dag_id="deforestation_detect_weekly",
@@ -86,59 +81,55 @@ with DAG(
 ) as dag:
 
     @task(retries=0)
-    def resolve_areas() -> list[dict[str, Any]]:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from canopywatch import monitor
+    def resolve_areas() -> list[str]:
+        from canopywatch.airflow import monitor
+        from canopywatch.airflow.failures import bad_input_fails_at_once
 
         context = get_current_context()
-        try:
+        with bad_input_fails_at_once():
             params = form.run_area(context["params"])  # bbox text, list or four fields
             end = params.get("end") or context.get("data_interval_end") or pendulum.now("UTC")
-            return monitor.resolve_areas(
+            areas = monitor.resolve_areas(
                 {**params, "start": "1970-01-01", "end": end},
                 None,
                 None,
                 postgres_conn_id=POSTGIS_CONN,
                 settings=Settings.from_env(),
             )
-        except ValueError as exc:
-            raise AirflowFailException(f"invalid parameters: {exc}") from exc
+        return [area.to_json() for area in areas]
 
     @task(map_index_template="{{ aoi_label }}")
-    def detect_area(area: dict[str, Any]) -> dict[str, Any]:
-        from canopywatch import weekly
+    def detect_area(area: str) -> str:
+        from canopywatch.airflow import weekly
+        from canopywatch.airflow.payloads import AreaJob, DetectionPeriods
 
+        job = AreaJob.from_json(area)
         context = get_current_context()
-        context["aoi_label"] = area["aoi"]["aoi_id"]  # type: ignore[typeddict-unknown-key]
+        context["aoi_label"] = job.aoi.aoi_id  # type: ignore[typeddict-unknown-key]
         params = context["params"]
-        periods = {key: params.get(key) for key in ("method", "history_start", "monitor_start")}
+        periods = DetectionPeriods(
+            method=params.get("method"),
+            history_start=params.get("history_start"),
+            monitor_start=params.get("monitor_start"),
+        )
         return weekly.detect_area_alerts(
-            {**area, **periods},
+            job,
+            periods,
             aws_conn_id=S3_CONN,
             postgres_conn_id=POSTGIS_CONN,
-            kafka_conn_id=KAFKA_CONN,
+            kafka_conn_id=KAFKA_PRODUCER_CONN,
             run_id=context["run_id"],
             settings=Settings.from_env(),
-        )
+        ).to_json()
 
     @task
-    def report(results: list[dict[str, Any]]) -> dict[str, Any]:
-        import logging
+    def report(results: list[str]) -> str:
+        from canopywatch.airflow import weekly
+        from canopywatch.airflow.payloads import AreaDetection
 
-        log = logging.getLogger("canopywatch.weekly")
-        for r in results:
-            log.info("%s: %d scene(s), %d alert(s) (%d high confidence), %.2f ha; outputs: %s",
-                     r["aoi_id"], r["scenes"], r["alerts"], r["high_confidence"], r["area_ha"],
-                     ", ".join(o["uri"] for o in r["outputs"]) or "none")  # fmt: skip
-        return {
-            "areas": len(results),
-            "alerts": sum(r["alerts"] for r in results),
-            "area_ha": round(sum(r["area_ha"] for r in results), 3),
-            "outputs": [o for r in results for o in r["outputs"]],
-        }
+        return weekly.report([AreaDetection.from_json(r) for r in results]).to_json()
 
-    record_alerts = lake_recorder("record_alerts", "alerts", "consume_alerts", SETTINGS)
+    record_alerts = lake_recorder("record_alerts", "alerts", SETTINGS)
 
     detections = detect_area.expand(area=resolve_areas())
     detections >> record_alerts >> sync_catalog() >> report(detections)

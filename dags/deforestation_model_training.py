@@ -15,7 +15,7 @@ import pendulum
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import DAG
 
-from canopywatch.settings import REPO_ROOT
+from canopywatch.airflow.dag_config import ML_DIR
 
 with DAG(
     dag_id="deforestation_model_training",
@@ -31,6 +31,6 @@ with DAG(
     BashOperator(
         task_id="dvc_repro",
         bash_command="dvc repro && dvc metrics show",
-        cwd=str(REPO_ROOT / "ml"),
+        cwd=str(ML_DIR),
         execution_timeout=timedelta(hours=2),
     )

@@ -18,45 +18,22 @@ group: staging views and marts, each model followed by its tests).
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
-from pathlib import Path
 
 import pendulum
 from airflow.sdk import DAG, Param
-from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import LoadMode, TestBehavior
-from cosmos.profiles import PostgresUserPasswordProfileMapping
 
-from canopywatch import params as form
-from canopywatch.cog.assets import scenes_raw_asset
-from canopywatch.cog.operator import CogConvertOperator
-from canopywatch.cog.profiles import DEFAULT_PROFILE, PROFILES
-from canopywatch.dag_steps import lake_recorder, sync_catalog
-from canopywatch.settings import REPO_ROOT, Settings
-
-SETTINGS = Settings.from_env()
-SPARK_CONN = "spark_default"
-S3_CONN = "minio_default"
-KAFKA_CONN = "kafka_default"
-POSTGIS_CONN = "postgis_default"
-
-DBT_PROJECT = REPO_ROOT / "dbt"
-# written by `dbt parse` (scripts/bootstrap.sh dbt); read at parse time, no dbt needed
-DBT_MANIFEST = SETTINGS.home / "dbt" / "target" / "manifest.json"
-DBT_SCHEMA = "analytics" if SETTINGS.pg_schema == "public" else f"{SETTINGS.pg_schema}_analytics"
-
-
-def dbt_load_method(manifest: Path = DBT_MANIFEST) -> LoadMode:
-    """The manifest when bootstrap has parsed the project; else Cosmos' own parser (no dbt)."""
-    return LoadMode.DBT_MANIFEST if manifest.exists() else LoadMode.CUSTOM
-
+from canopywatch.airflow.cog import CogConvertOperator
+from canopywatch.airflow.dag_config import DEFAULT_PROFILE, PROFILES, SETTINGS, form
+from canopywatch.airflow.dbt import dbt_marts
+from canopywatch.airflow.ids import KAFKA_CONN, S3_CONN, SCENES_RAW, SPARK_CONN
+from canopywatch.airflow.lake import lake_recorder, sync_catalog
 
 with DAG(
     dag_id="scene_curation",
     description="Raw scenes -> validated COGs (Spark), scenes_cog in Delta, PostGIS, dbt marts",
     doc_md=__doc__,
-    schedule=[scenes_raw_asset()],
+    schedule=[SCENES_RAW],
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -96,35 +73,8 @@ with DAG(
         execution_timeout=timedelta(hours=2),
     )
 
-    record_cogs = lake_recorder(
-        "record_cogs", "scenes-converted", "consume_scenes_converted", SETTINGS
-    )
+    record_cogs = lake_recorder("record_cogs", "scenes-converted", SETTINGS)
 
-    dbt = DbtTaskGroup(
-        group_id="dbt",
-        project_config=ProjectConfig(
-            dbt_project_path=DBT_PROJECT,
-            manifest_path=DBT_MANIFEST if DBT_MANIFEST.exists() else None,
-            project_name="canopywatch",
-            env_vars={"CANOPYWATCH_PG_SCHEMA": SETTINGS.pg_schema},
-        ),
-        profile_config=ProfileConfig(
-            profile_name="canopywatch",
-            target_name="airflow",
-            profile_mapping=PostgresUserPasswordProfileMapping(
-                conn_id=POSTGIS_CONN, profile_args={"schema": DBT_SCHEMA}
-            ),
-        ),
-        render_config=RenderConfig(
-            load_method=dbt_load_method(),
-            test_behavior=TestBehavior.AFTER_EACH,
-            # a test across two models (relationships) runs once both are built
-            should_detach_multiple_parents_tests=True,
-        ),
-        execution_config=ExecutionConfig(
-            dbt_executable_path=str(Path(sys.executable).with_name("dbt"))
-        ),
-        operator_args={"install_deps": False},
-    )
+    dbt = dbt_marts(SETTINGS, group_id="dbt")
 
     convert_cogs >> record_cogs >> sync_catalog() >> dbt

@@ -2,27 +2,36 @@
 
 Brings every service up (idempotently), points the ``cdse_default`` connection at
 the local Copernicus endpoint, triggers ``deforestation_monitor`` for the demo bbox
-and a year of dates through Airflow's REST API, follows it until it ends and prints
-what it found, downloaded and where. The run stays visible in the Airflow UI.
+and a year of dates through Airflow's REST API, follows it (and the curation and
+detection runs) until it ends, rebuilds the alert mart after detection so every count
+agrees, and prints what it found, downloaded and where, with every console's login.
+The runs stay visible in the Airflow UI.
+
+On a terminal the progress is a live table and the summary a table whose long values
+(paths, keys) fold onto more lines; elsewhere (a log file, CI) each task state change is
+one timestamped line and the summary is plain ``label: value`` lines: nothing is cut.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from canopywatch.settings import Settings
+from canopywatch.settings import REPO_ROOT, Settings
 
 DAG_ID = "deforestation_monitor"
 DETECT_DAG_ID = "deforestation_detect_weekly"
@@ -46,8 +55,10 @@ DEMO_CONF = {
     "aoi_name": "demo-novo-progresso",
 }
 TERMINAL = {"success", "failed"}
+DBT_DIR = REPO_ROOT / "dbt"
 
-console = Console(width=None if sys.stdout.isatty() else 160)
+console = Console()
+TERMINAL_OUTPUT = console.is_terminal
 
 
 @dataclass(frozen=True)
@@ -106,26 +117,60 @@ def configure_environment() -> Settings:
 def wait_for_run(
     api: AirflowApi, run_id: str, dag_id: str = DAG_ID, timeout_s: float = 1800
 ) -> dict[str, Any]:
+    """Follow a run to its end: a live table on a terminal, else one line per state change."""
     started = time.monotonic()
-    with Live(console=console, refresh_per_second=2, transient=True) as live:
+    seen: dict[tuple[str, str], str] = {}
+    live = Live(console=console, refresh_per_second=2, transient=True) if TERMINAL_OUTPUT else None
+    if live is not None:
+        live.start()
+    try:
         while True:
             run = api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
             tis = api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=200")
-            table = Table(title=f"{dag_id} {run_id}: {run['state']}", show_lines=False)
-            table.add_column("task")
-            table.add_column("map index")
-            table.add_column("state")
+            states = []
             for ti in sorted(tis["task_instances"], key=lambda t: (t["task_id"], t["map_index"])):
                 label = ti.get("rendered_map_index") or (
                     "" if ti["map_index"] < 0 else ti["map_index"]
                 )
-                table.add_row(ti["task_id"], str(label), str(ti["state"]))
-            live.update(table)
+                states.append((ti["task_id"], str(label), str(ti["state"])))
+            if live is not None:
+                live.update(_progress_table(f"{dag_id} {run_id}: {run['state']}", states))
+            else:
+                _progress_lines(dag_id, states, seen, time.monotonic() - started)
             if run["state"] in TERMINAL:
+                if live is None:
+                    print(f"{dag_id} {run_id}: {run['state']}", flush=True)
                 return dict(run)
             if time.monotonic() - started > timeout_s:
                 raise TimeoutError(f"run {run_id} did not finish within {timeout_s:.0f} s")
             time.sleep(3)
+    finally:
+        if live is not None:
+            live.stop()
+
+
+def _progress_table(title: str, states: Sequence[tuple[str, str, str]]) -> Table:
+    table = Table(title=title, show_lines=False)
+    for column in ("task", "map index", "state"):
+        table.add_column(column, overflow="fold")
+    for row in states:
+        table.add_row(*row)
+    return table
+
+
+def _progress_lines(
+    dag_id: str,
+    states: Sequence[tuple[str, str, str]],
+    seen: dict[tuple[str, str], str],
+    elapsed_s: float,
+) -> None:
+    """One line per task whose state changed since the last poll (for logs and CI)."""
+    for task_id, label, state in states:
+        if seen.get((task_id, label)) != state:
+            seen[(task_id, label)] = state
+            if state not in {"None", "scheduled", "queued"}:
+                name = f"{task_id}[{label}]" if label else task_id
+                print(f"[{elapsed_s:6.0f} s] {dag_id} {name}: {state}", flush=True)
 
 
 def task_result(api: AirflowApi, run_id: str, task_id: str, dag_id: str = DAG_ID) -> dict[str, Any]:
@@ -202,31 +247,109 @@ def follow_curation(api: AirflowApi, settings: Settings, monitor_run_id: str) ->
         return {"state": "missing", "rows": [("COGs", "[yellow]scene_curation was not triggered")]}
     run = wait_for_run(api, run_id, CURATION_DAG_ID)
     rows = [("curation run", f"{CURATION_DAG_ID} {run_id}: [bold]{run['state']}[/]")]
-    rows.extend(cog_and_mart_rows(settings))
+    rows.extend(cog_rows(settings))
     return {"state": run["state"], "rows": rows}
 
 
-def cog_and_mart_rows(settings: Settings) -> list[tuple[str, str]]:
+def cog_rows(settings: Settings) -> list[tuple[str, str]]:
     from canopywatch.catalog.schema import connect
 
     with connect(settings) as conn:
         cogs = conn.execute("SELECT count(*) FROM scenes WHERE cog_key IS NOT NULL").fetchone()
-        marts = conn.execute(
-            "SELECT table_name FROM information_schema.tables "
-            "WHERE table_schema = 'analytics_marts' ORDER BY table_name"
-        ).fetchall()
-        counts = []
-        for (name,) in marts:
-            row = conn.execute(f'SELECT count(*) FROM analytics_marts."{name}"').fetchone()
-            counts.append(f"analytics_marts.{name}: {row[0] if row else 0} rows")
     example = conn_example_cog(settings)
     return [
         (
             "COGs",
             f"{cogs[0] if cogs else 0} scenes with a validated cog.tif beside raw.tif{example}",
-        ),
-        ("dbt marts", "\n".join(counts) or "none"),
+        )
     ]
+
+
+def dbt_schema(settings: Settings) -> str:
+    """The profile schema of the Airflow dbt tasks (models land in ``<it>_marts``)."""
+    return "analytics" if settings.pg_schema == "public" else f"{settings.pg_schema}_analytics"
+
+
+def mart_rows(settings: Settings) -> list[tuple[str, str]]:
+    """Row counts of every dbt mart (read after the alert mart was rebuilt)."""
+    from canopywatch.catalog.schema import connect
+
+    marts_schema = dbt_schema(settings) + "_marts"
+    with connect(settings) as conn:
+        marts = conn.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = %s ORDER BY table_name",
+            (marts_schema,),
+        ).fetchall()
+        counts = []
+        for (name,) in marts:
+            row = conn.execute(f'SELECT count(*) FROM {marts_schema}."{name}"').fetchone()
+            counts.append(f"{marts_schema}.{name}: {row[0] if row else 0} rows")
+        weekly = conn.execute(
+            f"SELECT coalesce(sum(alerts), 0), coalesce(sum(area_ha), 0) "
+            f"FROM {marts_schema}.mart_alert_summary_weekly WHERE aoi_id = %s",
+            (DEMO_CONF["aoi_name"],),
+        ).fetchone()
+    if weekly is not None and marts:
+        counts.append(
+            f"  mart_alert_summary_weekly for {DEMO_CONF['aoi_name']}: {weekly[0]} alerts, "
+            f"{float(weekly[1]):.2f} ha (low + high)"
+        )
+    return [("dbt marts", "\n".join(counts) or "none")]
+
+
+def rebuild_alert_mart(settings: Settings) -> tuple[str, str]:
+    """dbt build of the alert models after detection (the curation run built the marts before
+    there were alerts), with the same profile schema as the Airflow dbt tasks."""
+    from canopywatch_dev.platform import postgres
+
+    dbt = Path(sys.executable).with_name("dbt")
+    target = settings.home / "dbt" / "demo-target"
+    env = {
+        **os.environ,
+        "CANOPYWATCH_PG_PASSWORD": postgres.password(settings),
+        "CANOPYWATCH_DBT_SCHEMA": dbt_schema(settings),
+    }
+    argv = [
+        str(dbt), "--no-use-colors", "build", "--project-dir", str(DBT_DIR),
+        "--profiles-dir", str(DBT_DIR),
+        "--target-path", str(target), "--log-path", str(target / "logs"),
+        "--select", "+mart_alert_summary_weekly",
+    ]  # fmt: skip
+    console.print(
+        "rebuilding the alert mart after detection (dbt build +mart_alert_summary_weekly)..."
+    )
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        lines = done.stdout.strip().splitlines()
+        errors = [line.strip() for line in lines if "Error in" in line or "error:" in line]
+        tail = " | ".join(errors[:2] or lines[-3:])
+        return ("alert mart", f"[yellow]dbt build failed (exit {done.returncode}): {tail}")
+    summary = next(
+        (line.split("Done.", 1)[1].strip() for line in done.stdout.splitlines() if "Done." in line),
+        "done",
+    )
+    return ("alert mart", f"rebuilt after detection: {summary}")
+
+
+def alert_status_rows(settings: Settings) -> list[tuple[str, str]]:
+    """The demo area's alerts in PostGIS, by status (low, high, withdrawn, plantation harvest)."""
+    from canopywatch.catalog.schema import connect
+
+    with connect(settings) as conn:
+        rows = conn.execute(
+            "SELECT status, count(*), coalesce(sum(area_ha), 0) FROM alerts "
+            "WHERE aoi_id = %s GROUP BY status",
+            (DEMO_CONF["aoi_name"],),
+        ).fetchall()
+    by_status = {str(status): (int(n), float(ha)) for status, n, ha in rows}
+    order = ["high", "low", "withdrawn", "plantation_harvest"]
+    parts = [
+        f"{by_status[k][0]} {k} ({by_status[k][1]:.2f} ha)"
+        for k in [*order, *sorted(set(by_status) - set(order))]
+        if k in by_status
+    ]
+    return [("alerts by status", ", ".join(parts) or "none in PostGIS")]
 
 
 def conn_example_cog(settings: Settings) -> str:
@@ -240,7 +363,7 @@ def conn_example_cog(settings: Settings) -> str:
 
 def detect_alerts(api: AirflowApi, settings: Settings) -> dict[str, Any]:
     """Train the model if there is none, then score the demo area: the demo ends with alerts."""
-    from canopywatch.weekly import MODEL_NAME
+    from canopywatch.airflow.weekly import MODEL_NAME
 
     if not (settings.model_dir / MODEL_NAME / "model.json").exists():
         console.print("no trained model yet: training it (dvc repro, about 2 minutes)...")
@@ -259,6 +382,35 @@ def detect_alerts(api: AirflowApi, settings: Settings) -> dict[str, Any]:
         ("alert outputs", "\n".join(outputs) or "none"),
     ]  # fmt: skip
     return {"state": run["state"], "rows": rows}
+
+
+def console_rows(settings: Settings) -> list[tuple[str, str]]:
+    """Every console and its login (the same as ``make login``)."""
+    from canopywatch_dev.platform import logins
+
+    return [(name, f"{address}\n{login}") for name, address, login in logins.logins(settings)]
+
+
+def print_summary(rows: Sequence[tuple[str, str]]) -> None:
+    """A table on a terminal (long values fold onto more lines); plain lines elsewhere."""
+    if TERMINAL_OUTPUT:
+        table = Table(title="demo run", show_header=False)
+        table.add_column("what", no_wrap=True)
+        table.add_column("value", overflow="fold")
+        for label, text in rows:
+            table.add_row(label, text)
+        console.print(table)
+        return
+    from rich.text import Text
+
+    print("demo run")
+    for label, text in rows:
+        plain = Text.from_markup(text).plain  # markup such as [bold] stays off the log
+        first, *rest = plain.splitlines() or [""]
+        print(f"{label}: {first}")
+        for line in rest:
+            print(f"    {line}")
+    sys.stdout.flush()
 
 
 def main() -> int:
@@ -282,37 +434,38 @@ def main() -> int:
 
     summary = task_result(api, run_id, "summarize")
     export = task_result(api, run_id, "export_review")
+    after_detection: list[tuple[str, str]] = []
+    if detection.get("state") == "success":
+        after_detection.append(rebuild_alert_mart(settings))
+        after_detection.extend(alert_status_rows(settings))
+    if curation.get("state") == "success":
+        after_detection.extend(mart_rows(settings))
 
     logs = airflow_local.airflow_home(settings) / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}"
-    table = Table(title="demo run", show_header=False)
-    table.add_row("run", f"{run_id}: [bold]{run['state']}[/] in {took:.0f} s")
-    table.add_row("area", f"{DEMO_CONF['aoi_name']} {DEMO_CONF['bbox']}")
-    table.add_row(
-        "window", f"{DEMO_CONF['start']} .. {DEMO_CONF['end']}, cloud <= {DEMO_CONF['max_cloud']}%"
-    )
-    table.add_row("scenes found", str(summary.get("planned", "?")))
-    table.add_row("scenes stored", str(summary.get("stored", "?")))
-    table.add_row("bytes stored", f"{summary.get('bytes', 0) / 1e6:.1f} MB")
+    rows: list[tuple[str, str]] = [
+        ("run", f"{run_id}: [bold]{run['state']}[/] in {took:.0f} s"),
+        ("area", f"{DEMO_CONF['aoi_name']} {DEMO_CONF['bbox']}"),
+        ("window", f"{DEMO_CONF['start']} .. {DEMO_CONF['end']}, cloud <= {DEMO_CONF['max_cloud']}%"),
+        ("scenes found", str(summary.get("planned", "?"))),
+        ("scenes stored", str(summary.get("stored", "?"))),
+        ("bytes stored", f"{summary.get('bytes', 0) / 1e6:.1f} MB"),
+    ]  # fmt: skip
     keys = list(summary.get("keys", []))
-    table.add_row(
-        "object keys",
-        "\n".join(f"s3://{settings.bucket}/{k}" for k in keys[:3])
-        + (f"\n... and {len(keys) - 3} more" if len(keys) > 3 else ""),
+    rows.append(
+        (
+            "object keys",
+            "\n".join(f"s3://{settings.bucket}/{k}" for k in keys[:3])
+            + (f"\n... and {len(keys) - 3} more" if len(keys) > 3 else ""),
+        )
     )
-    for label, text in lake_and_catalog_rows(settings):
-        table.add_row(label, text)
+    rows.extend(lake_and_catalog_rows(settings))
     if export:
-        table.add_row("GeoPackage", f"{export.get('path')} (also {export.get('uri')})")
-    for label, text in [*curation.get("rows", []), *detection.get("rows", [])]:
-        table.add_row(label, text)
-    table.add_row("Airflow UI", f"{airflow_local.api_url(settings)}/dags/{DAG_ID}/runs/{run_id}")
-    table.add_row("login", f"{user} / {password}")
-    table.add_row("task logs", str(logs))
-    table.add_row(
-        "MinIO console",
-        f"http://127.0.0.1:{settings.minio_console_port} (python -m canopywatch_dev.platform login)",
-    )
-    console.print(table)
+        rows.append(("GeoPackage", f"{export.get('path')}\n(also {export.get('uri')})"))
+    rows.extend([*curation.get("rows", []), *detection.get("rows", []), *after_detection])
+    rows.append(("Airflow run", f"{airflow_local.api_url(settings)}/dags/{DAG_ID}/runs/{run_id}"))
+    rows.append(("task logs", str(logs)))
+    rows.extend(console_rows(settings))
+    print_summary(rows)
     ok = run["state"] == "success" and all(
         part.get("state") == "success" for part in (curation, detection)
     )

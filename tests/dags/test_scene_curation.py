@@ -87,17 +87,16 @@ def test_cosmos_group_renders_every_model_with_its_tests_after_it(dag):
     assert run.owner == "canopywatch" and run.retries > 0
 
 
-def test_rendered_from_the_manifest_not_by_running_dbt():
-    sys.path.insert(0, str(DAG_FILE.parent))
-    try:
-        import scene_curation
-    finally:
-        sys.path.remove(str(DAG_FILE.parent))
+def test_rendered_from_the_manifest_not_by_running_dbt(manifest):
     from cosmos.constants import LoadMode
 
-    assert scene_curation.DBT_MANIFEST.exists()
-    assert scene_curation.dbt_load_method() is LoadMode.DBT_MANIFEST
-    nodes = json.loads(scene_curation.DBT_MANIFEST.read_text())["nodes"]
+    from canopywatch.airflow.dbt import dbt_load_method, dbt_manifest
+    from canopywatch.settings import Settings
+
+    path = dbt_manifest(Settings.from_env())
+    assert path.exists()
+    assert dbt_load_method(path) is LoadMode.DBT_MANIFEST
+    nodes = json.loads(path.read_text())["nodes"]
     assert {n["name"] for n in nodes.values() if n["resource_type"] == "model"} == set(MODELS)
 
 

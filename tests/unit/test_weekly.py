@@ -6,7 +6,7 @@ import rasterio
 from rasterio.transform import from_origin
 from shapely.geometry import box
 
-from canopywatch.weekly import _readable, alert_messages, scene_keys_by_tile
+from canopywatch.airflow.weekly import _readable, alert_messages, scene_keys_by_tile
 
 RAW = "sentinel_hub/s2l2a_bands/6y8xg/{}/bbox_-55.400000_-7.100000_-55.350000_-7.050000/raw.tif"
 
@@ -42,9 +42,11 @@ def test_cut_geotiffs_are_not_readable(tmp_path):
 def test_alert_messages_carry_wgs84_geometry_and_dates():
     frame = gpd.GeoDataFrame(
         {
-            "id": ["a1"], "alert_date": ["2024-03-05"], "confirmed_date": ["2024-03-15"],
-            "confidence": [0.91], "confidence_level": ["high"], "area_ha": [1.25],
-            "model_version": ["xgb-1"], "aoi": ["demo"],
+            "alert_id": ["a1"], "aoi_id": ["demo"],
+            "alert_date": [datetime(2024, 3, 5, tzinfo=UTC)],
+            "confirmed_date": [datetime(2024, 3, 15, tzinfo=UTC)],
+            "confidence": [0.91], "confidence_level": ["high"], "status": ["high"],
+            "area_ha": [1.25], "method": ["xgboost"], "model_version": ["xgb-1"],
         },
         geometry=[box(455000, 9215000, 455100, 9215100)],
         crs="EPSG:32721",
@@ -53,5 +55,7 @@ def test_alert_messages_carry_wgs84_geometry_and_dates():
     assert message.alert_id == "a1" and message.confidence == 0.91
     assert message.alert_date == datetime(2024, 3, 5, tzinfo=UTC)
     assert message.confirmed_date == datetime(2024, 3, 15, tzinfo=UTC)
-    lon, lat = message.geometry["coordinates"][0][0]
+    assert (message.status, message.method) == ("high", "xgboost")
+    assert message.geometry["type"] == "MultiPolygon"
+    lon, lat = message.geometry["coordinates"][0][0][0]
     assert -58 < lon < -57 and -8 < lat < -7  # UTM 21S easting 455 km

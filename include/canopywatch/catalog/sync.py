@@ -295,22 +295,7 @@ def catalog_versions(conn: psycopg.Connection[Any]) -> dict[str, int]:
         return {str(name): int(version) for name, version in cur.fetchall()}
 
 
-# ------------------------------------------------------------------ Airflow and command line
-def sync_from_airflow(
-    *, aws_conn_id: str, postgres_conn_id: str, rebuild: bool = False
-) -> dict[str, Any]:
-    """The DAG task: sync with the lake and PostGIS of the Airflow connections; XCom-able."""
-    from canopywatch.lake.connections import lake_from_airflow, postgis_from_airflow
-    from canopywatch.settings import Settings
-
-    settings = Settings.from_env()
-    lake = lake_from_airflow(aws_conn_id, settings.bucket)
-    with postgis_from_airflow(postgres_conn_id) as conn:
-        results = sync_catalog(conn, lake, rebuild=rebuild)
-    return {r.table: {"version": r.to_version, "upserted": r.upserted, "deleted": r.deleted,
-                      "mode": r.mode} for r in results}  # fmt: skip
-
-
+# ------------------------------------------------------------------ command line
 def main(argv: Sequence[str] | None = None) -> int:
     from canopywatch.catalog.schema import connect
     from canopywatch.lake.tables import lake_from_settings

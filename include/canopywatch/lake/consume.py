@@ -1,4 +1,4 @@
-"""Kafka -> Delta consumers: ``apply_function_batch`` functions for ConsumeFromTopicOperator.
+"""Kafka -> Delta writers: what the Kafka consumer tasks apply to each batch.
 
 ``write_scene_batch`` (and its siblings for COGs and alerts) is the library
 function: it takes the consumed messages, a ``Lake`` and a DLQ producer, sends
@@ -7,8 +7,8 @@ offsets in one exactly-once Delta commit (``canopywatch.lake.writer``). Any othe
 failure (MinIO down, Kafka error) is raised, so the operator commits no offset and
 the retry redelivers the batch; offsets already in Delta are skipped then.
 
-``consume_scenes_downloaded`` and friends are the Airflow glue: they resolve the
-connections and call the library function.
+The Airflow consumer tasks (``canopywatch.airflow.lake.consume_scenes_downloaded`` and
+friends) resolve the connections and call these functions.
 """
 
 from __future__ import annotations
@@ -165,55 +165,3 @@ def write_alert_batch(
         dlq=dlq,
         app=app,
     )
-
-
-# ------------------------------------------------------------------ Airflow glue
-_WRITERS = {
-    "scenes_raw": write_scene_batch,
-    "scenes_cog": write_converted_batch,
-    "alerts": write_alert_batch,
-}
-
-
-def _consume(
-    table: str, messages: Sequence[KafkaMessage], aws_conn_id: str, kafka_conn_id: str
-) -> None:
-    from airflow.providers.apache.kafka.hooks.produce import KafkaProducerHook
-
-    from canopywatch.lake.connections import lake_from_airflow
-    from canopywatch.settings import Settings
-
-    settings = Settings.from_env()
-    lake = lake_from_airflow(aws_conn_id, settings.bucket)
-    producer = KafkaProducerHook(kafka_config_id=kafka_conn_id).get_producer()
-    outcome = _WRITERS[table](messages, lake=lake, dlq=producer)
-    log.info(
-        "batch of %d message(s) -> %s: %d written (version %s), %d replayed, %d dead-lettered",
-        len(messages),
-        table,
-        outcome.written,
-        outcome.commit.version,
-        outcome.commit.replayed,
-        len(outcome.dead_lettered),
-    )
-
-
-def consume_scenes_downloaded(
-    messages: Sequence[KafkaMessage], *, aws_conn_id: str, kafka_conn_id: str
-) -> None:
-    """apply_function_batch: ``<prefix>.scenes-downloaded`` -> Delta ``scenes_raw``."""
-    _consume("scenes_raw", messages, aws_conn_id, kafka_conn_id)
-
-
-def consume_scenes_converted(
-    messages: Sequence[KafkaMessage], *, aws_conn_id: str, kafka_conn_id: str
-) -> None:
-    """apply_function_batch: ``<prefix>.scenes-converted`` -> Delta ``scenes_cog``."""
-    _consume("scenes_cog", messages, aws_conn_id, kafka_conn_id)
-
-
-def consume_alerts(
-    messages: Sequence[KafkaMessage], *, aws_conn_id: str, kafka_conn_id: str
-) -> None:
-    """apply_function_batch: ``<prefix>.alerts`` -> Delta ``alerts``."""
-    _consume("alerts", messages, aws_conn_id, kafka_conn_id)

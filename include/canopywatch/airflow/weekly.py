@@ -1,10 +1,10 @@
 """The steps of the ``deforestation_detect_weekly`` DAG, as plain functions over connection ids.
 
 For each area: the scenes the catalog holds for it (PostGIS, by bbox and time),
-fetched from MinIO per request tile, scored by the trained XGBoost model (the
-statistical baseline when no model is trained), turned into dated, scored alert
-polygons, published as AlertPublished messages (Kafka -> Delta ``alerts`` -> PostGIS),
-and exported for GIS review: a GeoPackage and a before/after PNG quicklook.
+fetched from MinIO per request tile, scored by the chosen detector (``harmonic`` by
+default, as ``canopywatch detect``; ``xgboost`` with the trained model), turned into dated,
+scored alert polygons, published as AlertPublished messages (Kafka -> Delta ``alerts`` ->
+PostGIS), and exported for GIS review: a GeoPackage and a before/after PNG quicklook.
 """
 
 from __future__ import annotations
@@ -13,13 +13,18 @@ import logging
 import tempfile
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from shapely.geometry import mapping
-
-from canopywatch.download import Aoi
+from canopywatch.airflow.connections import kafka_producer, object_store, postgis
+from canopywatch.airflow.payloads import (
+    AreaDetection,
+    AreaJob,
+    DetectionPeriods,
+    ExportedFile,
+    WeeklyReport,
+)
 from canopywatch.layout import parse_key
 from canopywatch.messages import AlertPublished
 from canopywatch.settings import Settings
@@ -68,75 +73,48 @@ def scene_keys_by_tile(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[tupl
 
 
 def alert_messages(alerts: Any, aoi_id: str) -> list[AlertPublished]:
-    """AlertPublished messages (geometry in EPSG:4326) from the detector's GeoDataFrame."""
-    frame = alerts.to_crs(4326) if len(alerts) else alerts
-    messages = []
-    for row in frame.itertuples():
-        confirmed = (
-            row.confirmed_date
-            if isinstance(row.confirmed_date, str) and row.confirmed_date
-            else None
-        )
-        messages.append(
-            AlertPublished(
-                alert_id=str(row.id),
-                aoi_id=aoi_id,
-                geometry=mapping(row.geometry),
-                alert_date=_as_datetime(row.alert_date),
-                confirmed_date=_as_datetime(confirmed) if confirmed else None,
-                confidence=float(row.confidence),
-                area_ha=float(row.area_ha),
-                model_version=str(row.model_version),
-            )
-        )
-    return messages
+    """AlertPublished messages (the alert schema, geometry in EPSG:4326) from the
+    detector's GeoDataFrame."""
+    from canopywatch.export.alerts import alert_records
 
-
-def _as_datetime(value: Any) -> datetime:
-    text = str(value)[:10]
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    return [AlertPublished(**{**r, "aoi_id": aoi_id}) for r in alert_records(alerts)]
 
 
 def detect_area_alerts(
-    area: Mapping[str, Any],
+    area: AreaJob,
+    periods: DetectionPeriods,
     *,
     aws_conn_id: str,
     postgres_conn_id: str,
     kafka_conn_id: str,
     run_id: str,
     settings: Settings,
-) -> dict[str, Any]:
+) -> AreaDetection:
     """Score one area's scenes, publish its alerts, export GeoPackage + quicklook."""
-    from airflow.providers.apache.kafka.hooks.produce import KafkaProducerHook
-
     from canopywatch.catalog import queries
     from canopywatch.dates import days_since_epoch
-    from canopywatch.detect.alerts import active_alerts, write_alerts, write_quicklook
+    from canopywatch.detect.alerts import active_alerts, publishable, write_quicklook
     from canopywatch.detect.detector import detect_area
     from canopywatch.detect.observations import SceneFilesSource
-    from canopywatch.lake.connections import postgis_from_airflow
-    from canopywatch.monitor import object_store
+    from canopywatch.export.alerts import write_alerts
 
-    aoi = Aoi.from_dict(area["aoi"])
-    end = datetime.fromisoformat(area["end"])
+    aoi = area.aoi
+    end = area.window.end
     start = end - HISTORY
     query = queries.Query.parse(
         aoi.bbox.as_tuple(), start.date().isoformat(), end.date().isoformat()
     )
-    with postgis_from_airflow(postgres_conn_id) as conn:
+    with postgis(postgres_conn_id) as conn:
         rows = queries.scenes_in(conn, query)
     tiles = scene_keys_by_tile(rows)
     log.info("%s: %d scene(s) in the catalog over %d tile(s), %s .. %s", aoi.aoi_id, len(rows),
              len(tiles), start.date(), end.date())  # fmt: skip
-    detector = detector_for(
-        settings, area.get("method"), area.get("history_start"), area.get("monitor_start")
-    )
+    detector = detector_for(settings, periods.method, periods.history_start, periods.monitor_start)
     raw_store = object_store(aws_conn_id, settings.bucket)
     exports = object_store(aws_conn_id, settings.exports_bucket)
-    producer = KafkaProducerHook(kafka_config_id=kafka_conn_id).get_producer()
+    producer = kafka_producer(kafka_conn_id)
     out_dir = settings.home / "exports" / "alerts" / aoi.aoi_id / _safe(run_id)
-    summary: dict[str, Any] = {"aoi_id": aoi.aoi_id, "scenes": len(rows), "alerts": 0, "area_ha": 0.0,
-                               "high_confidence": 0, "outputs": []}  # fmt: skip
+    n_alerts, n_high, total_ha, outputs = 0, 0, 0.0, []
     for tile, scenes in tiles.items():
         if len(scenes) < 4:
             log.info(
@@ -158,7 +136,11 @@ def detect_area_alerts(
                 continue
             result = detect_area(SceneFilesSource(files), detector, aoi=aoi.aoi_id)
         alerts = active_alerts(result.alerts)
-        messages = alert_messages(alerts, aoi.aoi_id)
+        # withdrawn (or harvested) alerts go out as updates of the alerts the catalog holds
+        with postgis(postgres_conn_id) as conn:
+            known = queries.known_alert_ids(conn, result.alerts["alert_id"])
+        published = publishable(result.alerts, known)
+        messages = alert_messages(published, aoi.aoi_id)
         for message in messages:
             producer.produce(settings.topic("alerts"), message.to_bytes(), key=message.key.encode())
         left = producer.flush(30)
@@ -169,24 +151,30 @@ def detect_area_alerts(
                 f"to {settings.topic('alerts')}"
             )
         stem = f"{aoi.aoi_id}_{tile}"
-        gpkg = write_alerts(alerts, out_dir / f"{stem}.gpkg")
+        gpkg = write_alerts(published, out_dir / f"{stem}.gpkg")
         png = write_quicklook(result.before_rgb, result.after_rgb, alerts, result.grid.transform,
                               out_dir / f"{stem}.png", title=f"{aoi.name} {tile}",
                               dates=(f"before ({scenes[0][0]:%Y-%m})", f"after ({scenes[-1][0]:%Y-%m})"))  # fmt: skip
         for path, content_type in ((gpkg, "application/geopackage+sqlite3"), (png, "image/png")):
             key = f"alerts/{aoi.aoi_id}/{_safe(run_id)}/{path.name}"
             exports.put(key, path.read_bytes(), content_type, {"run-id": run_id})
-            summary["outputs"].append({"local": str(path), "uri": f"s3://{exports.bucket}/{key}"})
+            outputs.append(ExportedFile(local=str(path), uri=f"s3://{exports.bucket}/{key}"))
         high = int((alerts["confidence_level"] == "high").sum()) if len(alerts) else 0
         area_ha = float(alerts["area_ha"].sum()) if len(alerts) else 0.0
-        summary["alerts"] += len(alerts)
-        summary["high_confidence"] += high
-        summary["area_ha"] += area_ha
+        n_alerts += len(alerts)
+        n_high += high
+        total_ha += area_ha
         log.info("%s %s: %d scene(s) scored with %s: %d alert(s) (%d high confidence), %.2f ha; "
                  "published to %s; GeoPackage %s; quicklook %s", aoi.aoi_id, tile, len(scenes),
                  result.model_version, len(alerts), high, area_ha, settings.topic("alerts"), gpkg, png)  # fmt: skip
-    summary["area_ha"] = round(summary["area_ha"], 3)
-    return summary
+    return AreaDetection(
+        aoi_id=aoi.aoi_id,
+        scenes=len(rows),
+        alerts=n_alerts,
+        high_confidence=n_high,
+        area_ha=round(total_ha, 3),
+        outputs=tuple(outputs),
+    )
 
 
 def _readable(path: Path) -> bool:
@@ -204,3 +192,17 @@ def _readable(path: Path) -> bool:
 
 def _safe(run_id: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
+
+
+def report(results: Sequence[AreaDetection]) -> WeeklyReport:
+    """The run's summary: one log line per area, totals in XCom."""
+    for r in results:
+        log.info("%s: %d scene(s), %d alert(s) (%d high confidence), %.2f ha; outputs: %s",
+                 r.aoi_id, r.scenes, r.alerts, r.high_confidence, r.area_ha,
+                 ", ".join(o.uri for o in r.outputs) or "none")  # fmt: skip
+    return WeeklyReport(
+        areas=len(results),
+        alerts=sum(r.alerts for r in results),
+        area_ha=round(sum(r.area_ha for r in results), 3),
+        outputs=tuple(o for r in results for o in r.outputs),
+    )

@@ -16,6 +16,8 @@ from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
+from canopywatch.airflow.connections import kafka_bootstrap
+from canopywatch.airflow.ids import KAFKA_CONN, S3_CONN, SPARK_CONN
 from canopywatch.cog.profiles import DEFAULT_PROFILE
 from canopywatch.cog.submit import (
     APPLICATION,
@@ -25,6 +27,7 @@ from canopywatch.cog.submit import (
     spark_jars,
     submit_environment,
 )
+from canopywatch.settings import Settings
 
 
 class CogConvertOperator(SparkSubmitOperator):
@@ -36,13 +39,14 @@ class CogConvertOperator(SparkSubmitOperator):
     def __init__(
         self,
         *,
-        aws_conn_id: str,
-        kafka_conn_id: str,
+        aws_conn_id: str = S3_CONN,
+        kafka_conn_id: str = KAFKA_CONN,
         scene_ids: str | list[str] = "",
         profile: str = DEFAULT_PROFILE,
         partitions: int | None = None,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("conn_id", SPARK_CONN)
         kwargs.setdefault("application", str(APPLICATION))
         kwargs.setdefault("name", "canopywatch-cog-convert")
         super().__init__(**kwargs)
@@ -57,8 +61,6 @@ class CogConvertOperator(SparkSubmitOperator):
         from airflow.sdk import BaseHook
         from airflow.sdk.log import mask_secret
 
-        from canopywatch.settings import Settings
-
         settings = Settings.from_env()
         aws = BaseHook.get_connection(self.aws_conn_id)
         extra = aws.extra_dejson
@@ -68,11 +70,7 @@ class CogConvertOperator(SparkSubmitOperator):
         for secret in (access_key, secret_key):
             if secret:
                 mask_secret(secret)
-        bootstrap = BaseHook.get_connection(self.kafka_conn_id).extra_dejson.get(
-            "bootstrap.servers"
-        )
-        if not bootstrap:
-            raise ValueError(f"connection {self.kafka_conn_id} has no bootstrap.servers extra")
+        bootstrap = kafka_bootstrap(self.kafka_conn_id)
         self.jars = self.jars or ",".join(spark_jars(settings))
         self.conf = {**spark_conf(endpoint, region), **(self.conf or {})}
         self.application_args = job_arguments(
@@ -80,7 +78,7 @@ class CogConvertOperator(SparkSubmitOperator):
             s3_endpoint=endpoint,
             region=region,
             topic=settings.topic("scenes-converted"),
-            kafka_bootstrap=str(bootstrap),
+            kafka_bootstrap=bootstrap,
             scene_ids=_ids(self.scene_ids),
             profile=self.profile or None,
             partitions=self.partitions,

@@ -1,9 +1,9 @@
 """The steps of the ``deforestation_monitor`` DAG, as plain functions over connection ids.
 
-Each function resolves its Airflow connections itself (imported lazily, so this
-module imports without Airflow), calls the library and logs for people: what was
-searched, found, downloaded, skipped and where it went. XCom carries ids, keys and
-small request records, never rasters.
+Each function resolves its Airflow connections (``canopywatch.airflow.connections``),
+calls the library and logs for people: what was searched, found, downloaded, skipped and
+where it went. Tasks hand each other the typed payloads of ``canopywatch.airflow.payloads``
+as JSON; XCom carries ids, keys and small request records, never rasters.
 """
 
 from __future__ import annotations
@@ -14,55 +14,27 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from canopywatch.airflow.connections import cdse_endpoint, kafka_producer, object_store, postgis
+from canopywatch.airflow.payloads import AreaJob, StoredScenes, TileJob, TileSearch
 from canopywatch.download import (
-    Aoi,
     DownloadOutcome,
     download_scene,
-    make_aoi,
     parse_window,
     plan_requests,
     plan_tiles,
     scene_key,
 )
 from canopywatch.evalscripts import EvalscriptFunction, get_function
-from canopywatch.geo import BBox
 from canopywatch.messages import DownloadRequest
+from canopywatch.run_areas import select_areas
 from canopywatch.settings import REPO_ROOT, Settings
-from canopywatch.sources.copernicus import (
-    CdseEndpoint,
-    process_request,
-    search_acquisitions,
-    sh_config,
-)
+from canopywatch.sources.copernicus import process_request, search_acquisitions, sh_config
 from canopywatch.storage import aois
-from canopywatch.storage.objects import ObjectStore
 from canopywatch.transport import BatchReport, run_download_batch
 
 log = logging.getLogger(__name__)
 
 AOIS_FILE = REPO_ROOT / "include" / "aois.yaml"
-
-
-# ------------------------------------------------------------------ connections
-def cdse_endpoint(conn_id: str, settings: Settings) -> CdseEndpoint:
-    """The CDSE endpoint from an Airflow connection, else from CANOPYWATCH_* variables."""
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    try:
-        conn = BaseHook.get_connection(conn_id)
-    except AirflowNotFoundException:
-        log.info(
-            "no Airflow connection %r: reading CANOPYWATCH_CDSE_* from the environment", conn_id
-        )
-        return CdseEndpoint.from_settings(settings)
-    return CdseEndpoint.from_connection(conn.login, conn.password, conn.extra_dejson)
-
-
-def object_store(aws_conn_id: str, bucket: str) -> ObjectStore:
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    return ObjectStore(S3Hook(aws_conn_id=aws_conn_id).get_conn(), bucket)
 
 
 # ------------------------------------------------------------------ 1. areas
@@ -74,7 +46,7 @@ def resolve_areas(
     postgres_conn_id: str,
     settings: Settings,
     aois_file: Path = AOIS_FILE,
-) -> list[dict[str, Any]]:
+) -> list[AreaJob]:
     """The areas this run covers, each with its window, function and cloud limit.
 
     With a ``bbox`` param (a manual trigger) the run covers that box; without one it
@@ -88,9 +60,16 @@ def resolve_areas(
         raise ValueError(f"max_cloud={max_cloud} must be between 0 and 100")
     window = parse_window(params.get("start") or interval_start, params.get("end") or interval_end)
 
+    selected = select_areas(
+        params,
+        lambda: _registered_aois(postgres_conn_id, aois_file),
+        settings,
+        function=function,
+        max_cloud=max_cloud,
+    )  # bbox, else aoi_name (must be registered), else every registered area
+    areas = [(a.aoi, a.function, a.max_cloud) for a in selected]
     if params.get("bbox"):
-        aoi = make_aoi(params["bbox"], params.get("aoi_name"), settings)
-        areas = [(aoi, function, max_cloud)]
+        aoi = areas[0][0]
         log.info(
             "manual run: area %s %s (%.1f km²)",
             aoi.aoi_id,
@@ -98,13 +77,8 @@ def resolve_areas(
             aoi.bbox.area_km2(),
         )
     else:
-        registered = _registered_aois(postgres_conn_id, aois_file)
-        areas = [
-            (make_aoi(r.bbox.as_tuple(), r.aoi_id, settings), r.function, r.max_cloud)
-            for r in registered
-        ]
         log.info(
-            "scheduled run: %d registered area(s): %s",
+            "registered area(s): %d: %s",
             len(areas),
             ", ".join(a[0].aoi_id for a in areas),
         )
@@ -120,111 +94,70 @@ def resolve_areas(
         max_cloud,
     )
     return [
-        {
-            "aoi": aoi.to_dict(),
-            "start": window.start.isoformat(),
-            "end": window.end.isoformat(),
-            "function": fn,
-            "max_cloud": cloud,
-        }
-        for aoi, fn, cloud in areas
+        AreaJob(aoi=aoi, window=window, function=fn, max_cloud=cloud) for aoi, fn, cloud in areas
     ]
 
 
 def _registered_aois(postgres_conn_id: str, aois_file: Path) -> list[aois.RegisteredAoi]:
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-    found: dict[str, aois.RegisteredAoi] = {a.aoi_id: a for a in aois.load_file(aois_file)}
-    with PostgresHook(postgres_conn_id=postgres_conn_id).get_conn() as conn:
-        for area in aois.list_active(conn):
-            found[area.aoi_id] = area
-    return [found[k] for k in sorted(found)]
+    """The active areas of the YAML file and PostGIS (PostGIS wins, also when deactivated)."""
+    with postgis(postgres_conn_id) as conn:
+        registered = aois.list_areas(conn, include_inactive=True)
+    return aois.merge(aois.load_file(aois_file), registered)
 
 
 # ------------------------------------------------------------------ 2. tiles
-def tile_jobs(areas: Sequence[Mapping[str, Any]], settings: Settings) -> list[dict[str, Any]]:
+def tile_jobs(areas: Sequence[AreaJob], settings: Settings) -> list[TileJob]:
     """One job per (area, request tile): the unit that is searched and mapped in the UI."""
-    jobs = []
+    jobs: list[TileJob] = []
     for area in areas:
-        aoi = Aoi.from_dict(area["aoi"])
-        tiles = plan_tiles(aoi, settings)
+        tiles = plan_tiles(area.aoi, settings)
         log.info(
             "area %s: %d request tile(s) of at most %d px",
-            aoi.aoi_id,
+            area.aoi.aoi_id,
             len(tiles),
             settings.max_request_px,
         )
-        for tile in tiles:
-            jobs.append(
-                {
-                    **area,
-                    "label": f"{aoi.aoi_id}/{tile.tile_id}",
-                    "tile": {
-                        "tile_id": tile.tile_id,
-                        "epsg": tile.epsg,
-                        "utm_bounds": list(tile.utm_bounds),
-                        "width": tile.width,
-                        "height": tile.height,
-                        "bbox": list(tile.bbox.as_tuple()),
-                    },
-                }
-            )
+        jobs.extend(TileJob(area=area, tile=tile) for tile in tiles)
     return jobs
 
 
 # ------------------------------------------------------------------ 3. search
 def search_tile(
-    job: Mapping[str, Any], *, cdse_conn_id: str, run_id: str | None, settings: Settings
-) -> dict[str, Any]:
-    """Catalog search for one tile; returns the DownloadRequests as producer kwargs."""
-    from canopywatch.geo import RequestTile
-
-    aoi = Aoi.from_dict(job["aoi"])
-    t = job["tile"]
-    minx, miny, maxx, maxy = (float(v) for v in t["utm_bounds"])
-    tile = RequestTile(
-        tile_id=t["tile_id"],
-        epsg=int(t["epsg"]),
-        minx=minx,
-        miny=miny,
-        maxx=maxx,
-        maxy=maxy,
-        width=int(t["width"]),
-        height=int(t["height"]),
-        bbox=BBox(*(float(v) for v in t["bbox"])),
-    )
-    window = parse_window(job["start"], job["end"])
+    job: TileJob, *, cdse_conn_id: str, run_id: str | None, settings: Settings
+) -> TileSearch:
+    """Catalog search for one tile: the DownloadRequests of its acquisition days."""
+    area, tile, window = job.area, job.tile, job.area.window
     config = sh_config(cdse_endpoint(cdse_conn_id, settings), max_retries=settings.sh_max_retries)
     days = search_acquisitions(
-        config, tile.bbox.as_tuple(), window.start, window.end, job["max_cloud"]
+        config, tile.bbox.as_tuple(), window.start, window.end, area.max_cloud
     )
     requests = plan_requests(
-        aoi,
+        area.aoi,
         tile,
         days,
-        function=job["function"],
-        max_cloud=job["max_cloud"],
+        function=area.function,
+        max_cloud=area.max_cloud,
         resolution=settings.resolution_m,
         run_id=run_id,
     )
     log.info(
         "%s: catalog search %s .. %s (cloud <= %.0f%%) found %d acquisition day(s)%s",
-        job["label"],
+        job.label,
         window.start.date(),
         window.end.date(),
-        job["max_cloud"],
+        area.max_cloud,
         len(days),
         ": " + ", ".join(str(d.day) for d in days) if days else "",
     )
-    return {"label": job["label"], "requests": [r.to_json() for r in requests]}
+    return TileSearch(label=job.label, requests=tuple(r.to_json() for r in requests))
 
 
-def request_records(requests: Sequence[str], label: str = "") -> Iterator[tuple[str, str]]:
-    """producer_function for ProduceToTopicOperator: (request_id, JSON) pairs."""
-    for payload in requests:
-        request = DownloadRequest.from_json(payload)
+def request_records(search: str, label: str = "") -> Iterator[tuple[str, str]]:
+    """producer_function for ProduceToTopicOperator: (request_id, JSON) pairs of a TileSearch."""
+    found = TileSearch.from_json(search)
+    for request, payload in zip(found.download_requests(), found.requests, strict=True):
         yield request.request_id, payload
-    log.info("%s: published %d download request(s)", label, len(requests))
+    log.info("%s: published %d download request(s)", label or found.label, len(found.requests))
 
 
 def delivery_report(err: Any, msg: Any) -> None:
@@ -242,12 +175,10 @@ def consume_download_batch(
     kafka_conn_id: str,
 ) -> None:
     """apply_function_batch of the ConsumeFromTopicOperator: fetch and store each request."""
-    from airflow.providers.apache.kafka.hooks.produce import KafkaProducerHook
-
     settings = Settings.from_env()
     config = sh_config(cdse_endpoint(cdse_conn_id, settings), max_retries=settings.sh_max_retries)
     store = object_store(aws_conn_id, settings.bucket)
-    producer = KafkaProducerHook(kafka_config_id=kafka_conn_id).get_producer()
+    producer = kafka_producer(kafka_conn_id)
 
     def fetch(request: DownloadRequest, function: EvalscriptFunction) -> bytes:
         return process_request(
@@ -302,11 +233,11 @@ def consume_download_batch(
 
 # ------------------------------------------------------------------ 5. summary
 def summarize(
-    searches: Sequence[Mapping[str, Any]], *, aws_conn_id: str, settings: Settings
-) -> dict[str, Any]:
+    searches: Sequence[TileSearch], *, aws_conn_id: str, settings: Settings
+) -> StoredScenes:
     """Check that every planned scene is in the object store and say where everything is."""
     store = object_store(aws_conn_id, settings.bucket)
-    planned = [DownloadRequest.from_json(p) for s in searches for p in s["requests"]]
+    planned = [request for search in searches for request in search.download_requests()]
     stored, missing, total_bytes = [], [], 0
     for request in planned:
         key = scene_key(request, settings.geohash_precision).key
@@ -334,4 +265,6 @@ def summarize(
         for key in missing:
             log.error("  missing s3://%s/%s", store.bucket, key)
         raise RuntimeError(f"{len(missing)} of {len(planned)} planned scenes were not stored")
-    return {"planned": len(planned), "stored": len(stored), "bytes": total_bytes, "keys": stored}
+    return StoredScenes(
+        planned=len(planned), stored=len(stored), bytes=total_bytes, keys=tuple(stored)
+    )
