@@ -11,12 +11,13 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from psycopg import sql
 
-from canopywatch.catalog.schema import connect, ensure_schema
+from canopywatch.catalog.schema import connect, drop_schema, ensure_schema
 from canopywatch.settings import REPO_ROOT, Settings
 
 pytestmark = pytest.mark.service
@@ -38,11 +39,13 @@ SCENES = [
     ("s-apr-bad-cog", "2024-04-29T14:12:00Z", 2.0, False),
     ("s-apr-no-cog", "2024-04-30T14:12:00Z", 1.0, None),
 ]
-# (alert_id, alert_date, confirmed, confidence, area_ha)
+# (alert_id, alert_date, confirmed, confidence, area_ha, status); the marts count
+# deforestation alerts (low, high), not withdrawn ones
 ALERTS = [
-    ("a-1", "2024-04-01T00:00:00Z", True, 0.9, 1.5),
-    ("a-2", "2024-04-03T00:00:00Z", False, 0.7, 0.5),
-    ("a-3", "2024-04-10T00:00:00Z", False, 0.8, 2.0),
+    ("a-1", "2024-04-01T00:00:00Z", True, 0.9, 1.5, "high"),
+    ("a-2", "2024-04-03T00:00:00Z", False, 0.7, 0.5, "low"),
+    ("a-3", "2024-04-10T00:00:00Z", False, 0.8, 2.0, "low"),
+    ("a-4", "2024-04-11T00:00:00Z", False, 0.01, 7.0, "withdrawn"),
 ]
 
 
@@ -66,16 +69,27 @@ def _fill(conn) -> None:
                     (scene_id, raw_key.replace("raw.tif", "cog.tif"), valid,
                      [] if valid else ["not a readable GeoTIFF"]),
                 )  # fmt: skip
-        for alert_id, alert_date, confirmed, confidence, area_ha in ALERTS:
+        for alert_id, alert_date, confirmed, confidence, area_ha, status in ALERTS:
             cur.execute(
                 """INSERT INTO alerts (alert_id, aoi_id, alert_date, confirmed_date, confidence,
-                    area_ha, model_version, geohash, geom)
-                   VALUES (%s, %s, %s, %s, %s, %s, 'm1', '6y8xg',
+                    confidence_level, status, area_ha, method, model_version, geohash, geom)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'harmonic', 'harmonic-v1', '6y8xg',
                     ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON(%s), 4326)))""",
                 (alert_id, AOI, alert_date, alert_date if confirmed else None, confidence,
-                 area_ha, footprint),
+                 "high" if confidence >= 0.8 else "low", status, area_ha, footprint),
             )  # fmt: skip
     conn.commit()
+
+
+@pytest.fixture(scope="module")
+def platform(platform: Settings):  # type: ignore[no-redef]
+    """This module's own catalog schema: its hand-made scenes, COGs and alerts (keys outside
+    the object layout) never reach the session schema the DAG tests share; dropped after."""
+    own = replace(platform, pg_schema=f"{platform.pg_schema}_dbtsrc")
+    connect(own).close()  # creates the schema
+    yield own
+    with connect(platform) as conn:
+        drop_schema(conn, own.pg_schema)
 
 
 @pytest.fixture(scope="module")
