@@ -267,14 +267,14 @@ def _sibling(out: Path, suffix: str, extension: str | None = None) -> Path:
 def detect_command(args: argparse.Namespace) -> int:
     from rasterio.windows import Window
 
-    from canopywatch.detect.alerts import (
-        AlertPolicy,
-        active_alerts,
-        other_changes,
-        write_quicklook,
-    )
+    from canopywatch.detect.alerts import AlertPolicy, active_alerts, other_changes
     from canopywatch.detect.detector import detect_area, write_forest_baseline
     from canopywatch.detect.observations import check_reflectance
+    from canopywatch.detect.quicklook import (
+        composite_periods,
+        largest_alert_series,
+        write_quicklook,
+    )
     from canopywatch.export.alerts import write_alerts
 
     if args.mmu_ha <= 0:
@@ -319,6 +319,9 @@ def detect_command(args: argparse.Namespace) -> int:
             result.grid.transform,
             args.quicklook,
             title=f"{args.aoi} {detector.version}",
+            dates=composite_periods(result.days),
+            crs=result.grid.crs,
+            series=largest_alert_series(source, alerts),
         )
         outputs.append(str(args.quicklook))
     high = int((alerts["status"] == "high").sum()) if len(alerts) else 0
