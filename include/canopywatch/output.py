@@ -314,6 +314,11 @@ def _csv_value(value: Any) -> Any:
 
 
 # ------------------------------------------------------------------ gpkg
+def _gpkg_value(value: Any) -> Any:
+    """Dates and times stay themselves (GeoPackage DateTime fields), the rest as in CSV."""
+    return value if isinstance(value, datetime | date) else _csv_value(value)
+
+
 def write_gpkg(
     rows: Sequence[Mapping[str, Any]],
     path: Path,
@@ -321,12 +326,13 @@ def write_gpkg(
     geometry_of: Callable[[Mapping[str, Any]], Mapping[str, Any] | None] = _geometry_field,
     geometry_type: str | None = None,
 ) -> Path:
-    """One GeoPackage layer (EPSG:4326), replacing the file; polygons promoted to one type."""
+    """One GeoPackage layer (EPSG:4326), replacing the file; polygons promoted to one type;
+    times as DateTime fields."""
     import geopandas as gpd
     import pandas as pd
     from shapely.geometry import MultiPolygon, Polygon, shape
 
-    records = [{k: _csv_value(v) for k, v in r.items() if k != "geometry"} for r in rows]
+    records = [{k: _gpkg_value(v) for k, v in r.items() if k != "geometry"} for r in rows]
     geometries = [shape(geometry_of(r)) for r in rows]
     kinds = {g.geom_type for g in geometries}
     if geometry_type is None:

@@ -203,3 +203,24 @@ def test_bad_bbox_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> 
     assert main(["tiles", "--bbox", "nan,1,2,3"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("canopywatch: ")
+
+
+def test_gpkg_listings_keep_times_as_datetime_fields(tmp_path: Path) -> None:
+    import datetime as dt
+
+    import pyogrio
+
+    from canopywatch.output import write_gpkg
+
+    square = {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}
+    rows = [
+        {"alert_id": "a", "alert_date": dt.datetime(2024, 3, 1, tzinfo=dt.UTC),
+         "confirmed_date": None, "confidence": 0.9, "geometry": square},
+        {"alert_id": "b", "alert_date": dt.datetime(2024, 3, 8, tzinfo=dt.UTC),
+         "confirmed_date": dt.datetime(2024, 3, 13, tzinfo=dt.UTC), "confidence": 0.5,
+         "geometry": square},
+    ]  # fmt: skip
+    info = pyogrio.read_info(write_gpkg(rows, tmp_path / "a.gpkg", "deforestation_alerts"))
+    types = dict(zip(info["fields"], info["ogr_types"], strict=True))
+    assert types["alert_date"] == types["confirmed_date"] == "OFTDateTime"
+    assert types["confidence"] == "OFTReal" and info["geometry_type"] == "Polygon"
