@@ -89,6 +89,13 @@ class Settings:
     # EUDR plot checks: forest baseline rasters (paths or globs, comma-separated); empty:
     # <home>/exports/forest_baseline/*.tif
     forest_baseline: str = ""
+    # HTTP API (canopywatch.api): reads need a key unless api_public_read; api_key, when set,
+    # is stored (hashed) as an admin key at start; requests per minute per key; body limit
+    api_port: int = 18600
+    api_public_read: bool = False
+    api_key: str = field(default="", repr=False)
+    api_rate_limit: int = 600
+    api_max_body_mb: float = 20.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pystac
+from rio_stac.stac import get_projection_info
 
 from canopywatch.cog.profiles import MASK_BANDS
 from canopywatch.sentinel2 import BANDS, MSI_BANDS, NODATA_DN, REFLECTANCE_SCALE
@@ -45,7 +46,7 @@ class RasterFacts:
     shape: tuple[int, int]
     transform: tuple[float, ...]
     bbox: tuple[float, float, float, float]
-    names: tuple[str, ...]
+    names: tuple[str | None, ...]  # the band descriptions (None where a band has none)
     dtypes: tuple[str, ...]
     nodata: float | None
     scales: tuple[float, ...]
@@ -55,8 +56,6 @@ class RasterFacts:
 
 def raster_facts(dataset: Any) -> RasterFacts:
     """The facts of an open rasterio dataset (projection from ``rio_stac``)."""
-    from rio_stac.stac import get_projection_info
-
     projection = get_projection_info(dataset)
     epsg = projection.get("epsg")
     return RasterFacts(
@@ -64,7 +63,7 @@ def raster_facts(dataset: Any) -> RasterFacts:
         shape=(int(projection["shape"][0]), int(projection["shape"][1])),
         transform=tuple(float(v) for v in projection["transform"][:6]),
         bbox=tuple(float(v) for v in projection["bbox"]),  # type: ignore[arg-type]
-        names=tuple(d or f"band_{i}" for i, d in enumerate(dataset.descriptions, start=1)),
+        names=tuple(d or None for d in dataset.descriptions),
         dtypes=tuple(str(d) for d in dataset.dtypes),
         nodata=None if dataset.nodata is None else float(dataset.nodata),
         scales=tuple(float(s) for s in dataset.scales),
@@ -124,8 +123,8 @@ def cog_band_names(bands: Iterable[str]) -> list[str]:
 def _asset(
     href: str, media_type: str, title: str, names: list[str], facts: RasterFacts | None
 ) -> pystac.Asset:
-    if facts is not None and len(facts.names) == len(facts.dtypes):
-        names = list(facts.names)
+    if facts is not None and all(facts.names) and len(facts.names) == len(facts.dtypes):
+        names = [str(n) for n in facts.names]  # the file names its bands: trust it
     extra: dict[str, Any] = {
         "bands": [band_object(n) for n in names],
         "raster:bands": [raster_band(n, facts, i) for i, n in enumerate(names)],

@@ -1,4 +1,4 @@
-"""The local platform: PostgreSQL/PostGIS, Kafka, MinIO, the CDSE emulator and Airflow.
+"""The local platform: PostgreSQL/PostGIS, Kafka, MinIO, the CDSE emulator, Airflow, the API.
 
 Started as plain background processes (no Docker) with ``python -m canopywatch_dev.platform``;
 ``docker-compose.yaml`` describes the same stack for Docker users.
@@ -7,6 +7,6 @@ Started as plain background processes (no Docker) with ``python -m canopywatch_d
 from __future__ import annotations
 
 # start order; ``up`` also starts what a service depends on (see canopywatch_dev.platform.stack)
-SERVICES: tuple[str, ...] = ("postgres", "kafka", "minio", "emulator", "airflow")
+SERVICES: tuple[str, ...] = ("postgres", "kafka", "minio", "emulator", "airflow", "api")
 
 __all__ = ["SERVICES"]

@@ -1,6 +1,6 @@
 """The services of the local platform as one stack: start order, dependencies, status.
 
-Each service module (postgres, kafka, minio, emulator, airflow_local) provides
+Each service module (postgres, kafka, minio, emulator, airflow_local, api) provides
 ``NAME``, ``PROCESSES``, ``COMPOSE_SERVICES``, ``up``, ``down`` and ``status``.
 """
 
@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from canopywatch.settings import Settings
-from canopywatch_dev.platform import SERVICES, airflow_local, emulator, kafka, minio, postgres
+from canopywatch_dev.platform import (
+    SERVICES,
+    airflow_local,
+    api,
+    emulator,
+    kafka,
+    minio,
+    postgres,
+)
 from canopywatch_dev.platform.process import PlatformError, ProcessStatus, split_host_port
 
 _MODULES: dict[str, ModuleType] = {
@@ -20,9 +28,10 @@ _MODULES: dict[str, ModuleType] = {
     "minio": minio,
     "emulator": emulator,
     "airflow": airflow_local,
+    "api": api,
 }
 # what a service needs running before it starts
-DEPENDS: dict[str, tuple[str, ...]] = {"airflow": ("postgres",)}
+DEPENDS: dict[str, tuple[str, ...]] = {"airflow": ("postgres",), "api": ("postgres", "minio")}
 
 
 @dataclass(frozen=True)
@@ -97,4 +106,5 @@ def published_ports(settings: Settings) -> dict[str, tuple[int, ...]]:
         "minio": (split_host_port(minio.address(settings))[1], settings.minio_console_port),
         "emulator": (settings.emulator_port,),
         "airflow": (settings.airflow_port,),
+        "api": (settings.api_port,),
     }
