@@ -156,6 +156,12 @@ def airflow_env(platform: Settings, cdse: Cdse) -> AirflowEnv:
         "CANOPYWATCH_DOWNLOAD_CONCURRENCY": "2",
     }
     settings = Settings.from_env({**os.environ, **variables})
+    # the metadata database and the Airflow home, whether or not the Airflow services were
+    # ever started on this machine (test modules run in any order: pytest-randomly)
+    from canopywatch_dev.platform.paths import ensure_layout
+
+    ensure_layout(settings)
+    airflow_local.airflow_home(settings).mkdir(parents=True, exist_ok=True)
     airflow_local.initialise(settings)
     return AirflowEnv(settings, variables)
 
