@@ -75,7 +75,13 @@ def receiver() -> Iterator[Receiver]:
             with state.lock:
                 state.requests[key] += 1
                 seen = state.requests[key]
-            if self.path.endswith("/broken") or seen == 1:
+            if self.path.endswith("/ok"):
+                code = 200
+                with state.lock:
+                    state.accepted.append(json.loads(body))
+                    state.signatures[key] = self.headers["X-Canopywatch-Signature"]
+                    state.bodies[key] = body
+            elif self.path.endswith("/broken") or seen == 1:
                 code = 500
             elif seen == 2:
                 time.sleep(CLIENT_TIMEOUT_S * 3)
@@ -238,3 +244,43 @@ def test_flaky_receiver_gets_each_alert_status_exactly_once(
     listed = json.loads(capsys.readouterr().out)
     assert {r["target"].rsplit("/", 1)[1] for r in listed} == {"all", "high"}
     assert all("secret" not in r for r in listed)
+
+
+def test_a_failed_task_notifies_every_subscription_once(
+    platform: Settings, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+):
+    from types import SimpleNamespace
+
+    from canopywatch.airflow.notify import SubscriptionsNotifier
+
+    area = "fail-area"
+    settings = replace(platform, webhook_allow_private=True)
+    with connect(settings) as conn:
+        aois.register(conn, aois.RegisteredAoi(area, area, BBox(-55.41, -7.11, -55.38, -7.08)))
+        made = store.create(conn, aoi_id=area, target=f"{receiver.url}/ok", min_status="high",
+                            secret="s3cret-for-the-test")  # fmt: skip
+    params = settings.postgres_params()
+    monkeypatch.setenv("AIRFLOW_CONN_CW_NOTIFY_TEST", json.dumps({
+        "conn_type": "postgres", "host": params["host"], "port": params["port"],
+        "login": params["user"], "password": params.get("password", ""), "schema": params["dbname"],
+        "extra": {"options": f"-c search_path={settings.pg_schema},public"},
+    }))  # fmt: skip
+    monkeypatch.setenv("CANOPYWATCH_WEBHOOK_ALLOW_PRIVATE", "true")
+    context = {
+        "ti": SimpleNamespace(dag_id="deforestation_detect_weekly", run_id="manual__2024-05-01",
+                              task_id="detect", try_number=2, log_url="http://airflow/log"),
+        "exception": RuntimeError("MinIO unreachable\ntraceback..."),
+    }  # fmt: skip
+    notifier = SubscriptionsNotifier(postgres_conn_id="cw_notify_test")
+    notifier.notify(context)
+    notifier.notify(context)  # a second callback for the same try notifies nobody again
+    failures = [d for d in receiver.accepted if d["event"] == "pipeline.failed"]
+    mine = [d for d in failures if d["subscription_id"] == made.subscription_id]
+    assert len(mine) == 1
+    assert mine[0]["failure"] == {
+        "dag_id": "deforestation_detect_weekly", "run_id": "manual__2024-05-01",
+        "task_id": "detect", "try_number": 2, "error": "RuntimeError: MinIO unreachable",
+        "log_url": "http://airflow/log",
+    }  # fmt: skip
+    key = "/ok|deforestation_detect_weekly:manual__2024-05-01:detect:2"
+    assert verify("s3cret-for-the-test", receiver.bodies[key], receiver.signatures[key])

@@ -197,7 +197,6 @@ def deliver(
     """Deliver ``alert`` to ``subscription`` unless done before; the resulting state
     (``delivered``, ``dead_letter``, ``skipped``: not for this subscription, ``busy``: another
     consumer holds it)."""
-    key = alert.idempotency_key
     with conn.cursor() as cur:
         cur.execute(
             "SELECT status FROM subscription_deliveries "
@@ -205,17 +204,40 @@ def deliver(
             (subscription.subscription_id, alert.alert_id),
         )
         delivered = {row[0] for row in cur.fetchall()}
-        event = event_name(subscription, alert.status, delivered)
-        if event is None:
-            conn.commit()
-            return "skipped"
+    conn.commit()
+    event = event_name(subscription, alert.status, delivered)
+    if event is None:
+        return "skipped"
+    return deliver_event(
+        conn, client, subscription, policy,
+        key=alert.idempotency_key, ref_id=alert.alert_id, status=alert.status, event=event,
+        body=body_of(subscription, event, alert), sleep=sleep,
+    )  # fmt: skip
+
+
+def deliver_event(
+    conn: Any,
+    client: httpx.Client,
+    subscription: Subscription,
+    policy: DeliveryPolicy,
+    *,
+    key: str,
+    ref_id: str,
+    status: str,
+    event: str,
+    body: bytes,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """Deliver one signed ``body`` under idempotency ``key`` with retries, logged in
+    ``subscription_deliveries`` (``ref_id``: the alert id, or the failed run)."""
+    with conn.cursor() as cur:
         cur.execute(
             """
             INSERT INTO subscription_deliveries
                 (subscription_id, idempotency_key, alert_id, status, event, state)
             VALUES (%s, %s, %s, %s, %s, 'pending') ON CONFLICT DO NOTHING
             """,
-            (subscription.subscription_id, key, alert.alert_id, alert.status, event),
+            (subscription.subscription_id, key, ref_id, status, event),
         )
         conn.commit()
         cur.execute(
@@ -231,7 +253,6 @@ def deliver(
         if state != "pending":
             conn.commit()
             return state
-        body = body_of(subscription, event, alert)
         final = "dead_letter"
         while attempts < policy.max_attempts:
             attempts += 1
