@@ -294,22 +294,27 @@ def _area_argument(args: argparse.Namespace) -> Any:
 def _aoi(args: argparse.Namespace, settings: Settings) -> int:
     import psycopg
 
+    aoi = None
+    if args.aoi_command == "add":  # bad input is refused before PostGIS is asked
+        get_function(args.function)
+        if not 0 <= args.max_cloud <= 100:
+            raise ValueError(f"--max-cloud {args.max_cloud} must be between 0 and 100")
+        aoi = make_aoi(_area_argument(args), args.name, settings)
+    try:
+        return _aoi_in_catalog(args, settings, aoi)
+    except psycopg.Error as exc:  # unreachable, or lost during the command
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"canopywatch: PostGIS unreachable: {first}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+
+
+def _aoi_in_catalog(args: argparse.Namespace, settings: Settings, aoi: Any) -> int:
     from canopywatch.catalog.schema import connect
     from canopywatch.download import aoi_id_for
     from canopywatch.storage import aois
 
-    try:
-        conn = connect(settings, connect_timeout=5)  # in CANOPYWATCH_PG_SCHEMA
-    except psycopg.OperationalError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"canopywatch: PostGIS unreachable: {first}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    with conn:
-        if args.aoi_command == "add":
-            get_function(args.function)
-            if not 0 <= args.max_cloud <= 100:
-                raise ValueError(f"--max-cloud {args.max_cloud} must be between 0 and 100")
-            aoi = make_aoi(_area_argument(args), args.name, settings)
+    with connect(settings, connect_timeout=5) as conn:  # in CANOPYWATCH_PG_SCHEMA
+        if aoi is not None:
             outcome = aois.register(
                 conn,
                 aois.RegisteredAoi(

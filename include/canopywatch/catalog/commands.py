@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -137,9 +138,21 @@ def _guarded(handler: Handler, args: argparse.Namespace, settings: Settings) -> 
         print(f"canopywatch: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (psycopg.OperationalError, DeltaError, OSError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"canopywatch: {first_line}", file=sys.stderr)
+        print(f"canopywatch: {one_line(exc)}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def one_line(exc: BaseException) -> str:
+    """An error as one line: its first line and, for a chain of causes (delta-rs prints one
+    per line), the innermost one ("Generic S3 error: Connection refused (os error 111)")."""
+    lines = [_ANSI.sub("", line).strip(" ↳\t") for line in str(exc).strip().splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return type(exc).__name__
+    return lines[0] if len(lines) == 1 else f"{lines[0]}: {lines[-1]}"
 
 
 # ------------------------------------------------------------------ scenes / alerts

@@ -76,6 +76,7 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
                 "enable.idempotence": True,
                 "acks": "all",
                 "message.timeout.ms": int(args.timeout * 1000),
+                "log_level": 0,  # a broker that is down is reported once, not logged per retry
             }
         )
         report = ingest_rows(rows, stations, producer, topic, flush_timeout=args.timeout)

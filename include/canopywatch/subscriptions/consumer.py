@@ -91,6 +91,7 @@ def run(
             "group.id": group,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            "log_level": 0,  # a broker that is down is reported once, not logged per retry
         }
     )
     topic = settings.topic("alerts")
