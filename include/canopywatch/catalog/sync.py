@@ -288,13 +288,6 @@ def sync_catalog(
     return [sync_table(conn, lake, spec, rebuild=rebuild, schema=name) for spec in SYNC_ORDER]
 
 
-def catalog_versions(conn: psycopg.Connection[Any]) -> dict[str, int]:
-    """The Delta version each catalog table reflects."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT delta_table, delta_version FROM lake_sync ORDER BY delta_table")
-        return {str(name): int(version) for name, version in cur.fetchall()}
-
-
 # ------------------------------------------------------------------ command line
 def main(argv: Sequence[str] | None = None) -> int:
     from canopywatch.catalog.schema import connect
