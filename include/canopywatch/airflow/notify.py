@@ -60,3 +60,19 @@ def failure_of(context: Any) -> Any:
         error=f"{type(error).__name__}: {first_line}" if error else "failed",
         log_url=getattr(ti, "log_url", None),
     )
+
+
+def deliver_from_airflow(
+    settings: Settings, postgres_conn_id: str, kafka_conn_id: str
+) -> dict[str, int]:
+    """One pass of the alert subscriptions consumer with the Airflow connections."""
+    from canopywatch.airflow.connections import kafka_bootstrap, postgis
+    from canopywatch.subscriptions.consumer import run
+
+    report = run(
+        settings,
+        once=True,
+        connect_db=lambda: postgis(postgres_conn_id),
+        bootstrap=kafka_bootstrap(kafka_conn_id),
+    )
+    return report.as_dict()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,15 +79,18 @@ def run(
     once: bool = True,
     max_messages: int | None = None,
     group: str = CONSUMER_GROUP,
+    connect_db: Callable[[], Any] | None = None,
+    bootstrap: str | None = None,
 ) -> DeliveryReport:
-    """Consume ``<prefix>.alerts`` and deliver; offsets are committed after each batch."""
+    """Consume ``<prefix>.alerts`` and deliver; offsets are committed after each batch.
+    ``connect_db`` / ``bootstrap`` (the Airflow connections in a DAG) default to the settings'."""
     from confluent_kafka import Consumer
 
     from canopywatch.catalog.schema import connect
 
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap,
+            "bootstrap.servers": bootstrap or settings.kafka_bootstrap,
             "group.id": group,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
@@ -100,7 +103,8 @@ def run(
     policy = DeliveryPolicy.from_settings(settings)
     idle_polls = 0
     try:
-        with connect(settings) as conn, httpx.Client() as client:
+        opened = connect_db() if connect_db is not None else connect(settings)
+        with opened as conn, httpx.Client() as client:
             while max_messages is None or total.messages < max_messages:
                 batch = consumer.consume(BATCH_SIZE, timeout=POLL_TIMEOUT_S)
                 if not batch:
