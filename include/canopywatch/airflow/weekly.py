@@ -93,9 +93,14 @@ def detect_area_alerts(
     """Score one area's scenes, publish its alerts, export GeoPackage + quicklook."""
     from canopywatch.catalog import queries
     from canopywatch.dates import days_since_epoch
-    from canopywatch.detect.alerts import active_alerts, publishable, write_quicklook
+    from canopywatch.detect.alerts import active_alerts, publishable
     from canopywatch.detect.detector import detect_area
     from canopywatch.detect.observations import SceneFilesSource
+    from canopywatch.detect.quicklook import (
+        composite_periods,
+        largest_alert_series,
+        write_quicklook,
+    )
     from canopywatch.export.alerts import write_alerts
 
     aoi = area.aoi
@@ -134,7 +139,10 @@ def detect_area_alerts(
             if len(files) < 4:
                 log.info("%s %s: only %d readable scene(s); skipped", aoi.aoi_id, tile, len(files))
                 continue
-            result = detect_area(SceneFilesSource(files), detector, aoi=aoi.aoi_id)
+            source = SceneFilesSource(files)
+            result = detect_area(source, detector, aoi=aoi.aoi_id)
+            # the NDVI panel of the quicklook reads the largest alert's window while the files exist
+            series = largest_alert_series(source, active_alerts(result.alerts))
         alerts = active_alerts(result.alerts)
         # withdrawn (or harvested) alerts go out as updates of the alerts the catalog holds
         with postgis(postgres_conn_id) as conn:
@@ -154,7 +162,8 @@ def detect_area_alerts(
         gpkg = write_alerts(published, out_dir / f"{stem}.gpkg")
         png = write_quicklook(result.before_rgb, result.after_rgb, alerts, result.grid.transform,
                               out_dir / f"{stem}.png", title=f"{aoi.name} {tile}",
-                              dates=(f"before ({scenes[0][0]:%Y-%m})", f"after ({scenes[-1][0]:%Y-%m})"))  # fmt: skip
+                              dates=composite_periods(result.days), crs=result.grid.crs,
+                              series=series)  # fmt: skip
         for path, content_type in ((gpkg, "application/geopackage+sqlite3"), (png, "image/png")):
             key = f"alerts/{aoi.aoi_id}/{_safe(run_id)}/{path.name}"
             exports.put(key, path.read_bytes(), content_type, {"run-id": run_id})
