@@ -27,6 +27,7 @@ from airflow.sdk import DAG, Param, get_current_context, task
 from canopywatch.airflow.dag_config import SETTINGS, Settings, form
 from canopywatch.airflow.ids import KAFKA_PRODUCER_CONN, POSTGIS_CONN, S3_CONN
 from canopywatch.airflow.lake import lake_recorder, sync_catalog
+from canopywatch.airflow.notify import SubscriptionsNotifier
 
 with DAG(
     dag_id="deforestation_detect_weekly",
@@ -36,7 +37,12 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "canopywatch", "retries": 1, "retry_delay": timedelta(minutes=1)},
+    default_args={
+        "owner": "canopywatch",
+        "retries": 1,
+        "retry_delay": timedelta(minutes=1),
+        "on_failure_callback": SubscriptionsNotifier(POSTGIS_CONN),  # tells the subscribers
+    },
     tags=["canopywatch", "detection", "alerts"],
     params={
         "bbox": Param(None, **form.bbox_schema("score every registered area")),
