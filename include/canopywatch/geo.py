@@ -1,8 +1,19 @@
-"""Areas of interest: bounding boxes, GeoJSON input, geohash, UTM request tiles.
+"""Areas of interest: bounding boxes, GeoJSON input, geohash, UTM zones and request tiles,
+and ``Grid``, the one raster-grid type (the detector's, the labels', the local endpoint's).
 
 A user gives a lon/lat bounding box (or a GeoJSON geometry); the Process API takes
 at most 2500 px a side, so an area is cut into request tiles on a 10 m grid in the
 UTM zone of its centre.
+
+sentinelhub's own helpers were weighed for this (issue 14): ``get_utm_crs`` applies the same
+zone rule as ``utm_epsg`` (both from the ``utm`` package; a test checks they agree, Norway and
+Svalbard included), but importing sentinelhub here would load it in every DAG parse.
+``UtmZoneSplitter`` cuts an area into fixed-size boxes on a grid per UTM zone (an area across
+a zone edge gets boxes in both zones, partly outside the area); the tiles here are equal cuts of
+the area's own snapped box in one zone, at most ``max_px`` a side, and their bounds are part of
+every stored object key (``bbox_...``), so changing the cut would re-download stored scenes.
+``bbox_to_dimensions`` gives the pixel size of a lon/lat box; ``split_into_tiles`` computes the
+same from the snapped UTM box it already has.
 """
 
 from __future__ import annotations
@@ -11,9 +22,14 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from affine import Affine
 from pyproj import Geod, Transformer
+
+if TYPE_CHECKING:
+    import rasterio.crs
+    from rasterio.windows import Window
 
 GEOHASH_ALPHABET = "0123456789bcdefghjkmnpqrstuvwxyz"
 _GEOD = Geod(ellps="WGS84")
@@ -210,21 +226,20 @@ def bbox_geohash(bbox: BBox, precision: int = 5) -> str:
 
 # --------------------------------------------------------------------------- UTM tiles
 def utm_epsg(lon: float, lat: float) -> int:
-    """EPSG code of the WGS84 / UTM zone containing the point (326xx north, 327xx south)."""
-    zone = int((lon + 180.0) // 6.0) + 1
-    zone = min(max(zone, 1), 60)
-    # Norway and Svalbard exceptions of the UTM grid
-    if 56.0 <= lat < 64.0 and 3.0 <= lon < 12.0:
-        zone = 32
-    elif 72.0 <= lat < 84.0:
-        if 0.0 <= lon < 9.0:
-            zone = 31
-        elif 9.0 <= lon < 21.0:
-            zone = 33
-        elif 21.0 <= lon < 33.0:
-            zone = 35
-        elif 33.0 <= lon < 42.0:
-            zone = 37
+    """EPSG code of the WGS84 / UTM zone containing the point (326xx north, 327xx south).
+
+    The zone rule of the ``utm`` package, the one ``sentinelhub.get_utm_crs`` applies, so the
+    request tiles and the Process API agree: 6-degree zones, and the exceptions of the grid
+    above 56 N: south-west Norway (56-64 N, 3-12 E) is zone 32 (32V), and Svalbard
+    (72-84 N) is 31X (0-9 E), 33X (9-21 E), 35X (21-33 E) and 37X (33-42 E); zones 32X, 34X
+    and 36X do not exist. The one UTM-zone function of the project (the simulator uses it too).
+    """
+    import utm  # the small pure-Python package sentinelhub depends on
+
+    if not -90.0 <= lat <= 90.0:
+        raise BBoxError(f"latitude {lat} is not in [-90, 90]")
+    # longitude 180 is zone 60's east edge (a bbox's maxx); utm would wrap it to zone 1
+    zone = 60 if lon >= 180.0 else int(utm.latlon_to_zone_number(lat, lon))
     return (32600 if lat >= 0 else 32700) + zone
 
 
@@ -303,3 +318,34 @@ def split_into_tiles(bbox: BBox, resolution: float = 10.0, max_px: int = 2500) -
 
 def _edges(total: int, parts: int) -> list[int]:
     return [round(i * total / parts) for i in range(parts + 1)]
+
+
+# --------------------------------------------------------------------------- raster grids
+@dataclass(frozen=True)
+class Grid:
+    """A raster grid: CRS, affine transform (pixel corner -> CRS coordinates) and size."""
+
+    crs: rasterio.crs.CRS
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, columns), as numpy arrays of the grid are shaped."""
+        return (self.height, self.width)
+
+    @property
+    def pixel_area_m2(self) -> float:
+        return abs(self.transform.a * self.transform.e - self.transform.b * self.transform.d)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(minx, miny, maxx, maxy) in the grid's CRS."""
+        minx, maxy = self.transform * (0, 0)
+        maxx, miny = self.transform * (self.width, self.height)
+        return (min(minx, maxx), min(miny, maxy), max(minx, maxx), max(miny, maxy))
+
+    def window_transform(self, window: Window) -> Affine:
+        """The transform of a window of the grid (its top-left pixel at the origin)."""
+        return self.transform * Affine.translation(window.col_off, window.row_off)

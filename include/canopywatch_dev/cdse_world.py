@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from affine import Affine
 from pyproj import Transformer
 from rasterio.crs import CRS
 from rasterio.warp import Resampling, reproject
 from shapely.geometry import Polygon
 
+from canopywatch.geo import Grid
 from canopywatch.sentinel2 import BANDS, SCL_BAND, SCL_NO_DATA
 from canopywatch_dev.simulate import Acquisition, Simulation, simulate_area
 
@@ -78,22 +78,6 @@ def load_area_specs(path: Path) -> list[AreaSpec]:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise WorldConfigError(f"cannot read world file {path}: {exc}") from exc
     return [AreaSpec.from_json(area) for area in areas]
-
-
-@dataclass(frozen=True)
-class Grid:
-    """A raster grid: the simulation's own grid or the grid a request asks for."""
-
-    crs: CRS
-    transform: Affine
-    width: int
-    height: int
-
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        minx, maxy = self.transform @ (0, 0)
-        maxx, miny = self.transform @ (self.width, self.height)
-        return (min(minx, maxx), min(miny, maxy), max(minx, maxx), max(miny, maxy))
 
 
 def footprint_lonlat(crs: CRS, bounds: tuple[float, float, float, float]) -> Polygon:

@@ -14,6 +14,7 @@ import rasterio.features
 from shapely.geometry import box
 
 from canopywatch.dates import days_since_epoch
+from canopywatch.geo import utm_epsg
 from canopywatch.sentinel2 import (
     BANDS,
     BOA_ADD_OFFSET_DN,
@@ -38,7 +39,6 @@ from canopywatch_dev.simulate import (
     mgrs_tile_id,
     simulate,
     simulate_area,
-    utm_epsg_for_lonlat,
 )
 
 SMALL = SimulationConfig(seed=7, width=96, height=80)
@@ -468,10 +468,18 @@ def test_mgrs_tile_id() -> None:
 
 
 def test_utm_zone_selection() -> None:
-    assert utm_epsg_for_lonlat(-57.05, -12.05) == 32721
-    assert utm_epsg_for_lonlat(10.02, 45.02) == 32632
-    assert utm_epsg_for_lonlat(-180.0, 1.0) == 32601
-    assert utm_epsg_for_lonlat(179.99, -1.0) == 32760
+    # the simulator uses the product's one UTM-zone function (canopywatch.geo.utm_epsg)
+    assert utm_epsg(-57.05, -12.05) == 32721
+    assert utm_epsg(10.02, 45.02) == 32632
+    assert utm_epsg(-180.0, 1.0) == 32601
+    assert utm_epsg(179.99, -1.0) == 32760
+    # a simulated area in south-west Norway lies in zone 32 (32V), not 31
+    assert (
+        simulate_area(
+            (4.90, 60.30, 4.92, 60.31), dt.date(2024, 6, 1), dt.date(2024, 6, 20)
+        ).crs.to_epsg()
+        == 32632
+    )
 
 
 @pytest.mark.parametrize(

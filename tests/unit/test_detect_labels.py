@@ -15,7 +15,7 @@ from shapely.geometry import box
 
 from canopywatch.dates import days_since_epoch
 from canopywatch.detect.labels import reference_from_loss_year, reference_from_polygons
-from canopywatch.detect.observations import Grid
+from canopywatch.geo import Grid
 
 GRID = Grid(
     rasterio.crs.CRS.from_epsg(32721), Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 8800000.0), 50, 50

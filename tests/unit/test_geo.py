@@ -76,6 +76,57 @@ def test_utm_zone_north_south_and_exceptions():
     assert utm_epsg(10.0, 78.0) == 32633  # Svalbard exception
 
 
+@pytest.mark.parametrize(
+    ("lon", "lat", "epsg"),
+    [
+        # south-west Norway, 56-64 N and 3-12 E: 32V (zone 31 would be the 6-degree rule)
+        (3.0, 56.0, 32632),
+        (5.32, 60.39, 32632),  # Bergen
+        (11.99, 63.99, 32632),
+        (2.99, 60.0, 32631),  # west of 3 E: the ordinary zone
+        (5.0, 64.0, 32631),  # north of 64 N: the ordinary zone again
+        (5.0, 55.99, 32631),
+        # Svalbard, 72-84 N: 31X, 33X, 35X, 37X; no 32X, 34X, 36X
+        (8.99, 78.0, 32631),
+        (9.0, 78.0, 32633),
+        (15.6, 78.2, 32633),  # Longyearbyen (zone 33 by the 6-degree rule too)
+        (20.99, 80.0, 32633),  # 6-degree rule: 34
+        (21.0, 80.0, 32635),
+        (32.99, 72.0, 32635),  # 6-degree rule: 36
+        (33.0, 72.0, 32637),
+        (41.99, 84.0, 32637),
+        (42.0, 80.0, 32638),  # east of 42 E: the ordinary zone
+        (10.0, 71.99, 32632),  # south of 72 N: the ordinary zone
+        # the antimeridian and the south
+        (-180.0, 1.0, 32601),
+        (180.0, -1.0, 32760),
+        (-55.1, -10.0, 32721),
+    ],
+)
+def test_utm_zone_exceptions_of_norway_and_svalbard(lon, lat, epsg):
+    assert utm_epsg(lon, lat) == epsg
+
+
+def test_utm_zone_agrees_with_sentinelhub_everywhere():
+    from sentinelhub import get_utm_crs
+
+    points = [
+        (lon + 0.5, lat + 0.5)
+        for lon in range(-180, 180, 1)
+        for lat in (-60, -10, 0, 45, 55, 56, 59, 63, 64, 71, 72, 75, 79, 83)
+    ]
+    disagree = [(x, y) for x, y in points if utm_epsg(x, y) != get_utm_crs(x, y).epsg]
+    assert len(points) == 5040 and disagree == []
+
+
+def test_request_tiles_in_norway_and_svalbard_use_the_exception_zones():
+    (bergen,) = split_into_tiles(BBox(5.30, 60.38, 5.34, 60.40))
+    assert bergen.epsg == 32632
+    (svalbard,) = split_into_tiles(BBox(20.90, 79.00, 20.98, 79.02))  # centre 20.94 E: 33X
+    assert svalbard.epsg == 32633
+    assert 0 < svalbard.width <= 2500 and 0 < svalbard.height <= 2500
+
+
 def test_small_area_is_one_tile_on_the_10m_grid():
     tiles = split_into_tiles(BBox(-55.10, -10.05, -55.05, -10.00))
     assert len(tiles) == 1

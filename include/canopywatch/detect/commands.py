@@ -344,7 +344,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     from canopywatch.dates import days_since_epoch
     from canopywatch.detect.evaluate import evaluate_alerts
     from canopywatch.detect.labels import reference_from_loss_year, reference_from_polygons
-    from canopywatch.detect.observations import Grid
+    from canopywatch.geo import Grid
 
     if args.alerts is None or args.labels is None:
         raise ValueError("--alerts and --labels go together")

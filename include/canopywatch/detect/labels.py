@@ -25,7 +25,8 @@ from scipy import ndimage
 
 from canopywatch.dates import days_since_epoch
 from canopywatch.detect.evaluate import ReferenceData, ReferenceEvent
-from canopywatch.detect.observations import Grid, read_aligned
+from canopywatch.detect.observations import read_aligned
+from canopywatch.geo import Grid
 
 DATE_COLUMNS: tuple[str, ...] = ("view_date", "date", "image_date", "loss_date", "alert_date")
 

@@ -25,6 +25,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from scipy import ndimage
 
+from canopywatch.geo import Grid as Grid  # the one raster grid, used here throughout
 from canopywatch.sentinel2 import (
     BANDS,
     RAW_BAND_ORDER,
@@ -51,25 +52,6 @@ class MaskingConfig:
     # cloud and shadow masks grow by this many pixels: their soft edges are not flagged
     dilation_px: int = 2
     cloud_scl: frozenset[int] = CLOUD_SCL
-
-
-@dataclass(frozen=True)
-class Grid:
-    crs: rasterio.crs.CRS
-    transform: Affine
-    width: int
-    height: int
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (self.height, self.width)
-
-    @property
-    def pixel_area_m2(self) -> float:
-        return abs(self.transform.a * self.transform.e - self.transform.b * self.transform.d)
-
-    def window_transform(self, window: Window) -> Affine:
-        return self.transform * Affine.translation(window.col_off, window.row_off)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from rasterio.transform import from_bounds
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
+from canopywatch.geo import Grid
 from canopywatch.sentinel2 import BOA_ADD_OFFSET_DN, SCL_BAND
 from canopywatch_dev.cdse_emulator.config import (
     COLLECTION_ID,
@@ -43,7 +44,6 @@ from canopywatch_dev.cdse_emulator.search import (
     parse_time,
 )
 from canopywatch_dev.cdse_world import (
-    Grid,
     Mosaic,
     Scene,
     World,

@@ -12,7 +12,6 @@ from canopywatch.dates import days_since_epoch
 from canopywatch.detect.evaluate import ReferenceData, ReferenceEvent
 from canopywatch.detect.observations import (
     S2_BANDS,
-    Grid,
     GriddedSource,
     MaskingConfig,
     ObservationStack,
@@ -20,6 +19,7 @@ from canopywatch.detect.observations import (
     finalize,
     window_or_full,
 )
+from canopywatch.geo import Grid
 from canopywatch.sentinel2 import BOA_ADD_OFFSET_DN, REFLECTANCE_SCALE
 from canopywatch_dev.simulate import LC_FOREST, Simulation
 

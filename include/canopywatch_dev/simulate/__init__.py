@@ -43,7 +43,6 @@ from __future__ import annotations
 from canopywatch_dev.simulate.helpers import (
     clearing_date_to_datetime64,
     mgrs_tile_id,
-    utm_epsg_for_lonlat,
 )
 from canopywatch_dev.simulate.model import (
     DEFORESTATION_KINDS,
@@ -81,5 +80,4 @@ __all__ = [
     "mgrs_tile_id",
     "simulate",
     "simulate_area",
-    "utm_epsg_for_lonlat",
 ]

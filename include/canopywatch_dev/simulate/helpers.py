@@ -39,12 +39,6 @@ def clearing_date_to_datetime64(clearing_date: npt.NDArray[np.integer[Any]]) -> 
     return out
 
 
-def utm_epsg_for_lonlat(lon: float, lat: float) -> int:
-    """WGS 84 / UTM EPSG code of the zone holding (lon, lat): 326zz north, 327zz south."""
-    zone = min(60, max(1, math.floor((lon + 180.0) / 6.0) + 1))
-    return (32600 if lat >= 0 else 32700) + zone
-
-
 def mgrs_tile_id(epsg: int, easting: float, northing: float, lat: float) -> str:
     """MGRS 100 km square (``21LWH``) of a UTM point, as Sentinel-2 tiles are named."""
     zone = epsg % 100

@@ -19,6 +19,7 @@ from pyproj import Transformer
 from rasterio.transform import from_origin
 
 from canopywatch.dates import date_from_days, days_since_epoch
+from canopywatch.geo import utm_epsg
 from canopywatch.sentinel2 import (
     BANDS,
     BOA_ADD_OFFSET_DN,
@@ -38,7 +39,6 @@ from canopywatch_dev.simulate.helpers import (
     mgrs_tile_id,
     mix_for_ndvi,
     smooth_field,
-    utm_epsg_for_lonlat,
     wetness,
 )
 from canopywatch_dev.simulate.landscape import _build_landscape
@@ -592,7 +592,7 @@ def simulate_area(
     west, south, east, north = bbox
     if not (west < east and south < north and south >= -84.0 and north <= 84.0):
         raise ValueError(f"bbox must be (west, south, east, north) in degrees, got {bbox}")
-    epsg = utm_epsg_for_lonlat((west + east) / 2, (south + north) / 2)
+    epsg = utm_epsg((west + east) / 2, (south + north) / 2)
     to_utm = Transformer.from_crs(4326, epsg, always_xy=True)
     minx, miny, maxx, maxy = to_utm.transform_bounds(west, south, east, north, densify_pts=21)
     # one pixel of margin absorbs the curvature of the bbox edges between densified points
