@@ -36,6 +36,7 @@ from canopywatch.airflow.ids import CDSE_CONN, CDSE_POOL, KAFKA_CONN, POSTGIS_CO
 from canopywatch.airflow.ids import SCENES_RAW as SCENES_RAW_ASSET
 from canopywatch.airflow.kafka_commits import CommitAfterBatchOperator
 from canopywatch.airflow.lake import lake_recorder, sync_catalog
+from canopywatch.airflow.notify import SubscriptionsNotifier
 
 with DAG(
     dag_id="deforestation_monitor",
@@ -49,6 +50,7 @@ with DAG(
         "owner": "canopywatch",
         "retries": 2,
         "retry_delay": timedelta(seconds=30),
+        "on_failure_callback": SubscriptionsNotifier(POSTGIS_CONN),  # tells the subscribers
     },
     tags=["canopywatch", "sentinel-2", "monitoring"],
     params={
