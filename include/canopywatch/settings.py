@@ -81,6 +81,8 @@ class Settings:
     pu_budget: float = 10_000.0
     # trained change-detection models (ml/models/<name>/, written by `dvc repro` in ml/)
     model_dir: Path = field(default_factory=lambda: REPO_ROOT / "ml" / "models")
+    # the DVC training project (dvc.yaml, params.yaml) deforestation_model_training reproduces
+    ml_project: Path = field(default_factory=lambda: REPO_ROOT / "ml")
     # alert subscriptions: webhook targets on private/loopback addresses are refused unless true
     webhook_allow_private: bool = False
     webhook_max_attempts: int = 5

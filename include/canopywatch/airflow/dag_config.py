@@ -30,4 +30,4 @@ __all__ = [
 SETTINGS = Settings.from_env()
 DEFAULT_FUNCTION = "s2l2a_bands"
 LOOKBACK = timedelta(days=2)  # scheduled monitoring: scenes are published hours after sensing
-ML_DIR = REPO_ROOT / "ml"  # the DVC pipeline the training DAG reproduces
+ML_DIR = SETTINGS.ml_project  # the DVC pipeline the training DAG reproduces (default ml/)
