@@ -10,9 +10,11 @@ connections and call the library (``download``, ``lake``, ``catalog``, ``cog``, 
 - ``connections``: clients built from those connections (object store, lake, PostGIS, Kafka,
   CDSE);
 - ``payloads``: the typed task-to-task hand-offs (JSON in XCom);
-- ``monitor``, ``weekly``, ``lake``, ``cog``, ``dbt``: the steps of the DAGs;
-- ``dag_config``: what DAG files need at parse time (settings, Param choices);
-- ``links``: the UI links of the plugin.
+- ``monitor``, ``weekly``, ``lake``, ``cog``, ``dbt`` (and ``reconcile``, ``budget``,
+  ``streaming``, ``notify``): the steps of the DAGs;
+- ``dag_config``: what DAG files need at parse time (settings, Param choices, ``form``);
+- ``failures``, ``links``, ``kafka_commits``: fail-at-once wrappers, the plugin's UI link, the
+  Kafka consumer that commits each batch's own offsets.
 
 This package's ``__init__`` imports nothing, so importing ``canopywatch.airflow.ids`` at
 DAG parse time stays cheap.

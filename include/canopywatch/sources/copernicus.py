@@ -57,8 +57,9 @@ class CdseEndpoint:
         ]
         if missing:
             raise CredentialsError(
-                f"CDSE {' and '.join(missing)} missing: set the Airflow connection 'cdse_default' "
-                "(login = OAuth client id, password = client secret) or the environment variables "
+                f"CDSE {' and '.join(missing)} missing: set the CDSE Airflow connection (its id is "
+                "canopywatch.airflow.ids.CDSE_CONN; login = OAuth client id, password = client "
+                "secret) or the environment variables "
                 "CANOPYWATCH_CDSE_CLIENT_ID and CANOPYWATCH_CDSE_CLIENT_SECRET "
                 "(create an OAuth client in the Copernicus Data Space dashboard)"
             )
