@@ -122,7 +122,7 @@ def test_every_verb_fails_in_one_line(tmp_path):
         "station_id,kind,observed_at,value\ns1,rain,2024-01-01T00:00:00Z,1\n"
     )
     cases = [(verb, argv, code) for verb, items in CASES.items() for argv, code in items]
-    with ThreadPoolExecutor(max_workers=4)  # mostly waiting on refusals as pool:
+    with ThreadPoolExecutor(max_workers=4) as pool:  # mostly waiting on refusals
         results = list(pool.map(lambda case: _run(case[1], str(tmp_path)), cases))
     problems = []
     for (_verb, argv, code), result in zip(cases, results, strict=True):
