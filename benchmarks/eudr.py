@@ -24,6 +24,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import numpy.typing as npt
 import rasterio
 import shapely
 from affine import Affine
@@ -51,16 +52,18 @@ def _baseline(path: Path, rng: np.random.Generator) -> Path:
     return path
 
 
-def _random_polygons(rng: np.random.Generator, n: int, min_ha: float, max_ha: float):
+def _random_polygons(
+    rng: np.random.Generator, n: int, min_ha: float, max_ha: float
+) -> npt.NDArray[np.object_]:
     span = SIZE_PX * RES
     x = ORIGIN[0] + rng.uniform(500, span - 500, n)
     y = ORIGIN[1] - rng.uniform(500, span - 500, n)
     radius = np.sqrt(rng.uniform(min_ha, max_ha, n) * 1e4 / np.pi)
-    blobs = shapely.buffer(shapely.points(x, y), radius, quad_segs=4)
+    blobs: npt.NDArray[np.object_] = shapely.buffer(shapely.points(x, y), radius, quad_segs=4)
     return blobs
 
 
-def generate(n_plots: int, folder: Path, seed: int = 1):
+def generate(n_plots: int, folder: Path, seed: int = 1) -> tuple[gpd.GeoDataFrame, Evidence]:
     rng = np.random.default_rng(seed)
     baseline = _baseline(folder / "bench_forest_baseline.tif", rng)
     crs = f"EPSG:{EPSG}"
