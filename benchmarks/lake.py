@@ -1,17 +1,22 @@
-"""Lake and catalog figures: exactly-once Delta writes and PostGIS bbox + time queries.
+"""Lake and catalog figures: exactly-once Kafka -> Delta writes and PostGIS bbox + time queries.
 
     .venv/bin/python benchmarks/lake.py [--records 3000] [--batch 500] [--naive 100]
                                         [--rows 10000,100000,1000000] [--queries 200]
-                                        [--lake minio|local]
+                                        [--lake minio|local] [--source kafka|memory]
 
 1. Records per second of SceneDownloaded messages through the exactly-once writer
    (``write_scene_batch``: one Delta commit per batch with the Kafka offsets as
    transaction app ids, merge on scene_id), next to a naive writer that commits once
    per message (the same writer with batches of one), on MinIO (or a local folder).
+   ``--source kafka`` (the default): the messages are produced to a fresh topic on the
+   real broker and consumed back in batches, each batch written then its offsets committed
+   (synchronously), with a real DLQ producer; the clock covers consume + write + commit.
+   ``--source memory``: the same messages handed to the writer from memory with a
+   discarding DLQ producer, i.e. the Delta writer alone, without the broker.
 2. PostGIS latency (p50/p95) of the bbox + time query (``queries.SCENES_SQL``: a 0.5°
    box and a 30-day window) over 10k, 100k and 1M generated scenes, loaded with COPY.
 
-Works in a fresh bucket and a fresh PostGIS schema, both removed at the end.
+Works in a fresh bucket, fresh topics and a fresh PostGIS schema, all removed at the end.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from canopywatch.catalog.schema import connect, drop_schema, ensure_schema
 from canopywatch.lake.consume import write_scene_batch
 from canopywatch.lake.tables import Lake, lake_from_settings
 from canopywatch.settings import Settings
-from canopywatch_dev.platform import minio, stack
+from canopywatch_dev.platform import kafka, minio, stack
 from canopywatch_dev.platform.environment import with_credentials
 from canopywatch_dev.synthetic_catalog import (
     DiscardingProducer,
@@ -58,6 +63,7 @@ class WriteResult:
 
 
 def measure_writer(lake: Lake, label: str, records: int, batch: int, first: int) -> WriteResult:
+    """The Delta writer alone: in-memory messages, a DLQ producer that discards."""
     messages = [
         StaticMessage(synthetic_scene_message(first + n).to_bytes(), first + n)
         for n in range(records)
@@ -67,6 +73,48 @@ def measure_writer(lake: Lake, label: str, records: int, batch: int, first: int)
     for at in range(0, records, batch):
         outcome = write_scene_batch(messages[at : at + batch], lake=lake, dlq=DiscardingProducer())
         commits += outcome.commit.version is not None
+    return WriteResult(label, records, commits, time.perf_counter() - started)
+
+
+def measure_kafka_writer(
+    settings: Settings, topic: str, lake: Lake, label: str, records: int, batch: int
+) -> WriteResult:
+    """Kafka -> Delta: ``records`` produced to ``topic``, consumed back in batches of
+    ``batch``, each written exactly once and then its offsets committed synchronously."""
+    from confluent_kafka import Consumer, Producer
+
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 20})
+    for n in range(records):
+        producer.produce(topic, synthetic_scene_message(n).to_bytes(), key=str(n).encode())
+    if producer.flush(60):
+        raise RuntimeError(f"{topic}: messages left undelivered before the measurement")
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": f"cwbench-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    dlq = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    seen, commits, started = 0, 0, None
+    try:
+        deadline = time.monotonic() + 60  # the group's partition assignment
+        while seen < records and time.monotonic() < deadline:
+            messages = consumer.consume(num_messages=batch, timeout=1.0)
+            if not messages:
+                continue
+            started = started or time.perf_counter()
+            outcome = write_scene_batch(messages, lake=lake, dlq=dlq)
+            consumer.commit(asynchronous=False)
+            commits += outcome.commit.version is not None
+            seen += len(messages)
+            deadline = time.monotonic() + 30
+    finally:
+        consumer.close()
+    if seen < records or started is None:
+        raise RuntimeError(f"{topic}: consumed {seen} of {records} messages")
     return WriteResult(label, records, commits, time.perf_counter() - started)
 
 
@@ -101,6 +149,14 @@ def measure_queries(conn_settings: Settings, schema: str, rows: int, count: int)
     )
 
 
+def create_topics(settings: Settings, names: list[str]) -> None:
+    from confluent_kafka.cimpl import NewTopic
+
+    admin = kafka.admin_client(settings)
+    for future in admin.create_topics([NewTopic(name, 1, 1) for name in names]).values():
+        future.result(30)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -111,13 +167,20 @@ def main() -> int:
     parser.add_argument("--rows", default="10000,100000,1000000", help="scene counts for queries")
     parser.add_argument("--queries", type=int, default=200, help="queries per size")
     parser.add_argument("--lake", choices=("minio", "local"), default="minio")
+    parser.add_argument(
+        "--source",
+        choices=("kafka", "memory"),
+        default="kafka",
+        help="kafka: through the real broker (produce, consume, commit); memory: the writer alone",
+    )
     args = parser.parse_args()
     console = Console()
 
     base = with_credentials(Settings.from_env())
-    stack.up(base, ["postgres", "minio"])
+    stack.up(base, ["postgres", "minio", *(["kafka"] if args.source == "kafka" else [])])
     run = uuid.uuid4().hex[:8]
-    settings = replace(base, bucket=f"cwbench-{run}")
+    settings = replace(base, bucket=f"cwbench-{run}", topic_prefix=f"cwbench-{run}")
+    topics = [settings.topic("lake-batched"), settings.topic("lake-naive")]
     schema = f"cwbench_{run}"
     s3 = minio.s3_client(settings)
     scratch = Path(tempfile.mkdtemp(prefix="cwbench-"))
@@ -130,16 +193,35 @@ def main() -> int:
         return Lake.local(scratch / name)
 
     try:
-        console.print(f"writers: {args.records} batched, {args.naive} naive records ({args.lake})")
-        batched = measure_writer(
-            lake("batched"), f"exactly-once, {args.batch}/commit", args.records, args.batch, 0
+        console.print(
+            f"writers: {args.records} batched, {args.naive} naive records "
+            f"({args.source} -> Delta on {args.lake})"
         )
-        naive = measure_writer(lake("naive"), "naive, 1/commit", args.naive, 1, 0)
+        if args.source == "kafka":
+            create_topics(settings, topics)
+            batched = measure_kafka_writer(
+                settings,
+                topics[0],
+                lake("batched"),
+                f"exactly-once, {args.batch}/commit",
+                args.records,
+                args.batch,
+            )
+            naive = measure_kafka_writer(
+                settings, topics[1], lake("naive"), "naive, 1/commit", args.naive, 1
+            )
+        else:
+            batched = measure_writer(
+                lake("batched"), f"exactly-once, {args.batch}/commit", args.records, args.batch, 0
+            )
+            naive = measure_writer(lake("naive"), "naive, 1/commit", args.naive, 1, 0)
         query_results = []
         for rows in (int(r) for r in args.rows.split(",") if r):
             console.print(f"PostGIS: loading {rows:,} scenes and running {args.queries} queries")
             query_results.append(measure_queries(settings, schema, rows, args.queries))
     finally:
+        if args.source == "kafka":
+            kafka.admin_client(settings).delete_topics(topics, operation_timeout=30)
         with connect(settings) as conn:
             drop_schema(conn, schema)
         if args.lake == "minio":
@@ -148,7 +230,8 @@ def main() -> int:
                     s3.delete_object(Bucket=settings.bucket, Key=obj["Key"])
             s3.delete_bucket(Bucket=settings.bucket)
 
-    writers = Table(title=f"Kafka -> Delta writers ({args.lake})")
+    source = "Kafka" if args.source == "kafka" else "in-memory messages (no broker)"
+    writers = Table(title=f"{source} -> Delta writers ({args.lake})")
     for column in ("writer", "records", "commits", "seconds", "records/s"):
         writers.add_column(column, justify="right")
     for result in (batched, naive):
