@@ -42,7 +42,11 @@ def _stats_rows(
         return []
     status = alert_status_sql(found)
     if geometry is not None:
-        hectares = "ST_Area(ST_Intersection(a.geom, q.g)::geography) / 10000.0"
+        # an alert inside the area counts whole; only those on its edge are cut
+        hectares = (
+            "CASE WHEN ST_CoveredBy(a.geom, q.g) THEN a.area_ha "
+            "ELSE ST_Area(ST_Intersection(a.geom, q.g)::geography) / 10000.0 END"
+        )
         source = (
             "alerts a, (SELECT ST_SetSRID(ST_GeomFromGeoJSON(%(g)s), 4326) AS g) q "
             "WHERE ST_Intersects(a.geom, q.g)"
