@@ -1,7 +1,8 @@
 """``python -m canopywatch_dev.platform up|down|status|login [SERVICE ...]``.
 
-    up      start services (all when none named) and what they need; running ones are left alone
-    down    stop services (all when none named)
+    up      start services (all when none named) and what they need; running ones are left alone,
+            one on its way out is waited for; the watchdog then restarts any that dies
+    down    stop services (all when none named: the watchdog too); stopped ones stay stopped
     status  table of processes: service, state, address, pid, log file
     login   print every console's address and login: Airflow UI, MinIO console, PostGIS,
             the local CDSE endpoint, the HTTP API and its admin key
@@ -22,10 +23,10 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from canopywatch.settings import Settings, SettingsError
-from canopywatch_dev.platform import SERVICES, stack
+from canopywatch_dev.platform import SERVICES, stack, watchdog
 from canopywatch_dev.platform.process import PlatformError
 
-COMMANDS = ("up", "down", "status", "login")
+COMMANDS = ("up", "down", "status", "login", "watch")  # watch: the watchdog's loop (internal)
 _STATE_STYLE = {"running": "green", "stopped": "dim", "unhealthy": "red"}
 
 
@@ -49,7 +50,10 @@ def _status_table(settings: Settings, names: list[str]) -> Table:
     table = Table(title=f"canopywatch platform ({settings.home})")
     for column in ("service", "process", "state", "address", "pid", "log file"):
         table.add_column(column)
-    for row in stack.status(settings, names):
+    rows = stack.status(settings, names)
+    if not names:
+        rows.append(watchdog.status(settings))
+    for row in rows:
         style = _STATE_STYLE.get(row.state, "")
         table.add_row(
             row.service,
@@ -90,8 +94,15 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
         if args.command == "up":
             stack.up(settings, args.services)
+            watchdog.want(settings, stack.with_dependencies(args.services))
+            watchdog.start(settings)
         elif args.command == "down":
+            if not args.services:
+                watchdog.stop(settings)  # first, so it does not bring anything back
+            watchdog.unwant(settings, args.services or SERVICES)
             stack.down(settings, args.services)
+        elif args.command == "watch":
+            watchdog.run(settings)
         elif args.command == "status":
             out = Console()
             if not out.is_terminal:

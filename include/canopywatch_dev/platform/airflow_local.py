@@ -22,6 +22,7 @@ import sys
 import urllib.error
 import urllib.request
 from base64 import urlsafe_b64encode
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, LiteralString
@@ -344,9 +345,35 @@ def _append_log(settings: Settings, name: str, result: subprocess.CompletedProce
         out.write(result.stderr)
 
 
+def _settle(settings: Settings, pids: dict[str, int | None]) -> None:
+    """Processes that run but are not healthy (a scheduler shutting down after PostgreSQL
+    went away) are waited for or stopped, so that ``up`` starts them again."""
+    api_server = "airflow-api-server"
+    if pids[api_server] is not None and health(settings) is None:
+        pids[api_server] = process.settle(
+            settings, api_server, lambda: health(settings) is not None
+        )
+    if pids[api_server] is None:
+        return  # the others' health is read through the API server: judged once it runs
+    for proc in PROCESSES:
+        if proc != api_server and pids[proc] is not None:
+            pids[proc] = process.settle(settings, proc, _component_check(settings, proc))
+
+
+def _component_check(settings: Settings, proc: str) -> Callable[[], bool]:
+    key = _HEALTH_KEYS[proc]
+    return lambda: _component_ok(health(settings), key)
+
+
+# the scheduler and the triggerer serve task logs over HTTP (0.0.0.0:8793 and :8794) only for
+# workers on other machines; here the API server reads the log files directly
+_NO_LOG_SERVER = {"airflow-scheduler", "airflow-triggerer"}
+
+
 def _argv(proc: str) -> list[str]:
     command = proc.removeprefix("airflow-")
-    return [str(airflow_binary()), command]
+    extra = ["--skip-serve-logs"] if proc in _NO_LOG_SERVER else []
+    return [str(airflow_binary()), command, *extra]
 
 
 @process.locked
@@ -372,6 +399,7 @@ def up(settings: Settings) -> None:
             ", ".join(str(p) for p in pids.values()),
         )
         return
+    _settle(settings, pids)
     ensure_layout(settings)
     home = airflow_home(settings)
     home.mkdir(parents=True, exist_ok=True)

@@ -57,8 +57,9 @@ def healthy(settings: Settings) -> bool:
 
 @process.locked
 def up(settings: Settings) -> None:
-    pid = process.read_pid(settings, NAME)
-    if pid is not None and healthy(settings):
+    # a process on its way out (or hung) is waited for, or stopped, never taken as running
+    pid = process.settle(settings, NAME, lambda: healthy(settings))
+    if pid is not None:
         log.info("api: already running on %s (pid %d)", base_url(settings), pid)
         return
     if pid is None:

@@ -196,8 +196,9 @@ def ensure_topics(settings: Settings) -> list[str]:
 @process.locked
 def up(settings: Settings) -> None:
     require(settings, "java", "kafka-jars")
-    pid = process.read_pid(settings, NAME)
-    if pid is not None and healthy(settings):
+    # a process on its way out (or hung) is waited for, or stopped, never taken as running
+    pid = process.settle(settings, NAME, lambda: healthy(settings))
+    if pid is not None:
         log.info("kafka: already running on %s (pid %d)", address(settings), pid)
         ensure_topics(settings)
         return

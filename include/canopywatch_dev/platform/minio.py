@@ -94,8 +94,9 @@ def ensure_buckets(settings: Settings) -> list[str]:
 @process.locked
 def up(settings: Settings) -> None:
     require(settings, "minio")
-    pid = process.read_pid(settings, NAME)
-    if pid is not None and healthy(settings):
+    # a process on its way out (or hung) is waited for, or stopped, never taken as running
+    pid = process.settle(settings, NAME, lambda: healthy(settings))
+    if pid is not None:
         log.info("minio: already running on %s (pid %d)", address(settings), pid)
         ensure_buckets(settings)
         return

@@ -112,8 +112,9 @@ def healthy(settings: Settings) -> bool:
 @process.locked
 def up(settings: Settings) -> None:
     require(settings, "postgres")
-    pid = process.read_pid(settings, NAME)
-    if pid is not None and healthy(settings):
+    # a process on its way out (or hung) is waited for, or stopped, never taken as running
+    pid = process.settle(settings, NAME, lambda: healthy(settings))
+    if pid is not None:
         log.info("postgres: already running on %s (pid %d)", address(settings), pid)
         ensure_databases(settings)
         return

@@ -239,6 +239,47 @@ def stop(
     return True
 
 
+SETTLE_GRACE_S = 30.0
+
+
+def settle(
+    settings: Settings,
+    name: str,
+    healthy: Callable[[], bool],
+    *,
+    grace: float = SETTLE_GRACE_S,
+    interval: float = 0.5,
+) -> int | None:
+    """The pid of a healthy process ``name``, or None once none runs (so it can be started).
+
+    A process that is alive but unhealthy is shutting down (a scheduler after its database
+    went away), still starting, or hung: it gets ``grace`` seconds to become healthy or to
+    exit, and is then stopped (SIGTERM, then SIGKILL). ``up`` never takes a process that
+    is on its way out for a running one.
+    """
+    pid = read_pid(settings, name)
+    if pid is None:
+        return None
+    deadline = time.monotonic() + grace
+    while is_alive(pid):
+        if healthy():
+            return pid
+        if time.monotonic() > deadline:
+            log.warning(
+                "%s (pid %d) is running but not healthy after %.0f s; stopping it to start it again",
+                name,
+                pid,
+                grace,
+            )
+            stop(settings, name, timeout=30)
+            return None
+        time.sleep(interval)
+    log.info("%s (pid %d) exited (it was shutting down); starting it again", name, pid)
+    pid_file(settings, name).unlink(missing_ok=True)
+    _children.pop(pid, None)
+    return None
+
+
 def _signal(pid: int, sig: signal.Signals, group: bool) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         if group:

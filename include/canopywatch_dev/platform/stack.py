@@ -74,6 +74,11 @@ def _ordered(names: Iterable[str], *, with_dependencies: bool) -> list[str]:
     return [name for name in SERVICES if name in wanted]
 
 
+def with_dependencies(names: Iterable[str]) -> list[str]:
+    """The named services (all when none) and what they depend on, in start order."""
+    return _ordered(names, with_dependencies=True)
+
+
 def up(settings: Settings, names: Iterable[str] = ()) -> None:
     """Start the named services (all when none) and what they depend on; idempotent."""
     for name in _ordered(names, with_dependencies=True):
