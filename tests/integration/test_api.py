@@ -297,6 +297,30 @@ def test_ogc_bad_input_is_4xx(client: TestClient) -> None:
         assert 400 <= reply.status_code < 500, params
 
 
+def test_landing_conformance_formats_openapi_and_map_files(client: TestClient) -> None:
+    landing = client.get("/").json()
+    assert any(link["rel"] == "data" for link in landing["links"])
+    conforms = client.get("/conformance").json()["conformsTo"]
+    assert any("ogcapi-features-1/1.0/conf/geojson" in c for c in conforms)
+    assert any("filter" in c for c in conforms)  # CQL2
+    queryables = client.get("/collections/alerts/queryables").json()
+    assert {"confidence", "status", "alert_date"} <= set(queryables["properties"])
+    as_csv = client.get("/collections/alerts/items", params={"f": "csv", "sortby": "alert_id"})
+    assert as_csv.status_code == 200 and as_csv.text.splitlines()[1].startswith("alerts,api-a1,")
+    as_html = client.get("/collections/alerts/items", params={"f": "html"})
+    assert as_html.status_code == 200 and "<html" in as_html.text.lower()
+    paths = client.get("/api", headers={"X-API-Key": ""}).json()["paths"]
+    for path in ("/stac/search", "/tiles/alerts/{z}/{x}/{y}.pbf", "/aois/{name}/stats", "/stats"):
+        assert path in paths, path
+    page = client.get("/map", headers={"X-API-Key": ""})
+    assert page.status_code == 200 and "/map/vendor/maplibre-gl.js" in page.text
+    script = client.get("/map/vendor/maplibre-gl.js", headers={"X-API-Key": ""})
+    assert script.status_code == 200 and b"maplibre" in script.content[:2000].lower()
+    assert client.get("/map/static/map.js").status_code == 200
+    assert client.get("/map/static/../app.py").status_code == 404
+    assert client.get("/map/vendor/package.json").status_code == 404
+
+
 # ------------------------------------------------------------------ vector tiles
 def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
     import math
