@@ -30,7 +30,7 @@ pytestmark = pytest.mark.service
 
 DBT = Path(sys.executable).with_name("dbt")
 SQUARE = "POLYGON((-55.4 -7.1, -55.35 -7.1, -55.35 -7.05, -55.4 -7.05, -55.4 -7.1))"
-START = dt.date(2024, 3, 1)
+START = dt.date(2024, 3, 14)
 DAYS = 8
 
 
@@ -65,7 +65,8 @@ def test_sync_then_dbt_sensor_models(platform: Settings, tmp_path: Path) -> None
     from canopywatch_dev.sensors import demo_clearings, simulate
 
     settings = platform
-    world = simulate(demo_clearings(), start=START, days=DAYS, seed=7)
+    clearings = demo_clearings()
+    world = simulate(clearings, start=START, days=DAYS, seed=7)
     rows = _delta_rows(world.readings)
     # resends later than the watermark: the same readings again, at later offsets
     weather = [r for r in rows if r["kind"] == "weather"][:30]
@@ -90,6 +91,21 @@ def test_sync_then_dbt_sensor_models(platform: Settings, tmp_path: Path) -> None
                     ST_GeomFromText(%s, 4326)) ON CONFLICT DO NOTHING""",
                 (SQUARE,),
             )
+            # two alerts: one over a clearing the simulator put a chainsaw station beside
+            # (ev-0044, cut on 2024-03-21, the alert dated that day), one far from it
+            target = next(c for c in clearings if c.event_id == "ev-0044")
+            for alert_id, geom, day in (
+                ("a-heard", target.geometry.wkt, START + dt.timedelta(days=DAYS - 1)),
+                ("a-silent", "POLYGON((-55.3999 -7.0999, -55.3995 -7.0999, -55.3995 -7.0995,"
+                 " -55.3999 -7.0995, -55.3999 -7.0999))", START + dt.timedelta(days=DAYS - 1)),
+            ):  # fmt: skip
+                cur.execute(
+                    """INSERT INTO alerts (alert_id, aoi_id, alert_date, confidence,
+                        confidence_level, status, area_ha, method, model_version, geohash, geom)
+                       VALUES (%s, 'demo', %s, 0.7, 'low', 'low', 1.0, 'harmonic', 'v1',
+                        '6y8xg', ST_Multi(ST_GeomFromText(%s, 4326)))""",
+                    (alert_id, dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC), geom),
+                )
         conn.commit()
         added = sync_sensor_readings(conn, str(table))
         assert added == len(rows) + len(late)
@@ -155,6 +171,27 @@ def test_sync_then_dbt_sensor_models(platform: Settings, tmp_path: Path) -> None
             assert len(days) >= DAYS
             assert all(1 <= n <= 4 and 20 < t < 35 and 0 < c <= 1 for _, n, _, t, c in days)
             assert sum(p for _, _, p, _, _ in days) >= 0
+            cur.execute(
+                sql.SQL(
+                    "SELECT alert_id, corroborated_by, evidence_ids, corroborated_confidence,"
+                    " leaf_off, drought_note FROM {}.mart_alert_corroboration ORDER BY alert_id"
+                ).format(marts)
+            )
+            corroboration = {r[0]: r[1:] for r in cur.fetchall()}
+            assert set(corroboration) == {"a-heard", "a-silent"}
+            silent = corroboration["a-silent"]
+            assert silent[0] == [] and silent[2] == pytest.approx(0.7)
+            heard = corroboration["a-heard"]
+            saws = [
+                r
+                for r in world.readings
+                if r.get("event") == "chainsaw"
+                and r["station_id"] in world.evidence_for["ev-0044"]
+                and r["score"] >= 0.6
+            ]
+            assert saws, "the simulator put no chainsaw in these days"
+            assert "acoustic" in heard[0] and heard[2] >= 0.8 - 1e-9
+            assert heard[3] is False and heard[4] is None  # March: not leaf-off
     finally:
         with connect(settings) as conn, conn.cursor() as cur:
             for suffix in ("", "_staging", "_marts"):
