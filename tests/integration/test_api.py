@@ -401,6 +401,25 @@ def test_stac_search_items_and_assets_that_open(client: TestClient, seeded: Seed
         assert client.get("/stac/search", params=params).status_code == 400, params
 
 
+def test_cli_stac_items_have_hrefs_that_open(
+    seeded: Seeded, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``canopywatch scenes --format stac``: the same builder, presigned hrefs (no more 403)."""
+    from canopywatch.cli import main
+
+    monkeypatch.setenv("CANOPYWATCH_PG_SCHEMA", seeded.settings.pg_schema)
+    monkeypatch.setenv("CANOPYWATCH_BUCKET", seeded.settings.bucket)
+    bbox = ",".join(map(str, seeded.bbox))
+    argv = ["scenes", "--bbox", bbox, "--start", "2024-03-01", "--end", "2024-03-31"]
+    assert main([*argv, "--format", "stac"]) == 0
+    items = json.loads(capsys.readouterr().out)["features"]
+    assert [i["id"] for i in items] == [seeded.scene_id]
+    assert len(items[0]["assets"]["cog"]["bands"]) == 7
+    for asset in items[0]["assets"].values():
+        with urllib.request.urlopen(asset["href"], timeout=10) as reply:  # noqa: S310
+            assert reply.status == 200 and reply.read(4) == b"II*\x00"
+
+
 # ------------------------------------------------------------------ COG tiles
 def test_cog_tiles_true_colour_and_ndvi(client: TestClient, seeded: Seeded) -> None:
     from PIL import Image

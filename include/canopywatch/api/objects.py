@@ -17,33 +17,20 @@ from rasterio.session import AWSSession
 
 from canopywatch.catalog.stac import RasterFacts, raster_facts
 from canopywatch.settings import Settings
+from canopywatch.storage.objects import PRESIGN_S, presigned_get, s3_client
 
-PRESIGN_S = 3600
 _FACTS_CACHE = 4096
 
 
 class SceneFiles:
     def __init__(self, settings: Settings) -> None:
-        import boto3
-        from botocore.config import Config
-
         self.settings = settings
-        self.client = boto3.client(
-            "s3",
-            endpoint_url=settings.s3_endpoint,
-            aws_access_key_id=settings.s3_access_key or None,
-            aws_secret_access_key=settings.s3_secret_key or None,
-            region_name="us-east-1",
-            config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"),
-        )
+        self.client = s3_client(settings)
         self._facts: OrderedDict[tuple[str, str], RasterFacts] = OrderedDict()
         self._lock = threading.Lock()
 
     def presigned(self, bucket: str, key: str) -> str:
-        url: str = self.client.generate_presigned_url(
-            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=PRESIGN_S
-        )
-        return url
+        return presigned_get(self.client, bucket, key, PRESIGN_S)
 
     def gdal_env(self) -> AbstractContextManager[Any]:
         """A rasterio environment that reads ``s3://`` paths from the settings' endpoint."""

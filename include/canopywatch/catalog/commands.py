@@ -204,8 +204,14 @@ def _emit(
 ) -> None:
     if args.format == "stac":
         from canopywatch.catalog.stac import item_collection
+        from canopywatch.storage.objects import presigned_get, s3_client
 
-        text = json.dumps(item_collection(rows, s3_href_base=settings.s3_endpoint))
+        # asset hrefs open as they are: presigned GET URLs (1 h) when S3 keys are set
+        href = None
+        if settings.s3_access_key and settings.s3_secret_key:
+            client = s3_client(settings)
+            href = lambda bucket, key: presigned_get(client, bucket, key)  # noqa: E731
+        text = json.dumps(item_collection(rows, s3_href_base=settings.s3_endpoint, href=href))
         if args.output:
             Path(args.output).write_text(text + "\n")
             print(f"{len(rows)} {args.command} -> {args.output}", file=sys.stderr)

@@ -220,10 +220,13 @@ def scene_item(
 
 
 def item_collection(
-    scenes: Iterable[Mapping[str, Any]], *, s3_href_base: str | None = None
+    scenes: Iterable[Mapping[str, Any]],
+    *,
+    s3_href_base: str | None = None,
+    href: Callable[[str, str], str] | None = None,
 ) -> dict[str, Any]:
     """A STAC ItemCollection (a GeoJSON FeatureCollection of Items)."""
     return {
         "type": "FeatureCollection",
-        "features": [scene_item(s, s3_href_base=s3_href_base) for s in scenes],
+        "features": [scene_item(s, s3_href_base=s3_href_base, href=href) for s in scenes],
     }

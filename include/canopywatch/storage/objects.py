@@ -64,3 +64,29 @@ class ObjectStore:
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
             keys.extend(obj["Key"] for obj in page.get("Contents", []))
         return keys
+
+
+PRESIGN_S = 3600
+
+
+def s3_client(settings: Any) -> Any:
+    """A boto3 S3 client for ``settings`` (endpoint, keys; path-style addressing, SigV4)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint,
+        aws_access_key_id=settings.s3_access_key or None,
+        aws_secret_access_key=settings.s3_secret_key or None,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"),
+    )
+
+
+def presigned_get(client: Any, bucket: str, key: str, expires_s: int = PRESIGN_S) -> str:
+    """A GET URL for ``bucket/key`` that opens without credentials for ``expires_s``."""
+    url: str = client.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_s
+    )
+    return url
