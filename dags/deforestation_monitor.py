@@ -30,9 +30,15 @@ import pendulum
 from airflow.providers.apache.kafka.operators.produce import ProduceToTopicOperator
 from airflow.sdk import DAG, Param, get_current_context, task
 
-from canopywatch import params as form
-from canopywatch.airflow.dag_config import FUNCTIONS, LOOKBACK, SETTINGS, Settings
-from canopywatch.airflow.ids import CDSE_CONN, CDSE_POOL, KAFKA_CONN, POSTGIS_CONN, S3_CONN
+from canopywatch.airflow.dag_config import FUNCTIONS, LOOKBACK, SETTINGS, Settings, form
+from canopywatch.airflow.ids import (
+    CDSE_CONN,
+    CDSE_POOL,
+    KAFKA_CONN,
+    KAFKA_PRODUCER_CONN,
+    POSTGIS_CONN,
+    S3_CONN,
+)
 from canopywatch.airflow.ids import SCENES_RAW as SCENES_RAW_ASSET
 from canopywatch.airflow.kafka_commits import CommitAfterBatchOperator
 from canopywatch.airflow.lake import lake_recorder, sync_catalog
@@ -144,13 +150,39 @@ with DAG(
             )  # fmt: skip
         return found.producer_kwargs()
 
+    @task(retries=0)
+    def estimate_cost(searches: list[dict[str, str]]) -> str:
+        """Processing units the run will spend; over CANOPYWATCH_PU_BUDGET it stops here."""
+        from canopywatch.airflow.budget import estimate_cost
+        from canopywatch.airflow.failures import bad_input_fails_at_once
+        from canopywatch.airflow.payloads import TileSearch
+
+        # a slice reads the mapped results in one request; iterating asks for one past the end
+        # and Airflow's client logs that 404 at ERROR level
+        found = [TileSearch.from_json(s["search"]) for s in searches[:]]
+        with bad_input_fails_at_once():  # over budget: fail now, with the figures, no retries
+            spend = estimate_cost(found, aws_conn_id=S3_CONN, settings=Settings.from_env())
+        return spend.describe()
+
     @task
     def summarize(searches: list[dict[str, str]]) -> str:
         from canopywatch.airflow import monitor
         from canopywatch.airflow.payloads import TileSearch
 
-        found = [TileSearch.from_json(s["search"]) for s in searches]
+        found = [TileSearch.from_json(s["search"]) for s in searches[:]]
         return monitor.summarize(found, aws_conn_id=S3_CONN, settings=Settings.from_env()).to_json()
+
+    @task
+    def reconcile_lake(searches: list[dict[str, str]]) -> str:
+        """Stored scenes of the run's areas and window that the lake lacks: announced again."""
+        from canopywatch.airflow.payloads import TileSearch
+        from canopywatch.airflow.reconcile import reconcile_lake
+
+        found = [TileSearch.from_json(s["search"]) for s in searches[:]]
+        return reconcile_lake(
+            found, aws_conn_id=S3_CONN, kafka_conn_id=KAFKA_PRODUCER_CONN,
+            run_id=get_current_context()["run_id"], settings=Settings.from_env(),
+        ).describe()  # fmt: skip
 
     @task
     def lake_versions() -> str:
@@ -170,7 +202,7 @@ with DAG(
 
     publish_requests = ProduceToTopicOperator.partial(
         task_id="publish_requests",
-        kafka_config_id=KAFKA_CONN,
+        kafka_config_id=KAFKA_PRODUCER_CONN,
         topic=SETTINGS.topic("download-requests"),
         producer_function="canopywatch.airflow.monitor.request_records",
         delivery_callback="canopywatch.airflow.monitor.delivery_report",
@@ -186,7 +218,7 @@ with DAG(
         apply_function_kwargs={
             "cdse_conn_id": CDSE_CONN,
             "aws_conn_id": S3_CONN,
-            "kafka_conn_id": KAFKA_CONN,
+            "kafka_conn_id": KAFKA_PRODUCER_CONN,  # announcements and dead letters
         },
         commit_cadence="end_of_batch",
         max_batch_size=16,
@@ -203,5 +235,8 @@ with DAG(
     )
 
     versions = lake_versions()
+    estimate_cost(searches) >> publish_requests  # nothing is spent before the estimate
     publish_requests >> download_scenes >> summarize(searches)
-    download_scenes >> versions >> record_scenes >> sync_catalog() >> export_review(versions)
+    reconciled = reconcile_lake(searches)  # a re-run repairs scenes an earlier run lost
+    download_scenes >> reconciled >> versions >> record_scenes
+    record_scenes >> sync_catalog() >> export_review(versions)

@@ -56,16 +56,23 @@ def test_monitor_params_and_shape(dagbag):
         "resolve_areas",
         "plan_tiles",
         "search_tile",
+        "estimate_cost",
         "publish_requests",
         "download_scenes",
         "summarize",
+        "reconcile_lake",
         "lake_versions",
         "record_scenes",
         "sync_catalog",
         "export_review",
     }
     assert dag.get_task("download_scenes").pool == "cdse_api"
+    # stored scenes the lake lacks are announced again before the lake writer runs
+    assert dag.get_task("reconcile_lake").downstream_task_ids == {"lake_versions"}
+    assert "reconcile_lake" in dag.get_task("download_scenes").downstream_task_ids
     assert dag.get_task("search_tile").pool == "cdse_api"
+    # the processing units are estimated (and the budget checked) before anything is published
+    assert "publish_requests" in dag.get_task("estimate_cost").downstream_task_ids
 
 
 def test_bad_bbox_param_is_rejected_before_any_task(dagbag):
@@ -91,7 +98,7 @@ def test_library_is_not_imported_heavily_at_parse_time():
         "import sys; sys.path.insert(0, 'dags');"
         "import deforestation_monitor;"
         "import catalog_sync;"
-        "heavy = [m for m in ('sentinelhub', 'rasterio', 'deltalake', 'canopywatch.monitor') if m in sys.modules];"
+        "heavy = [m for m in ('sentinelhub', 'rasterio', 'deltalake', 'canopywatch.airflow.monitor') if m in sys.modules];"
         "print(','.join(heavy))"
     )
     out = subprocess.run(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from canopywatch import params as form
+from canopywatch.airflow.log_levels import quiet_library_loggers
 from canopywatch.cog.profiles import DEFAULT_PROFILE, PROFILES
 from canopywatch.evalscripts import FUNCTIONS
 from canopywatch.settings import REPO_ROOT, Settings
@@ -26,6 +27,9 @@ __all__ = [
     "Settings",
     "form",
 ]
+
+# library noise silenced at its logger wherever a DAG file is parsed (every task process)
+quiet_library_loggers()
 
 SETTINGS = Settings.from_env()
 DEFAULT_FUNCTION = "s2l2a_bands"

@@ -8,6 +8,8 @@ the MMU and keeps before/after true-colour composites for the quicklook.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -32,6 +34,9 @@ from canopywatch.detect.features import feature_names, stack_bands_at, step_feat
 from canopywatch.detect.harmonic import HarmonicParams, run_harmonic
 from canopywatch.detect.model import TrainedModel
 from canopywatch.detect.observations import Grid, ObservationStack, StackSource, iter_windows
+
+log = logging.getLogger(__name__)
+PROGRESS_EVERY_S = 10.0  # without a progress bar (Airflow tasks): a log line this often
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -194,7 +199,13 @@ def detect_area(
     after = np.full((3, *shape_hw), np.nan, dtype=np.float32)
     windows = list(iter_windows(grid, window_size, HALO_PX))
     days = np.asarray(source.days, dtype=np.int64)
-    for read_window, core in tqdm(windows, disable=not progress, desc=f"detect {aoi}"):
+    started = last_note = time.monotonic()
+    if not progress:
+        log.info("%s: scoring %d window(s) of at most %d px over %d dates with %s",
+                 aoi, len(windows), window_size, len(source.days), detector.version)  # fmt: skip
+    for number, (read_window, core) in enumerate(
+        tqdm(windows, disable=not progress, desc=f"detect {aoi}"), start=1
+    ):
         stack = source.read(read_window)
         result = detector.detect(stack)
         r0 = int(core.row_off - read_window.row_off)
@@ -216,6 +227,10 @@ def detect_area(
         before[(slice(None), *target)] = true_colour(stack, early)[(slice(None), *inner)]
         after[(slice(None), *target)] = true_colour(stack, late)[(slice(None), *inner)]
         days = stack.days
+        now = time.monotonic()
+        if not progress and (now - last_note >= PROGRESS_EVERY_S or number == len(windows)):
+            log.info("%s: scored window %d/%d (%.0f s)", aoi, number, len(windows), now - started)
+            last_note = now
     pixel_alerts = PixelAlerts(first_day, confirmed_day, score, monitored, status)
     alerts = polygonize(
         pixel_alerts,

@@ -132,6 +132,11 @@ def connections(settings: Settings) -> dict[str, dict[str, Any]]:
                 "auto.offset.reset": "earliest",
             },
         },
+        # producers get only the bootstrap (consumer properties make librdkafka warn on stderr)
+        "kafka_producer": {
+            "conn_type": "kafka",
+            "extra": {"bootstrap.servers": settings.kafka_bootstrap},
+        },
         # the lake writer reads scenes-downloaded in a consumer group of its own
         "kafka_lake": {
             "conn_type": "kafka",
@@ -177,6 +182,8 @@ def connections(settings: Settings) -> dict[str, dict[str, Any]]:
 
 def airflow_environment(settings: Settings) -> dict[str, str]:
     """Every variable Airflow needs (merge into ``os.environ``); holds credentials."""
+    from canopywatch.airflow.log_levels import namespace_levels
+
     secrets = _secrets(settings)
     venv_bin = str(Path(sys.executable).parent)
     include = str(REPO_ROOT / "include")
@@ -210,6 +217,9 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__COSMOS__CACHE_DIR": str(airflow_home(settings) / "cosmos"),
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",  # the platform is offline
+        # library noise silenced at its logger; matplotlib's font cache built once, not per task
+        "AIRFLOW__LOGGING__NAMESPACE_LEVELS": namespace_levels(),
+        "MPLCONFIGDIR": str(airflow_home(settings) / "matplotlib"),
         "CANOPYWATCH_HOME": str(settings.home),
         "PYTHONPATH": pythonpath,
         "PATH": path,
