@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from canopywatch.output import with_examples
 from canopywatch.settings import Settings
 
 EXIT_USAGE = 2
@@ -26,15 +27,20 @@ EXIT_UNAVAILABLE = 1
 def register(subparsers: Any) -> None:
     plots = subparsers.add_parser(
         "plots",
-        help="EUDR plot checks (forest at 2020-12-31, deforestation since)",
-        description="EUDR plot checks. Example: canopywatch plots check plots.geojson --out check/",
+        **with_examples(
+            "EUDR plot checks (forest at 2020-12-31, deforestation since)",
+            "canopywatch plots check plots.geojson --out check/",
+        ),
     )
     verbs = plots.add_subparsers(dest="plots_command", required=True, parser_class=type(plots))
     check = verbs.add_parser(
         "check",
-        help="check plots (GeoJSON, GeoPackage, or CSV of lat/lon/area_ha)",
-        description="Check plots against the forest baseline, the alerts and the scene "
-        "coverage. Example: canopywatch plots check farms.csv --out check/",
+        **with_examples(
+            "check plots (GeoJSON, GeoPackage, or CSV of lat/lon/area_ha) against the forest "
+            "baseline, the alerts and the scene coverage",
+            "canopywatch plots check farms.csv --out check/",
+            "canopywatch plots check plots.gpkg --baseline forest_2020.tif --min-observations 8",
+        ),
     )
     check.add_argument("file", type=Path, help="plots: .geojson, .gpkg or .csv (lat, lon, area_ha)")
     check.add_argument("--out", type=Path, default=Path("eudr-check"), help="output folder")

@@ -16,6 +16,7 @@ import argparse
 import sys
 from typing import Any
 
+from canopywatch.output import with_examples
 from canopywatch.settings import Settings
 
 EXIT_USAGE = 2
@@ -24,18 +25,36 @@ SHOWN_REJECTS = 20
 
 
 def register(subparsers: Any) -> None:
-    sensors = subparsers.add_parser("sensors", help="ground sensors, patrol GPS, fire hotspots")
-    verbs = sensors.add_subparsers(dest="sensors_command", required=True)
+    sensors = subparsers.add_parser(
+        "sensors",
+        **with_examples(
+            "ground sensors, patrol GPS, fire hotspots",
+            "canopywatch sensors ingest readings.csv",
+            "canopywatch sensors ingest - --format firms < fire_nrt_J1V-C2.csv",
+        ),
+    )
+    verbs = sensors.add_subparsers(
+        dest="sensors_command", required=True, parser_class=type(sensors)
+    )
     ingest = verbs.add_parser(
         "ingest",
-        help="publish sensor rows (CSV, JSON lines, FIRMS CSV) to Kafka",
-        description=__doc__.splitlines()[0],
+        **with_examples(
+            "publish sensor rows (CSV, JSON lines, FIRMS CSV) to Kafka",
+            "canopywatch sensors ingest readings.csv --format csv",
+            "canopywatch sensors ingest patrols.jsonl --stations include/sensor_stations.csv",
+            "canopywatch sensors ingest - --format firms < fire_nrt_J1V-C2.csv",
+        ),
     )
     ingest.add_argument("source", help="file, or - for standard input")
     from canopywatch.sensors.readings import FORMATS
     from canopywatch.sensors.stations import DEFAULT_STATIONS
 
-    ingest.add_argument("--format", choices=FORMATS, default="auto")
+    ingest.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="auto",
+        help="input format (default auto: JSON lines when the first line starts with {, else CSV; FIRMS CSV needs firms)",
+    )
     ingest.add_argument(
         "--stations", default=str(DEFAULT_STATIONS), help="station registry CSV (%(default)s)"
     )
