@@ -165,3 +165,32 @@ def from_geojson(document: Mapping[str, Any]) -> AreaGeometry:
     outline = AreaGeometry(merged)
     _ = outline.bbox  # lon/lat ranges checked by BBox: a crs mix-up shows here
     return outline
+
+
+def _polygonal(geometry: Any) -> Any:
+    """The polygon part of an intersection (a GeometryCollection can hold edges and points)."""
+    if geometry is None or geometry.is_empty:
+        return None
+    if geometry.geom_type in _AREA_TYPES:
+        return geometry
+    parts = [g for g in getattr(geometry, "geoms", ()) if g.geom_type in _AREA_TYPES]
+    return unary_union(parts) if parts else None
+
+
+def clip_alerts(frame: Any, outline: AreaGeometry, *, min_ha: float = 0.1) -> Any:
+    """Alerts (a GeoDataFrame in any CRS, with ``area_ha``) cut to the area's outline: those
+    outside dropped, those across its edge clipped and measured again (then dropped when
+    below ``min_ha``, the minimum mapping unit). Ids and every other column are kept."""
+    import geopandas as gpd
+
+    if len(frame) == 0 or outline.is_box:
+        return frame
+    shape_in_crs = gpd.GeoSeries([outline.geometry], crs=4326).to_crs(frame.crs).iloc[0]
+    inside = frame[frame.intersects(shape_in_crs)].copy()
+    if len(inside) == 0:
+        return inside
+    inside["geometry"] = [_polygonal(g.intersection(shape_in_crs)) for g in inside.geometry]
+    inside = inside[inside.geometry.notna()]
+    measured = inside if inside.crs.is_projected else inside.to_crs(inside.estimate_utm_crs())
+    inside["area_ha"] = (measured.geometry.area / 10_000.0).round(4).to_numpy()
+    return inside[inside["area_ha"] >= min_ha]

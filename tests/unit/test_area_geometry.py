@@ -137,3 +137,36 @@ def test_a_yaml_entry_without_an_area_is_refused(tmp_path):
     path.write_text("aois:\n  - aoi_id: x\n")
     with pytest.raises(BBoxError, match="needs a bbox or a geometry"):
         load_file(path)
+
+
+def test_alerts_are_clipped_to_the_outline():
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from canopywatch.area_geometry import clip_alerts
+
+    to_utm = Transformer.from_crs(4326, 32721, always_xy=True)
+    x0, y0 = to_utm.transform(-55.40, -7.10)
+    # outline: the western half of a 1 km square; alerts: inside, across the edge, outside
+    west = [to_utm.transform(-55.40, -7.10), (x0 + 500, y0), (x0 + 500, y0 + 1000),
+            (x0, y0 + 1000), (x0, y0)]  # fmt: skip
+    back = Transformer.from_crs(32721, 4326, always_xy=True)
+    outline = parse_area(polygon([list(back.transform(x, y)) for x, y in west]))
+    frame = gpd.GeoDataFrame(
+        {
+            "alert_id": ["in", "across", "out"],
+            "area_ha": [1.0, 4.0, 1.0],
+            "geometry": [
+                box(x0 + 100, y0 + 100, x0 + 200, y0 + 200),  # 1 ha, inside
+                box(x0 + 400, y0 + 400, x0 + 600, y0 + 600),  # 4 ha, half inside
+                box(x0 + 700, y0 + 700, x0 + 800, y0 + 800),  # outside
+            ],
+        },
+        crs=32721,
+    )
+    clipped = clip_alerts(frame, outline)
+    assert list(clipped["alert_id"]) == ["in", "across"]
+    assert clipped["area_ha"].tolist() == pytest.approx([1.0, 2.0], abs=0.01)
+    assert clipped.geometry.iloc[1].bounds[2] == pytest.approx(x0 + 500, abs=0.5)
+    # a bbox area clips nothing
+    assert clip_alerts(frame, parse_area("-56,-8,-55,-7")) is frame

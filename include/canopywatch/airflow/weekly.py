@@ -141,6 +141,10 @@ def detect_area_alerts(
                 continue
             source = SceneFilesSource(files)
             result = detect_area(source, detector, aoi=aoi.aoi_id)
+            if aoi.outline is not None:  # a polygon area: alerts outside it are not its own
+                from canopywatch.area_geometry import clip_alerts
+
+                result.alerts = clip_alerts(result.alerts, aoi.area_geometry())
             # the NDVI panel of the quicklook reads the largest alert's window while the files exist
             series = largest_alert_series(source, active_alerts(result.alerts))
         alerts = active_alerts(result.alerts)
