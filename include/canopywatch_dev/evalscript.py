@@ -119,28 +119,55 @@ class EvalscriptSetup:
         return next((spec for spec in self.outputs if spec.id == identifier), None)
 
 
-_V8_INIT_LOCK = threading.Lock()
+# mini-racer 0.14 segfaults when a thread creates a V8 context while another thread's
+# context is alive (three threads rendering at once crash within seconds, measured), so one
+# Evalscript at a time per process: the lock is held from construction to close (the local
+# endpoint renders requests on several threads; their V8 parts take turns)
+_V8_LOCK = threading.RLock()
 
 
 class Evalscript:
-    """One evalscript loaded into its own V8 context. Use as a context manager."""
+    """One evalscript loaded into its own V8 context. Use as a context manager: it holds the
+    process's V8 lock from construction until it is closed."""
 
     def __init__(self, source: str) -> None:
         if not source.lstrip().startswith(VERSION_LINE):
             raise EvalscriptError("Evalscript must start with //VERSION=3")
-        with _V8_INIT_LOCK:  # V8 aborts the process if two threads initialise it at once
+        _V8_LOCK.acquire()
+        self._locked = True
+        self._context: MiniRacer | None = None
+        try:
             self._context = MiniRacer()
-        self._run_js(lambda: self._context.eval(_HARNESS))
-        self._run_js(lambda: self._context.eval(source))
-        self.setup = _parse_setup(
-            self._run_js(lambda: self._context.call("__cwSetup", timeout_sec=_TIMEOUT_S))
-        )
+            self._run_js(lambda: self._js.eval(_HARNESS))
+            self._run_js(lambda: self._js.eval(source))
+            self.setup = _parse_setup(
+                self._run_js(lambda: self._js.call("__cwSetup", timeout_sec=_TIMEOUT_S))
+            )
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def _js(self) -> MiniRacer:
+        if self._context is None:
+            raise EvalscriptError("the evalscript is closed")
+        return self._context
+
+    def close(self) -> None:
+        try:
+            if self._context is not None:
+                self._context.close()
+        finally:
+            self._context = None
+            if self._locked:
+                self._locked = False
+                _V8_LOCK.release()
 
     def __enter__(self) -> Evalscript:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._context.close()
+        self.close()
 
     def evaluate(
         self,
@@ -165,7 +192,7 @@ class Evalscript:
         # call() would JSON-serialise the result; eval() hands the Float64Array back as bytes
         job_json = json.dumps(job, separators=(",", ":"))
         raw = self._run_js(
-            lambda: self._context.eval(
+            lambda: self._js.eval(
                 f"__cwRun({job_json})", timeout_sec=_TIMEOUT_S, max_memory=_MAX_MEMORY_BYTES
             )
         )
@@ -181,7 +208,7 @@ class Evalscript:
     def user_data(self, metadata: Mapping[str, Any]) -> Any:
         """What ``updateOutputMetadata`` puts in ``outputMetadata.userData`` ({} without it)."""
         text = self._run_js(
-            lambda: self._context.call(
+            lambda: self._js.call(
                 "__cwUserData",
                 metadata.get("scenes", []),
                 metadata.get("inputMetadata", {}),
@@ -193,7 +220,8 @@ class Evalscript:
     @staticmethod
     def _run_js(action: Any) -> Any:
         try:
-            return action()
+            with _V8_LOCK:
+                return action()
         except JSTimeoutException as exc:
             raise EvalscriptError(f"Evalscript timed out after {_TIMEOUT_S:.0f} s") from exc
         except JSOOMException as exc:
