@@ -225,6 +225,12 @@ def ensure_databases(settings: Settings) -> None:
                 log.info("postgres: created database %s", database)
     with psycopg.connect(**connection_params(settings), autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+    from canopywatch_dev.platform import roles
+
+    roles.ensure_roles(
+        settings,
+        lambda database: psycopg.connect(**connection_params(settings, database), autocommit=True),
+    )
 
 
 @process.locked
