@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/stac", tags=["stac"], dependencies=[Depends(require_read)])
 COLLECTION = "sentinel-2-l2a"
 MAX_LIMIT = 1000
+HEADER_READERS = 8
 CONFORMANCE = [
     "https://api.stacspec.org/v1.0.0/core",
     "https://api.stacspec.org/v1.0.0/collections",
@@ -167,7 +169,9 @@ def search_items(
     matched = int(rows[0]["matched"]) if rows else 0
     if not rows and offset:
         matched = _count(conn, box, start, end, ids)
-    features = [_item(request, row) for row in rows]
+    # the files' headers (first read of each, then remembered) are fetched side by side
+    with ThreadPoolExecutor(max_workers=HEADER_READERS) as pool:
+        features = list(pool.map(lambda row: _item(request, row), rows))
     links: list[dict[str, Any]] = []
     if offset + len(rows) < matched:
         query = {k: v for k, v in (next_params or {}).items() if v not in (None, "", [])}

@@ -170,15 +170,16 @@
       // scenes with a COG over the areas, least cloudy first
       if (areas.features.length) {
         const b = bboxOf(areas.features);
-        const found = await getJson(`/stac/search?bbox=${b.join(",")}&limit=200`);
+        const found = await getJson(`/collections/scenes/items?bbox=${b.join(",")}&limit=1000` +
+          "&properties=acquired_at,cloud_cover,cog_key,aoi_id");
         const select = document.getElementById("scene-select");
-        const withCog = found.features.filter((i) => i.assets.cog)
-          .sort((a, b2) => (a.properties["eo:cloud_cover"] ?? 100) - (b2.properties["eo:cloud_cover"] ?? 100));
+        const withCog = found.features.filter((i) => i.properties.cog_key)
+          .sort((a, b2) => (a.properties.cloud_cover ?? 100) - (b2.properties.cloud_cover ?? 100));
         withCog.forEach((i) => {
           const option = document.createElement("option");
           option.value = i.id;
-          option.textContent = `${i.properties.datetime.slice(0, 10)} ${i.properties["canopywatch:aoi_id"]}` +
-            ` (${Math.round(i.properties["eo:cloud_cover"] ?? 0)}% cloud)`;
+          option.textContent = `${i.properties.acquired_at.slice(0, 10)} ${i.properties.aoi_id}` +
+            ` (${Math.round(i.properties.cloud_cover ?? 0)}% cloud)`;
           select.appendChild(option);
         });
         if (withCog.length) { select.value = withCog[0].id; setScene(withCog[0].id); }
