@@ -17,7 +17,6 @@ it gets the id it had while active and updates that alert.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
@@ -68,7 +67,9 @@ class AlertPolicy:
 
 
 def mmu_pixels(mmu_ha: float, pixel_area_m2: float) -> int:
-    return max(1, math.ceil(mmu_ha * 10000.0 / pixel_area_m2 - 1e-9))
+    """Pixels a polygon needs to reach ``mmu_ha``, to the nearest pixel: one 30 m pixel
+    (0.09 ha) meets a 0.1 ha unit within its resolution, ten 10 m pixels make 0.1 ha."""
+    return max(1, round(mmu_ha * 10000.0 / pixel_area_m2))
 
 
 def _components(mask: npt.NDArray[np.bool_], policy: AlertPolicy) -> tuple[Any, int]:

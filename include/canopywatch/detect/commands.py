@@ -97,7 +97,7 @@ def register(subparsers: Any) -> None:
     detect.add_argument(
         "--monitor-start",
         default=None,
-        help="nothing is alerted before this date (default: 120 days after the first date)",
+        help="nothing is alerted before this date (default: 90 days after the first date)",
     )
     detect.add_argument(
         "--forest-mask",
@@ -117,8 +117,10 @@ def register(subparsers: Any) -> None:
     detect.add_argument(
         "--dilation",
         type=int,
-        default=2,
-        help="grow the cloud/shadow mask by this many pixels (default 2)",
+        default=None,
+        help="grow the cloud/shadow mask (and an index stack's no-data, its cloud mask) by "
+        "this many pixels: their soft edges are not flagged (default: about 20 m, 2 px at "
+        "10 m, 1 px at 30 m; 0 keeps e.g. Landsat 7 SLC-off stripes as they are)",
     )
     detect.add_argument(
         "--mmu-ha",
@@ -193,8 +195,10 @@ def _masking(args: argparse.Namespace) -> Any:
         classes = frozenset(int(v) for v in args.invalid_scl.split(",") if v.strip())
     except ValueError as exc:
         raise ValueError(f"--invalid-scl {args.invalid_scl!r}: comma-separated integers") from exc
-    if args.dilation < 0:
+    if args.dilation is not None and args.dilation < 0:
         raise ValueError("--dilation must be >= 0")
+    if args.dilation is None:
+        return MaskingConfig(invalid_scl=classes)
     return MaskingConfig(invalid_scl=classes, dilation_px=args.dilation)
 
 
@@ -212,6 +216,7 @@ def build_source(args: argparse.Namespace) -> Any:
             args.index,
             nodata=args.nodata,
             scale=args.scale,
+            dilation_px=args.dilation,
         )
     band_order = (
         None

@@ -36,8 +36,10 @@ Why each part is there (real-world confounders it answers):
 * Forest baseline at the monitoring start (``forest_baseline``): a pixel is monitored when
   its history has at least ``min_history_obs`` inlying clear observations, its fitted NDVI
   reaches ``forest_peak_ndvi`` in the year and averages ``forest_mean_ndvi``, and its history
-  holds at most ``max_history_breaks`` break-like observations (a harvest, a plantation
-  rotation, a clearing: land that behaved as cropland or a rotation is not forest). A user
+  holds no run of ``confirm_count`` consecutive break-like observations (a harvest, a
+  plantation rotation, a clearing: land that behaved as cropland or a rotation is not
+  forest) and at most ``max_history_breaks`` isolated ones, or ``history_break_share`` of
+  its clear looks in a long history (unflagged clouds are rare, not absent). A user
   forest mask replaces the greenness and stability rules.
 
 Everything is vectorised over pixels (one small linear system per pixel, solved batched),
@@ -116,6 +118,14 @@ class HarmonicParams:
     forest_peak_ndvi: float | None = 0.70
     forest_mean_ndvi: float | None = 0.50
     max_history_breaks: int = 1
+    # isolated break-like looks (unflagged cloud, shadow) allowed per clear history look in
+    # long histories; a run of ``confirm_count`` consecutive ones (a harvest, a rotation,
+    # a clearing) always disqualifies
+    history_break_share: float = 0.03
+    # a stable history fits its harmonic model: a residual spread above this share of the
+    # primary index's smallest break (a step inside the history, a clearing and its
+    # regrowth, a crop) is not forest behaviour
+    max_history_sigma_share: float = 1.0
     min_reference_pixels: int = 20
     spatial_normalization: bool = True
     history_start_day: int | None = None
@@ -396,6 +406,17 @@ def run_harmonic(
         with np.errstate(invalid="ignore"):
             broke &= (resid < -params.z * sigma[i][None, :]) & (resid <= -min_drop[i])
     history_breaks = broke.sum(axis=0).astype(np.int64)
+    history_run = np.zeros(n_pixels, dtype=np.int64)
+    longest_run = np.zeros(n_pixels, dtype=np.int64)
+    for looked, broken in zip(clear[rows], broke, strict=True):
+        history_run = np.where(looked, np.where(broken, history_run + 1, 0), history_run)
+        np.maximum(longest_run, history_run, out=longest_run)
+    allowed_breaks = np.maximum(
+        params.max_history_breaks,
+        np.floor(params.history_break_share * clear[rows].sum(axis=0)).astype(np.int64),
+    )
+    stable_history = (longest_run < params.confirm_count) & (history_breaks <= allowed_breaks)
+    stable_history &= sigma[0] <= params.max_history_sigma_share * min_drop[0]
     # the history learns until it spans ``learn_days`` (a season), then it is fixed as in
     # BFAST Monitor: a slow decline (dieback, degradation) must not become the norm
     seen = inliers.any(axis=0)
@@ -452,7 +473,7 @@ def run_harmonic(
         if user_forest is not None:
             eligible &= user_forest
         else:
-            eligible &= history_breaks <= params.max_history_breaks
+            eligible &= stable_history
             if params.forest_peak_ndvi is not None:
                 eligible &= peak_primary >= params.forest_peak_ndvi
             if params.forest_mean_ndvi is not None:
@@ -540,7 +561,7 @@ def run_harmonic(
             # ... and deep, down to bare soil (a late leaf-off while the season is being
             # learnt dips less)
             transient &= (depth <= -2.0 * min_drop[:, None]).all(axis=0)
-            history_breaks[transient] += params.max_history_breaks + 1
+            stable_history[transient] = False
             learn = np.flatnonzero(withdraw & (run >= params.confirm_count))
             if learn.size:
                 to_learn[: position + 1, learn] |= pending[: position + 1, learn]

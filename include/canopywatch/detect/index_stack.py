@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from rasterio.windows import Window
+from scipy import ndimage
 
 from canopywatch.dates import days_since_epoch
 from canopywatch.detect.observations import (
@@ -31,12 +32,14 @@ from canopywatch.detect.observations import (
     ObservationStack,
     SceneFilesSource,
     dated_files_layout,
+    dilate,
     finalize,
     read_aligned,
     window_or_full,
 )
 
 TIFF_SUFFIXES = (".tif", ".tiff")
+EDGE_BUFFER_M = 20.0  # how far unflagged cloud edges reach beyond a cloud mask
 THEIA_BAND_PATTERNS: dict[str, str] = {
     "B02": "*_FRE_B2.tif",
     "B03": "*_FRE_B3.tif",
@@ -102,6 +105,16 @@ def dated_files(folder: Path, pattern: str) -> list[tuple[int, Path]]:
     return [(days_since_epoch(parse_date(p.name, pattern)), p) for p in files]
 
 
+def cloud_edges(missing: BoolArray, pixels: int) -> BoolArray:
+    """The ring of ``pixels`` around the no-data blobs (clouds) of one date; isolated missing
+    pixels (QA specks, stripes a pixel wide) have no edge to grow."""
+    if pixels <= 0 or not missing.any():
+        return np.zeros_like(missing)
+    blobs = ndimage.binary_opening(missing, structure=np.ones((3, 3), dtype=bool))
+    grown: BoolArray = dilate(blobs, pixels) & ~missing
+    return grown
+
+
 class IndexStackSource(GriddedSource):
     """Per-date single-index GeoTIFFs; ``scale`` multiplies stored values (e.g. 1e-4)."""
 
@@ -113,10 +126,16 @@ class IndexStackSource(GriddedSource):
         nodata: float | None = None,
         scale: float | None = None,
         valid_range: tuple[float, float] = (-1.0, 1.0),
+        dilation_px: int | None = None,
     ) -> None:
         if not files:
             raise ValueError("no index files")
         self.files, self._grid, self._days = dated_files_layout(files)
+        # an index stack's no-data is its cloud mask: soft cloud edges beside it are not
+        # masked, so it grows by about 20 m (1 px at 30 m) unless the caller says otherwise
+        pixel_m = abs(self._grid.transform.a)
+        auto = max(1, round(EDGE_BUFFER_M / pixel_m)) if pixel_m > 0 else 1
+        self.dilation_px = auto if dilation_px is None else dilation_px
         self.index = index.lower()
         self.nodata = nodata
         self.scale = scale
@@ -142,7 +161,7 @@ class IndexStackSource(GriddedSource):
             with np.errstate(invalid="ignore"):
                 valid &= (scaled >= low) & (scaled <= high)
             values.append(scaled)
-            clear.append(valid)
+            clear.append(valid & ~cloud_edges(~valid, self.dilation_px))
         return finalize(
             [day for day, _ in self.files],
             {self.index: values},
