@@ -35,6 +35,7 @@ DBT_PROJECT="$REPO/dbt"
 DBT_TARGET="$PLATFORM_HOME/dbt/target"
 MINIO_BIN="$PLATFORM_HOME/bin/minio"
 MAPLIBRE_VERSION="5.24.1"
+MAPLIBRE_SHA512="HyiYBwtsbk3L1n1EPLJHWqdoyMiF80n7tEYXFZyu2m1TjvaNx6KMLiFeDdmszt1/mq2zvsR1TJuX/NMu5BonXQ=="  # npm dist.integrity
 WEB_VENDOR="$REPO/build/vendor/maplibre-gl"
 
 report() { printf '%-7s %s\n' "$1:" "$2"; }
@@ -176,11 +177,20 @@ step_web() {
     report web "skipped (already there: $WEB_VENDOR maplibre-gl $MAPLIBRE_VERSION)"
     return
   fi
-  need npm "install Node.js and npm (apt-get install npm) to vendor MapLibre GL JS"
-  local tmp
+  local tmp tarball
   tmp=$(mktemp -d)
-  run_logged web npm pack --silent --pack-destination "$tmp" "maplibre-gl@$MAPLIBRE_VERSION"
-  run_logged web tar -xzf "$tmp/maplibre-gl-$MAPLIBRE_VERSION.tgz" -C "$tmp"
+  tarball="$tmp/maplibre-gl-$MAPLIBRE_VERSION.tgz"
+  if command -v npm >/dev/null 2>&1; then
+    run_logged web npm pack --silent --pack-destination "$tmp" "maplibre-gl@$MAPLIBRE_VERSION"
+  else  # the same tarball straight from the npm registry
+    need "$PYTHON" "install Python 3.11 or npm to vendor MapLibre GL JS"
+    run_logged web "$PYTHON" -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' \
+      "https://registry.npmjs.org/maplibre-gl/-/maplibre-gl-$MAPLIBRE_VERSION.tgz" "$tarball"
+  fi
+  # the registry's integrity hash of the pinned version
+  "$PYTHON" -c 'import base64, hashlib, sys; d = base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).decode(); sys.exit(d != sys.argv[2])' \
+    "$tarball" "$MAPLIBRE_SHA512" || die "web: $tarball does not match the pinned sha512 of maplibre-gl $MAPLIBRE_VERSION"
+  run_logged web tar -xzf "$tarball" -C "$tmp"
   mkdir -p "$WEB_VENDOR"
   cp "$tmp/package/dist/maplibre-gl.js" "$tmp/package/dist/maplibre-gl.css" "$tmp/package/LICENSE.txt" "$WEB_VENDOR/"
   rm -rf "$tmp"
