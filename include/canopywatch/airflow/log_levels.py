@@ -14,7 +14,9 @@ So a successful task logs no warning or error that is not about the task:
 - the secrets masker's "Skipping masking for a secret as it's too short" (a warning on
   every task that reads a connection with a short extra value such as ``path``);
 - matplotlib's font-manager messages (quicklooks import matplotlib);
-- the Kafka hooks' "Producer <cimpl.Producer ...>" lines.
+- the Kafka hooks' "Producer <cimpl.Producer ...>" lines;
+- Cosmos' OpenLineage notice and its "no converter for the on-run-start operation" warning,
+  printed whenever the ``scene_curation`` DAG file is parsed.
 
 Producer warnings about consumer-only properties are avoided at the source: producers use
 their own connection (``ids.KAFKA_PRODUCER_CONN``) that carries no consumer settings.
@@ -28,6 +30,9 @@ QUIET_LOGGERS: dict[str, str] = {
     "matplotlib": "WARNING",
     "matplotlib.font_manager": "ERROR",
     "airflow.task.hooks.airflow.providers.apache.kafka.hooks": "WARNING",
+    # Cosmos at every parse of scene_curation: the OpenLineage notice, the on-run-start hook
+    "cosmos.operators.local": "ERROR",
+    "cosmos.airflow.graph": "ERROR",
 }
 
 

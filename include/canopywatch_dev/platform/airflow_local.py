@@ -127,7 +127,9 @@ def connections(settings: Settings) -> dict[str, dict[str, Any]]:
             "conn_type": "kafka",
             "extra": {
                 "bootstrap.servers": settings.kafka_bootstrap,
-                "group.id": "canopywatch-downloader",
+                # per topic prefix, so concurrent test sessions never share a consumer group
+                # (a rebalance waits for every member); "canopywatch-downloader" by default
+                "group.id": f"{settings.topic_prefix}-downloader",
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
             },
@@ -142,7 +144,7 @@ def connections(settings: Settings) -> dict[str, dict[str, Any]]:
             "conn_type": "kafka",
             "extra": {
                 "bootstrap.servers": settings.kafka_bootstrap,
-                "group.id": "canopywatch-lake",
+                "group.id": f"{settings.topic_prefix}-lake",
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
             },
