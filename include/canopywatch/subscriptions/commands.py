@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from canopywatch.output import with_examples
 from canopywatch.settings import Settings
 
 EXIT_USAGE = 2
@@ -29,10 +30,12 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 def register(subparsers: Any) -> None:
     subscribe = subparsers.add_parser(
         "subscribe",
-        help="get an area's alerts by webhook (signed, retried, logged)",
-        description="Subscribe a webhook to an area's new, confirmed and withdrawn alerts. "
-        "Example: canopywatch subscribe --aoi tapajos-1 --webhook https://example.org/hook "
-        "--min-status high",
+        **with_examples(
+            "get an area's alerts by webhook (signed, retried, logged)",
+            "canopywatch subscribe --aoi tapajos-1 --webhook https://example.org/hook",
+            "canopywatch subscribe --aoi tapajos-1 --webhook https://example.org/hook "
+            "--min-status high",
+        ),
     )
     subscribe.add_argument("--aoi", required=True, help="a registered area (canopywatch aoi list)")
     subscribe.add_argument("--webhook", required=True, help="http(s) URL that receives POSTs")
@@ -44,25 +47,65 @@ def register(subparsers: Any) -> None:
     )
     subscribe.set_defaults(subscription_handler=_subscribe)
 
-    listing = subparsers.add_parser("subscriptions", help="list, remove and inspect subscriptions")
+    listing = subparsers.add_parser(
+        "subscriptions",
+        **with_examples(
+            "list, remove and inspect subscriptions",
+            "canopywatch subscriptions list --aoi tapajos-1",
+            "canopywatch subscriptions deliveries --state dead_letter --format json",
+        ),
+    )
     verbs = listing.add_subparsers(
         dest="subscriptions_command", required=True, parser_class=type(listing)
     )
-    show = verbs.add_parser("list", help="active subscriptions")
+    show = verbs.add_parser(
+        "list",
+        **with_examples(
+            "active subscriptions",
+            "canopywatch subscriptions list",
+            "canopywatch subscriptions list --aoi tapajos-1 --format json",
+        ),
+    )
     show.add_argument("--aoi", help="only this area's")
-    show.add_argument("--format", choices=("table", "json"), default="table")
+    show.add_argument(
+        "--format", choices=("table", "json"), default="table", help="table (default) or json"
+    )
     show.set_defaults(subscription_handler=_list)
-    remove = verbs.add_parser("remove", help="stop a subscription (its delivery log stays)")
-    remove.add_argument("subscription_id")
+    remove = verbs.add_parser(
+        "remove",
+        **with_examples(
+            "stop a subscription (its delivery log stays)",
+            "canopywatch subscriptions remove 3f9c2a1b",
+        ),
+    )
+    remove.add_argument("subscription_id", help="the id `subscriptions list` shows")
     remove.set_defaults(subscription_handler=_remove)
-    log = verbs.add_parser("deliveries", help="the delivery log, newest first")
+    log = verbs.add_parser(
+        "deliveries",
+        **with_examples(
+            "the delivery log, newest first",
+            "canopywatch subscriptions deliveries --limit 20",
+            "canopywatch subscriptions deliveries --state dead_letter --format json",
+        ),
+    )
     log.add_argument("--subscription", help="only this subscription's")
-    log.add_argument("--state", choices=("pending", "delivered", "dead_letter"))
-    log.add_argument("--limit", type=int, default=50)
-    log.add_argument("--format", choices=("table", "json"), default="table")
+    log.add_argument(
+        "--state",
+        choices=("pending", "delivered", "dead_letter"),
+        help="only deliveries in this state",
+    )
+    log.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    log.add_argument(
+        "--format", choices=("table", "json"), default="table", help="table (default) or json"
+    )
     log.set_defaults(subscription_handler=_deliveries)
     deliver = verbs.add_parser(
-        "deliver", help="consume the alerts topic and deliver (until drained, or --follow)"
+        "deliver",
+        **with_examples(
+            "consume the alerts topic and deliver (until drained, or --follow)",
+            "canopywatch subscriptions deliver",
+            "canopywatch subscriptions deliver --follow",
+        ),
     )
     deliver.add_argument("--follow", action="store_true", help="keep consuming until stopped")
     deliver.set_defaults(subscription_handler=_deliver)
