@@ -88,6 +88,13 @@ class Settings:
     webhook_max_attempts: int = 5
     webhook_timeout_s: float = 5.0
     webhook_backoff_s: float = 0.5
+    # e-mail subscriptions: the SMTP server (empty host: e-mail subscriptions are refused)
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_starttls: bool = False
+    smtp_sender: str = "canopywatch@localhost"
     # EUDR plot checks: forest baseline rasters (paths or globs, comma-separated); empty:
     # <home>/exports/forest_baseline/*.tif
     forest_baseline: str = ""

@@ -86,6 +86,10 @@ def test_subscriptions_need_write_scope_and_refuse_ssrf_targets(client, settings
     assert unknown.status_code == 400  # the target is refused before the area is looked up
     bad = client.post("/subscriptions", json={**body, "min_status": "medium"}, headers=W)
     assert bad.status_code == 422
+    both = client.post("/subscriptions", json={**body, "email": "a@example.org"}, headers=W)
+    assert both.status_code == 400 and "exactly one of webhook or email" in both.json()["detail"]
+    mail = client.post("/subscriptions", json={"aoi": AOI, "email": "a@example.org"}, headers=W)
+    assert mail.status_code == 400 and "CANOPYWATCH_SMTP_HOST" in mail.json()["detail"]
     after = _count(settings, "subscriptions") if _table_exists(settings, "subscriptions") else 0
     assert after == before
 

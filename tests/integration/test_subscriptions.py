@@ -284,3 +284,75 @@ def test_a_failed_task_notifies_every_subscription_once(
     }  # fmt: skip
     key = "/ok|deforestation_detect_weekly:manual__2024-05-01:detect:2"
     assert verify("s3cret-for-the-test", receiver.bodies[key], receiver.signatures[key])
+
+
+def test_email_subscription_gets_each_alert_status_once_over_smtp(
+    platform: Settings, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    """aiosmtpd as the SMTP server: the first submission is answered 451 (try later), the
+    retry is accepted; a replay of the topic sends nothing again."""
+    import email.policy
+    from email import message_from_bytes
+
+    from aiosmtpd.controller import Controller
+
+    received: list[bytes] = []
+    answers = iter(["451 4.3.0 try again later"])
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            answer = next(answers, None)
+            if answer is not None:
+                return answer
+            received.append(envelope.content)
+            return "250 OK"
+
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        area = "mail-area"
+        settings = replace(platform, smtp_host="127.0.0.1", smtp_port=port, webhook_backoff_s=0.05,
+                           topic_prefix=f"{platform.topic_prefix}-mail")  # fmt: skip
+        from canopywatch_dev.platform import kafka
+
+        kafka.ensure_topics(settings)
+        with connect(settings) as conn:
+            aois.register(conn, aois.RegisteredAoi(area, area, BBox(-55.41, -7.11, -55.38, -7.08)))
+        _env(monkeypatch, settings, allow_private=False)
+        monkeypatch.setenv("CANOPYWATCH_SMTP_HOST", "127.0.0.1")
+        monkeypatch.setenv("CANOPYWATCH_SMTP_PORT", str(port))
+        monkeypatch.setenv("CANOPYWATCH_TOPIC_PREFIX", settings.topic_prefix)
+        capsys.readouterr()
+        assert cli.main(["subscribe", "--aoi", area, "--email", "x@y"]) == 2
+        assert "not a plain address" in capsys.readouterr().err
+        assert cli.main(["subscribe", "--aoi", area, "--email", "analyst@example.org"]) == 0
+        with connect(settings) as conn:
+            (sub,) = store.list_subscriptions(conn, aoi_id=area)
+        assert sub.channel == "email"
+        alert = _alert("alert-m", "high", True) | {"aoi_id": area}
+        _publish(settings, [json.dumps(alert).encode()] * 2)
+        report = run(settings, once=True, group=f"cwtest-mail-{uuid.uuid4().hex[:8]}")
+        assert report.outcomes == {"delivered": 2}  # the duplicate finds it delivered
+        assert len(received) == 1
+        mail = message_from_bytes(received[0], policy=email.policy.default)
+        assert mail["To"] == "analyst@example.org"
+        assert mail["Idempotency-Key"] == "alert-m:high"
+        assert mail["Subject"].startswith("canopywatch alert.new: 1.25 ha in mail-area")
+        body = mail.get_payload(decode=True).decode()
+        signed = next(line for line in body.splitlines() if line.startswith("{")).encode()
+        assert verify(sub.secret, signed, mail["X-Canopywatch-Signature"])
+        with connect(settings) as conn:
+            (logged,) = store.deliveries(conn, subscription_id=sub.subscription_id)
+        assert logged.state == "delivered" and logged.attempts == 2
+        run(settings, once=True, group=f"cwtest-mail-{uuid.uuid4().hex[:8]}")
+        assert len(received) == 1
+        kafka.admin_client(settings).delete_topics(
+            kafka.topic_names(settings), operation_timeout=30
+        )
+    finally:
+        controller.stop()

@@ -1,6 +1,7 @@
 """``canopywatch subscribe`` and ``canopywatch subscriptions list|remove|deliveries|deliver``.
 
     canopywatch subscribe --aoi tapajos-1 --webhook https://example.org/hook [--min-status high]
+    canopywatch subscribe --aoi tapajos-1 --email analyst@example.org
     canopywatch subscriptions list [--aoi NAME] [--format table|json]
     canopywatch subscriptions remove SUBSCRIPTION_ID
     canopywatch subscriptions deliveries [--subscription ID] [--state dead_letter] [--format json]
@@ -38,7 +39,9 @@ def register(subparsers: Any) -> None:
         ),
     )
     subscribe.add_argument("--aoi", required=True, help="a registered area (canopywatch aoi list)")
-    subscribe.add_argument("--webhook", required=True, help="http(s) URL that receives POSTs")
+    where = subscribe.add_mutually_exclusive_group(required=True)
+    where.add_argument("--webhook", help="http(s) URL that receives POSTs")
+    where.add_argument("--email", help="an address mailed over SMTP (CANOPYWATCH_SMTP_HOST)")
     subscribe.add_argument(
         "--min-status",
         default="low",
@@ -141,13 +144,18 @@ def _connect(settings: Settings) -> Any:
 def _subscribe(args: argparse.Namespace, settings: Settings) -> int:
     from canopywatch.subscriptions import store
     from canopywatch.subscriptions.signing import new_secret
-    from canopywatch.subscriptions.targets import check_webhook_url
+    from canopywatch.subscriptions.targets import check_email, check_webhook_url
 
-    target = check_webhook_url(args.webhook, allow_private=settings.webhook_allow_private)
+    if args.email is not None:
+        if not settings.smtp_host:
+            raise ValueError("e-mail subscriptions need an SMTP server: set CANOPYWATCH_SMTP_HOST")
+        channel, target = "email", check_email(args.email)
+    else:
+        channel = "webhook"
+        target = check_webhook_url(args.webhook, allow_private=settings.webhook_allow_private)
     with _connect(settings) as conn:
-        made = store.create(
-            conn, aoi_id=args.aoi, target=target, min_status=args.min_status, secret=new_secret()
-        )
+        made = store.create(conn, aoi_id=args.aoi, target=target, min_status=args.min_status,
+                            secret=new_secret(), channel=channel)  # fmt: skip
     print(f"subscribed {made.subscription_id}: {made.aoi_id} alerts (min status {made.min_status})")
     print(f"signing secret (shown once; verify X-Canopywatch-Signature with it): {made.secret}")
     return 0

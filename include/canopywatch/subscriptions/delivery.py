@@ -27,6 +27,7 @@ import httpx
 
 from canopywatch.messages import AlertPublished
 from canopywatch.settings import Settings
+from canopywatch.subscriptions.mail import SmtpConfig, message_for, send
 from canopywatch.subscriptions.signing import (
     EVENT_HEADER,
     IDEMPOTENCY_HEADER,
@@ -49,6 +50,7 @@ class DeliveryPolicy:
     timeout_s: float = 5.0
     backoff_s: float = 0.5
     allow_private: bool = False
+    smtp: SmtpConfig | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DeliveryPolicy:
@@ -57,6 +59,7 @@ class DeliveryPolicy:
             timeout_s=settings.webhook_timeout_s,
             backoff_s=settings.webhook_backoff_s,
             allow_private=settings.webhook_allow_private,
+            smtp=SmtpConfig.from_settings(settings),
         )
 
     def delay(self, attempt: int) -> float:
@@ -155,6 +158,13 @@ def attempt_once(
     body: bytes,
     policy: DeliveryPolicy,
 ) -> Attempt:
+    if subscription.channel == "email":
+        if policy.smtp is None:
+            return Attempt(False, False, None, "no SMTP server configured (CANOPYWATCH_SMTP_HOST)")
+        message = message_for(policy.smtp, subscription.target, event, key, body,
+                              sign(subscription.secret, body))  # fmt: skip
+        ok, retry, error = send(policy.smtp, message, policy.timeout_s)
+        return Attempt(ok, retry, None, error)
     try:
         check_webhook_url(subscription.target, allow_private=policy.allow_private)
     except UnsafeTargetError as exc:

@@ -21,7 +21,7 @@ DDL = """
 CREATE TABLE IF NOT EXISTS subscriptions (
     subscription_id  text PRIMARY KEY,
     aoi_id           text NOT NULL,
-    channel          text NOT NULL CHECK (channel IN ('webhook')),
+    channel          text NOT NULL,
     target           text NOT NULL,
     min_status       text NOT NULL CHECK (min_status IN ('low', 'high')),
     secret           text NOT NULL,
@@ -29,6 +29,9 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     created_at       timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS subscriptions_aoi_idx ON subscriptions (aoi_id) WHERE active;
+ALTER TABLE subscriptions DROP CONSTRAINT IF EXISTS subscriptions_channel_check;
+ALTER TABLE subscriptions ADD CONSTRAINT subscriptions_channel_check
+    CHECK (channel IN ('webhook', 'email'));
 
 CREATE TABLE IF NOT EXISTS subscription_deliveries (
     subscription_id  text NOT NULL REFERENCES subscriptions ON DELETE CASCADE,
@@ -50,6 +53,7 @@ CREATE INDEX IF NOT EXISTS subscription_deliveries_state_idx
 """
 _DDL_LOCK = 0x63_77_73_62  # "cwsb"
 MIN_STATUSES = ("low", "high")
+CHANNELS = ("webhook", "email")
 STATES = ("pending", "delivered", "dead_letter")
 _AOI_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 
@@ -133,6 +137,8 @@ def create(
 ) -> Subscription:
     """Insert (or reactivate with the new settings and secret) a subscription of ``aoi_id``."""
     check_min_status(min_status)
+    if channel not in CHANNELS:
+        raise ValueError(f"channel {channel!r}: choose one of {', '.join(CHANNELS)}")
     if not _AOI_ID.match(aoi_id):
         raise UnknownAoiError(f"area {aoi_id!r} is not registered (canopywatch aoi list)")
     ensure_schema(conn)

@@ -10,12 +10,14 @@ made and again before every delivery, so a name that later resolves to an intern
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 Resolver = Callable[[str, int], Sequence[str]]
 MAX_URL_LENGTH = 2048
+_EMAIL = re.compile(r"^[^@\s<>\",;]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,63}$")
 
 
 class UnsafeTargetError(ValueError):
@@ -70,3 +72,10 @@ def check_webhook_url(
                 "allows them)"
             )
     return url
+
+
+def check_email(address: str) -> str:
+    """``address`` if it is a plain e-mail address (no display name, no header tricks)."""
+    if len(address) > 254 or not _EMAIL.match(address):
+        raise UnsafeTargetError(f"e-mail address {address!r} is not a plain address like a@b.org")
+    return address
