@@ -150,9 +150,21 @@ def seed_catalog(settings: Settings) -> Seeded:
     return Seeded(settings, "api-scene-1", "api-scene-2", bbox, cog_transform, read_key, write_key)
 
 
+def own_schema(platform: Settings, suffix: str) -> Iterator[Settings]:
+    """The session's settings in a schema of this module's own (dropped afterwards), so the
+    counts asserted here never meet rows other tests of the session write."""
+    from canopywatch.catalog.schema import connect, drop_schema
+
+    settings = replace(platform, pg_schema=f"{platform.pg_schema}_{suffix}", api_key=ADMIN_KEY)
+    yield settings
+    with connect(platform) as conn:
+        drop_schema(conn, settings.pg_schema)
+
+
 @pytest.fixture(scope="module")
-def seeded(platform: Settings) -> Seeded:
-    return seed_catalog(replace(platform, api_key=ADMIN_KEY))
+def seeded(platform: Settings) -> Iterator[Seeded]:
+    for settings in own_schema(platform, "api"):
+        yield seed_catalog(settings)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from canopywatch.settings import REPO_ROOT, Settings
-from tests.integration.test_api import ADMIN_KEY, AOI, Seeded, _lonlat, seed_catalog
+from tests.integration.test_api import AOI, Seeded, _lonlat, own_schema, seed_catalog
 
 pytestmark = pytest.mark.service
 
@@ -27,10 +27,9 @@ RENDERED = "[...new Set(window.cwMap.queryRenderedFeatures({layers: ['alerts-fil
 
 
 @pytest.fixture(scope="module")
-def seeded(platform: Settings) -> Seeded:
-    from dataclasses import replace
-
-    return seed_catalog(replace(platform, api_key=ADMIN_KEY))
+def seeded(platform: Settings) -> Iterator[Seeded]:
+    for settings in own_schema(platform, "map"):
+        yield seed_catalog(settings)
 
 
 @pytest.fixture(scope="module")
