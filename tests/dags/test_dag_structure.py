@@ -278,3 +278,23 @@ def test_model_training_shape(dagbag):
     assert task.task_id == "dvc_repro" and "dvc repro" in task.bash_command
     assert Path(task.cwd) == ML_DIR and (ML_DIR / "dvc.yaml").exists()
     assert dag.schedule is None  # manual only
+
+
+# ------------------------------------------------------------------ the ids module
+def test_the_ids_module_loads_no_airflow_and_names_what_the_platform_creates(tmp_path):
+    code = (
+        "import sys; import canopywatch.airflow.ids as ids;"
+        "print('AIRFLOW=' + str('airflow' in sys.modules or 'airflow.sdk' in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert "AIRFLOW=False" in out.stdout
+    from canopywatch.airflow import ids
+    from canopywatch.settings import Settings
+    from canopywatch_dev.platform import airflow_local
+
+    created = airflow_local.connections(Settings(home=tmp_path))
+    assert set(ids.CONNECTIONS) == set(created)  # every id the DAGs use exists locally, no more
+    assert airflow_local.POOL[0] == ids.CDSE_POOL
+    assert ids.SCENES_RAW.name == ids.SCENES_RAW_ASSET_NAME == "canopywatch.lake.scenes_raw"

@@ -3,11 +3,13 @@ change them.
 
 The local platform (``canopywatch_dev.platform``) creates connections under these ids
 (``AIRFLOW_CONN_*``); a deployment that brings its own services creates the same ids.
+Importing this module imports no Airflow (the Asset is built on first use), so the dev kit
+and tests can read the ids cheaply.
 """
 
 from __future__ import annotations
 
-from airflow.sdk import Asset
+from typing import Any
 
 # connections
 CDSE_CONN = "cdse_default"  # generic: login = OAuth client id, password = secret, extra URLs
@@ -41,4 +43,15 @@ SCENES_RAW_ASSET_NAME = "canopywatch.lake.scenes_raw"
 # updates it, ``scene_curation`` is scheduled on it. Named without the bucket on purpose:
 # Airflow keeps one active asset per name and URI, and a DAG parsed with another bucket (a
 # test run next to a running platform) would otherwise deactivate the other's asset.
-SCENES_RAW = Asset(name=SCENES_RAW_ASSET_NAME, group="canopywatch")
+# ``SCENES_RAW``: ``Asset(name=SCENES_RAW_ASSET_NAME, group="canopywatch")``, built on first use.
+_ASSETS: dict[str, Any] = {}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SCENES_RAW":
+        if name not in _ASSETS:
+            from airflow.sdk import Asset
+
+            _ASSETS[name] = Asset(name=SCENES_RAW_ASSET_NAME, group="canopywatch")
+        return _ASSETS[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any, LiteralString
 from urllib.parse import urlsplit
 
+from canopywatch.airflow import ids  # the connection ids and the pool (imports no Airflow)
 from canopywatch.settings import REPO_ROOT, Settings
-from canopywatch_dev.platform import emulator, minio, postgres, process
+from canopywatch_dev.platform import emulator, minio, postgres, process, roles
 from canopywatch_dev.platform.credentials import load_or_create, new_password, write_private
 from canopywatch_dev.platform.paths import ensure_layout, log_file, secrets_dir
 from canopywatch_dev.platform.prerequisites import airflow_binary, require
@@ -50,7 +51,7 @@ COMPOSE_SERVICES = (
 )
 DEPENDS = ("postgres",)
 ADMIN_USER = "admin"
-POOL = ("cdse_api", 4, "Concurrent requests to the Copernicus Data Space APIs")
+POOL = (ids.CDSE_POOL, ids.CDSE_POOL_SLOTS, "Concurrent requests to the Copernicus Data Space APIs")
 START_TIMEOUT = 240.0
 # health components reported by GET /api/v2/monitor/health, per process
 _HEALTH_KEYS = {
@@ -123,7 +124,7 @@ def connections(settings: Settings) -> dict[str, dict[str, Any]]:
     if not (cdse_id and cdse_secret) and _is_loopback_http(settings.sh_base_url):
         cdse_id, cdse_secret = emulator.credentials(settings)
     return {
-        "kafka_default": {
+        ids.KAFKA_CONN: {
             "conn_type": "kafka",
             "extra": {
                 "bootstrap.servers": settings.kafka_bootstrap,
@@ -135,12 +136,12 @@ def connections(settings: Settings) -> dict[str, dict[str, Any]]:
             },
         },
         # producers get only the bootstrap (consumer properties make librdkafka warn on stderr)
-        "kafka_producer": {
+        ids.KAFKA_PRODUCER_CONN: {
             "conn_type": "kafka",
             "extra": {"bootstrap.servers": settings.kafka_bootstrap},
         },
         # the lake writer reads scenes-downloaded in a consumer group of its own
-        "kafka_lake": {
+        ids.KAFKA_LAKE_CONN: {
             "conn_type": "kafka",
             "extra": {
                 "bootstrap.servers": settings.kafka_bootstrap,
@@ -149,7 +150,7 @@ def connections(settings: Settings) -> dict[str, dict[str, Any]]:
                 "auto.offset.reset": "earliest",
             },
         },
-        "minio_default": {
+        ids.S3_CONN: {
             "conn_type": "aws",
             "login": access_key,
             "password": secret_key,
@@ -159,7 +160,7 @@ def connections(settings: Settings) -> dict[str, dict[str, Any]]:
                 "config_kwargs": {"s3": {"addressing_style": "path"}},
             },
         },
-        "postgis_default": {
+        ids.POSTGIS_CONN: {
             "conn_type": "postgres",
             "host": settings.pg_host,
             "port": settings.pg_port,
@@ -172,8 +173,8 @@ def connections(settings: Settings) -> dict[str, dict[str, Any]]:
                 else {}
             ),
         },
-        "spark_default": {"conn_type": "spark", "host": "local[*]"},
-        "cdse_default": {
+        ids.SPARK_CONN: {"conn_type": "spark", "host": "local[*]"},
+        ids.CDSE_CONN: {
             "conn_type": "generic",
             "login": cdse_id,
             "password": cdse_secret,
@@ -207,8 +208,12 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
         ),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{secrets['admin_user']}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(_passwords_file(settings)),
+        # cw_airflow on a fresh cluster (its own metadata database only), else the superuser
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres.dsn(
-            settings, settings.pg_airflow_database, driver=sql_alchemy_driver()
+            settings,
+            settings.pg_airflow_database,
+            driver=sql_alchemy_driver(),
+            login=roles.airflow_login(settings),
         ),
         "AIRFLOW__API__BASE_URL": api_url(settings),
         "AIRFLOW__API__HOST": "127.0.0.1",
