@@ -21,6 +21,8 @@ SCL_BAND: Final = "SCL"
 DATA_MASK_BAND: Final = "dataMask"
 RAW_BAND_ORDER: Final[tuple[str, ...]] = (*BANDS, SCL_BAND, DATA_MASK_BAND)
 
+# the credit every product derived from Sentinel-2 carries (Copernicus data licence)
+ATTRIBUTION: Final = "Contains modified Copernicus Sentinel data"
 REFLECTANCE_SCALE: Final = 10000.0  # QUANTIFICATION_VALUE
 NODATA_DN: Final = 0
 BOA_ADD_OFFSET_DN: Final = 1000  # DN added to reflectance * 10000 from baseline 04.00 on

@@ -13,8 +13,9 @@ import rasterio.crs
 from affine import Affine
 
 from canopywatch.dates import days_since_epoch
-from canopywatch.detect.alerts import AlertPolicy, polygonize, write_quicklook
+from canopywatch.detect.alerts import AlertPolicy, polygonize
 from canopywatch.detect.baseline import AlertTracker, PixelAlerts
+from canopywatch.detect.quicklook import write_quicklook
 from canopywatch.export.alerts import write_alerts
 
 CRS = rasterio.crs.CRS.from_epsg(32721)

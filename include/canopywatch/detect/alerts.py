@@ -1,4 +1,4 @@
-"""Alert polygons from per-pixel alert state, and PNG quicklooks.
+"""Alert polygons from per-pixel alert state (quicklooks: ``canopywatch.detect.quicklook``).
 
 A polygon is a connected (8-neighbour) set of alerted pixels of at least the minimum
 mapping unit, in the columns of the alert schema (``canopywatch.alert_schema``). Its
@@ -17,10 +17,9 @@ it gets the id it had while active and updates that alert.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
-from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -55,7 +54,6 @@ from canopywatch.messages import stable_id
 FloatArray = npt.NDArray[np.float32]
 HIGH_CONFIDENCE_FLOOR = HIGH_CONFIDENCE
 LOW_CONFIDENCE_CAP = 0.79
-ATTRIBUTION = "Contains modified Copernicus Sentinel data"
 
 
 @dataclass(frozen=True)
@@ -260,43 +258,3 @@ def other_changes(alerts: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         return alerts
     other: gpd.GeoDataFrame = alerts[~alerts["status"].isin(ACTIVE_STATUSES)].reset_index(drop=True)
     return other
-
-
-def write_quicklook(
-    before_rgb: FloatArray,
-    after_rgb: FloatArray,
-    alerts: gpd.GeoDataFrame,
-    transform: Affine,
-    path: Path,
-    title: str = "",
-    dates: Sequence[str] = ("before", "after"),
-) -> Path:
-    """True colour before/after side by side with alert outlines (red: high, yellow: low)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    height, width = before_rgb.shape[1:]
-    left, top = transform * (0, 0)
-    right, bottom = transform * (width, height)
-    extent = (left, right, bottom, top)
-    figure, axes = plt.subplots(1, 2, figsize=(12, 6.4), dpi=100)
-    for axis, rgb, label in zip(axes, (before_rgb, after_rgb), dates, strict=True):
-        image = np.nan_to_num(np.moveaxis(rgb, 0, -1), nan=0.0)
-        axis.imshow(np.clip(image / 0.15, 0.0, 1.0) ** 0.8, extent=extent)
-        for row in alerts.itertuples():
-            colour = "red" if row.confidence_level == "high" else "yellow"
-            geometries = getattr(row.geometry, "geoms", [row.geometry])
-            for polygon in geometries:
-                xs, ys = polygon.exterior.xy
-                axis.plot(xs, ys, color=colour, linewidth=0.9)
-        axis.set_title(label)
-        axis.set_xticks([])
-        axis.set_yticks([])
-    figure.suptitle(f"{title}  ({len(alerts)} alerts)  {ATTRIBUTION}", fontsize=9)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
-    return path

@@ -24,9 +24,9 @@ import numpy.typing as npt
 from affine import Affine
 
 from canopywatch.dates import date_from_days
+from canopywatch.sentinel2 import ATTRIBUTION
 
 FloatArray = npt.NDArray[np.float32]
-ATTRIBUTION = "Contains modified Copernicus Sentinel data"
 MAX_LABELS = 12
 COLOURS = {"high": "#ff2a2a", "low": "#ffd400", "withdrawn": "#9e9e9e",
            "plantation_harvest": "#3fa7ff"}  # fmt: skip

@@ -19,8 +19,8 @@ import shapely
 from jinja2 import Environment, select_autoescape
 
 from canopywatch.eudr.check import RESULT_COLUMNS, VERDICTS, CheckPolicy
+from canopywatch.sentinel2 import ATTRIBUTION
 
-ATTRIBUTION = "Contains modified Copernicus Sentinel data"
 ATTENTION = ("deforestation", "possible_deforestation", "invalid", "no_baseline",
              "insufficient_data")  # fmt: skip
 MAX_ROWS_IN_REPORT = 200
