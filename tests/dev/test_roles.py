@@ -97,3 +97,22 @@ def test_writer_builds_the_catalog_reader_only_reads_dbt_builds_its_own(cluster)
     postgres.ensure_databases(cluster)
     with login(cluster, roles.READER, cluster.pg_database) as conn:
         assert conn.execute("SELECT count(*) FROM lake_sync").fetchone() == (1,)
+
+
+def test_airflow_migrates_its_fresh_metadata_database_as_its_own_role(cluster):
+    from canopywatch_dev.platform import airflow_local
+
+    with psycopg.connect(**postgres.connection_params(cluster, "postgres")) as conn:
+        owner = conn.execute(
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
+            (cluster.pg_airflow_database,),
+        ).fetchone()
+    assert owner == (roles.AIRFLOW,)
+    assert roles.airflow_login(cluster) == (roles.AIRFLOW, roles.passwords(cluster)[roles.AIRFLOW])
+    conn_url = airflow_local.airflow_environment(cluster)["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert f"//{roles.AIRFLOW}:" in conn_url
+    airflow_local.airflow_home(cluster).mkdir(parents=True, exist_ok=True)
+    result = airflow_local.airflow_cli(cluster, "db", "migrate", check=False, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    with login(cluster, roles.AIRFLOW, cluster.pg_airflow_database) as conn:
+        assert conn.execute("SELECT count(*) FROM alembic_version").fetchone() == (1,)

@@ -61,11 +61,18 @@ def connection_params(settings: Settings, database: str | None = None) -> dict[s
     }
 
 
-def dsn(settings: Settings, database: str | None = None, driver: str | None = None) -> str:
-    """``postgresql[+driver]://user:password@host:port/database`` (holds the password)."""
+def dsn(
+    settings: Settings,
+    database: str | None = None,
+    driver: str | None = None,
+    login: tuple[str, str] | None = None,
+) -> str:
+    """``postgresql[+driver]://user:password@host:port/database`` (holds the password);
+    ``login``: (role, password) instead of the superuser's."""
     scheme = f"postgresql+{driver}" if driver else "postgresql"
+    user, secret = login or (settings.pg_user, password(settings))
     return (
-        f"{scheme}://{quote(settings.pg_user, safe='')}:{quote(password(settings), safe='')}"
+        f"{scheme}://{quote(user, safe='')}:{quote(secret, safe='')}"
         f"@{settings.pg_host}:{settings.pg_port}/{database or settings.pg_database}"
     )
 
@@ -217,20 +224,33 @@ def ensure_databases(settings: Settings) -> None:
     import psycopg
     from psycopg import sql
 
-    with psycopg.connect(**connection_params(settings, "postgres"), autocommit=True) as conn:
-        existing = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
-        for database in (settings.pg_database, settings.pg_airflow_database):
-            if database not in existing:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-                log.info("postgres: created database %s", database)
-    with psycopg.connect(**connection_params(settings), autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
     from canopywatch_dev.platform import roles
 
-    roles.ensure_roles(
-        settings,
-        lambda database: psycopg.connect(**connection_params(settings, database), autocommit=True),
-    )
+    def superuser(database: str) -> psycopg.Connection[Any]:
+        return psycopg.connect(**connection_params(settings, database), autocommit=True)
+
+    roles.create_roles(settings, superuser)
+    with superuser("postgres") as conn:
+        existing = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+        if settings.pg_database not in existing:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(settings.pg_database)))
+            log.info("postgres: created database %s", settings.pg_database)
+        if settings.pg_airflow_database not in existing:
+            # a fresh metadata database belongs to the Airflow role, which Airflow then uses
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(settings.pg_airflow_database), sql.Identifier(roles.AIRFLOW)
+                )
+            )
+            roles.use_for_airflow(settings)
+            log.info(
+                "postgres: created database %s (owner %s)",
+                settings.pg_airflow_database,
+                roles.AIRFLOW,
+            )
+    with psycopg.connect(**connection_params(settings), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+    roles.ensure_roles(settings, superuser)
 
 
 @process.locked

@@ -8,18 +8,25 @@
 ``ensure_roles`` creates them (passwords generated into ``secrets/postgres-roles.json``,
 0600) and grants exactly that; ``CONNECT`` on both databases is revoked from ``PUBLIC``.
 It is additive: the cluster's superuser (``settings.pg_user``) keeps working, so a running
-platform is not disturbed. Switching the services' credentials to these roles is the next
-step (see the README, "Least privilege").
+platform is not disturbed. On a fresh cluster the Airflow metadata database is created owned
+by ``cw_airflow`` and Airflow logs in as that role (``airflow_login``); the GIS side (CLI,
+DAG connections, API, dbt) still logs in as the superuser.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from psycopg import sql
 
 from canopywatch.settings import Settings
-from canopywatch_dev.platform.credentials import load_or_create, new_password
+from canopywatch_dev.platform.credentials import (
+    load_or_create,
+    new_password,
+    secret_file,
+    write_private,
+)
 
 AIRFLOW, WRITER, READER, DBT = "cw_airflow", "cw_writer", "cw_reader", "cw_dbt"
 ROLES = (AIRFLOW, WRITER, READER, DBT)
@@ -37,11 +44,12 @@ def _ident(*names: str) -> sql.Composable:
     return sql.SQL(", ").join(sql.Identifier(n) for n in names)
 
 
-def ensure_roles(settings: Settings, connect: Any) -> None:
-    """Create the roles and their grants (idempotent). ``connect(database)`` opens an
-    autocommit superuser connection to ``database``."""
+IN_USE_FILE = "postgres-roles-in-use"  # which services log in with their role
+
+
+def create_roles(settings: Settings, connect: Any) -> None:
+    """Create the roles (or reset their passwords to the secrets file's); idempotent."""
     secret = passwords(settings)
-    gis, meta = settings.pg_database, settings.pg_airflow_database
     with connect("postgres") as conn:
         existing = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles")}
         for role in ROLES:
@@ -52,6 +60,29 @@ def ensure_roles(settings: Settings, connect: Any) -> None:
                     "NOBYPASSRLS PASSWORD {}"
                 ).format(sql.Identifier(role), sql.Literal(secret[role]))
             )
+
+
+def use_for_airflow(settings: Settings) -> None:
+    """Record that Airflow logs in as ``cw_airflow`` (its metadata database was created
+    owned by that role: only on a fresh cluster, a running platform keeps its login)."""
+    write_private(secret_file(settings, IN_USE_FILE), json.dumps({"airflow": AIRFLOW}) + "\n")
+
+
+def airflow_login(settings: Settings) -> tuple[str, str] | None:
+    """(role, password) Airflow logs in with, or None: the cluster's superuser."""
+    path = secret_file(settings, IN_USE_FILE)
+    if not path.exists():
+        return None
+    role = json.loads(path.read_text(encoding="utf-8")).get("airflow")
+    return (role, passwords(settings)[role]) if role == AIRFLOW else None
+
+
+def ensure_roles(settings: Settings, connect: Any) -> None:
+    """Create the roles and their grants (idempotent). ``connect(database)`` opens an
+    autocommit superuser connection to ``database``."""
+    create_roles(settings, connect)
+    gis, meta = settings.pg_database, settings.pg_airflow_database
+    with connect("postgres") as conn:
         for database in (gis, meta):
             conn.execute(
                 sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(
