@@ -4,7 +4,8 @@
 Turns each monitored area's Sentinel-2 time series into dated, scored deforestation
 alerts, every week (and on demand for a bbox).
 
-**Params** (optional): `bbox` `[min_lon, min_lat, max_lon, max_lat]` and `aoi_name` to
+**Params** (optional): `bbox` (`min_lon,min_lat,max_lon,max_lat`, a JSON list or the four
+number fields) and `aoi_name` to
 score one area instead of every registered one; `end` (date) to score up to another day;
 `method` (harmonic by default, as in `canopywatch detect`; baseline; xgboost), `history_start`
 and `monitor_start` (nothing is alerted before it; default: 90 days after the first scene).

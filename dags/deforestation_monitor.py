@@ -5,9 +5,11 @@ Fetch Sentinel-2 L2A scenes for an area and a time range from the Copernicus Dat
 Space (Sentinel Hub Process API, through `sentinelhub`) into MinIO, with Kafka
 between planning and downloading.
 
-**Trigger with params** (Airflow UI, *Trigger DAG*): `bbox` `[min_lon, min_lat,
-max_lon, max_lat]`, `start`, `end` (dates, end inclusive), `max_cloud` (%),
-`function` (named evalscript), optional `aoi_name`.
+**Trigger with params** (Airflow UI, *Trigger DAG*; every field is explained in the form):
+`bbox` typed as `min_lon,min_lat,max_lon,max_lat` (or a JSON list, or the four number
+fields), `start` and `end` (dates, end inclusive; needed with a bbox), `max_cloud` (%),
+`function` (named evalscript), optional `aoi_name`. `estimate_cost` logs the processing
+units the run will spend and stops a run over `CANOPYWATCH_PU_BUDGET`.
 **Scheduled runs** (daily) cover every active registered area (PostGIS table
 `aois`, `include/aois.yaml`) over the data interval plus a short look-back.
 
