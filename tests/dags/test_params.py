@@ -76,7 +76,7 @@ def test_bbox_as_text_list_or_four_fields(dags, dag_id: str) -> None:
     assert bbox.resolve(BBOX) == BBOX
     assert bbox.resolve(None) is None
     for bad in ("-55.4,-7.1,-55.35", "nan,1,2,3", "Infinity,1,2,3", [1, 2, 3], "west,1,2,3"):
-        with pytest.raises(Exception, match="Invalid input|does not match|too short|not valid"):
+        with pytest.raises(Exception, match=r"Invalid input|does not match|too short|not valid"):
             bbox.resolve(bad)
     # the form shows it as one text box (several types), not a raw JSON list editor
     assert bbox.schema["type"] == ["null", "string", "array"]
@@ -84,7 +84,7 @@ def test_bbox_as_text_list_or_four_fields(dags, dag_id: str) -> None:
         corner = params.get_param(name)
         assert corner.schema["section"] == form.CORNER_SECTION
         assert corner.resolve(-55.4) == -55.4
-        with pytest.raises(Exception, match="Invalid input|greater than|less than"):
+        with pytest.raises(Exception, match=r"Invalid input|greater than|less than"):
             corner.resolve(limit + 1)
 
 
@@ -124,7 +124,7 @@ def test_run_area_refuses_bad_areas_with_a_reason(params, reason: str) -> None:
 def test_a_bbox_run_needs_its_dates_and_the_form_says_so(dags) -> None:
     with pytest.raises(form.ParamsError, match="start and end missing: a run for a bbox needs"):
         form.require_dates({"bbox": BBOX, "start": None, "end": ""})
-    with pytest.raises(form.ParamsError, match="^end missing"):
+    with pytest.raises(form.ParamsError, match=r"^end missing"):
         form.require_dates({"bbox": BBOX, "start": "2024-01-01"})
     form.require_dates({"bbox": None})  # registered areas: the data interval
     form.require_dates({"bbox": BBOX, "start": "2024-01-01", "end": "2024-01-31"})
