@@ -126,6 +126,8 @@ def detect_area_alerts(
                 "%s %s: only %d scene(s), too few to score; skipped", aoi.aoi_id, tile, len(scenes)
             )
             continue
+        log.info("%s %s (tile %d of %d): reading %d scene(s) from s3://%s", aoi.aoi_id, tile,
+                 list(tiles).index(tile) + 1, len(tiles), len(scenes), raw_store.bucket)  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp:
             files = []
             for acquired_at, key in scenes:
