@@ -36,8 +36,15 @@ def dbt_load_method(manifest: Path) -> LoadMode:
     return LoadMode.DBT_MANIFEST if manifest.exists() else LoadMode.CUSTOM
 
 
-def dbt_marts(settings: Settings, *, group_id: str = "dbt", **kwargs: Any) -> DbtTaskGroup:
-    """Staging views and marts on PostGIS, each model followed by its tests."""
+def dbt_marts(
+    settings: Settings,
+    *,
+    group_id: str = "dbt",
+    select: list[str] | None = None,
+    **kwargs: Any,
+) -> DbtTaskGroup:
+    """Staging views and marts on PostGIS, each model followed by its tests (``select``:
+    dbt selectors, e.g. ``["tag:sensors"]``; default every model)."""
     manifest = dbt_manifest(settings)
     return DbtTaskGroup(
         group_id=group_id,
@@ -59,6 +66,7 @@ def dbt_marts(settings: Settings, *, group_id: str = "dbt", **kwargs: Any) -> Db
             test_behavior=TestBehavior.AFTER_EACH,
             # a test across two models (relationships) runs once both are built
             should_detach_multiple_parents_tests=True,
+            select=select or [],
         ),
         execution_config=ExecutionConfig(
             dbt_executable_path=str(Path(sys.executable).with_name("dbt"))
