@@ -193,7 +193,8 @@ def test_spark_job_converts_validates_and_is_idempotent(platform: Settings, seed
         with rasterio.open(path) as cog:  # GDAL opens it: bands, mask, overviews, tiling
             assert cog.count == len(BANDS) - 1
             assert cog.descriptions == tuple(BANDS[:-1])
-            assert cog.mask_flag_enums[0] == [MaskFlags.per_dataset]
+            assert cog.mask_flag_enums[0] == [MaskFlags.nodata] and cog.nodata == 0  # from dataMask
+            assert cog.scales[:6] == (1e-4,) * 6  # reflectance = DN / 10000
             assert cog.overviews(1)
             assert cog.block_shapes[0] == (512, 512)
             assert not cog.read_masks(1)[:, :10].any()  # the dataMask=0 strip is masked
