@@ -1,4 +1,4 @@
-"""Cloud-Optimized GeoTIFFs from raw scenes (rio-cogeo), one concern per module.
+"""Cloud-Optimized GeoTIFFs from raw scenes (GDAL COG driver, rio-cogeo validation), one concern per module.
 
 ``profiles`` (the named COG profiles), ``convert`` (bytes or a file -> COG bytes, and
 validation), ``scenes`` (one scene in the object store: read ``raw.tif``, write
