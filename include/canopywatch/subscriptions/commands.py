@@ -2,9 +2,9 @@
 
     canopywatch subscribe --aoi tapajos-1 --webhook https://example.org/hook [--min-status high]
     canopywatch subscribe --aoi tapajos-1 --email analyst@example.org
-    canopywatch subscriptions list [--aoi NAME] [--format table|json]
+    canopywatch subscriptions list [--aoi NAME] [--format table|csv|json] [--full-ids]
     canopywatch subscriptions remove SUBSCRIPTION_ID
-    canopywatch subscriptions deliveries [--subscription ID] [--state dead_letter] [--format json]
+    canopywatch subscriptions deliveries [--subscription ID] [--state dead_letter] [--format csv|json]
     canopywatch subscriptions deliver [--follow]     # consume canopywatch.alerts and deliver
 
 A target that is not http(s), or resolves to a private or loopback address (unless
@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from canopywatch.output import with_examples
+from canopywatch.output import Column, add_listing_options, count_by, emit, with_examples
 from canopywatch.settings import Settings
 
 EXIT_USAGE = 2
@@ -70,18 +70,18 @@ def register(subparsers: Any) -> None:
         ),
     )
     show.add_argument("--aoi", help="only this area's")
-    show.add_argument(
-        "--format", choices=("table", "json"), default="table", help="table (default) or json"
-    )
+    add_listing_options(show, default_name="subscriptions")
     show.set_defaults(subscription_handler=_list)
     remove = verbs.add_parser(
         "remove",
         **with_examples(
             "stop a subscription (its delivery log stays)",
-            "canopywatch subscriptions remove 3f9c2a1b",
+            "canopywatch subscriptions remove SUBSCRIPTION_ID   (the whole id: list --full-ids)",
         ),
     )
-    remove.add_argument("subscription_id", help="the id `subscriptions list` shows")
+    remove.add_argument(
+        "subscription_id", help="the whole id, as `subscriptions list --full-ids` shows it"
+    )
     remove.set_defaults(subscription_handler=_remove)
     log = verbs.add_parser(
         "deliveries",
@@ -98,9 +98,7 @@ def register(subparsers: Any) -> None:
         help="only deliveries in this state",
     )
     log.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
-    log.add_argument(
-        "--format", choices=("table", "json"), default="table", help="table (default) or json"
-    )
+    add_listing_options(log, default_name="deliveries")
     log.set_defaults(subscription_handler=_deliveries)
     deliver = verbs.add_parser(
         "deliver",
@@ -161,19 +159,24 @@ def _subscribe(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _print(rows: list[dict[str, Any]], columns: tuple[str, ...], fmt: str, title: str) -> None:
-    if fmt == "json":
-        print(json.dumps(rows, indent=2, default=str))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
-    Console().print(table)
+SUBSCRIPTION_COLUMNS = (
+    Column("subscription_id", "subscription", "id"),
+    Column("aoi_id", "area"),
+    Column("channel"),
+    Column("target", "target", "key"),
+    Column("min_status", "min status"),
+    Column("created_at", "created (UTC)", "datetime"),
+)
+DELIVERY_COLUMNS = (
+    Column("subscription_id", "subscription", "id"),
+    Column("idempotency_key", in_table=False),
+    Column("event"),
+    Column("state"),
+    Column("attempts"),
+    Column("last_http_status", "HTTP"),
+    Column("last_error", "last error", "key"),
+    Column("updated_at", "updated (UTC)", "datetime"),
+)
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
@@ -181,8 +184,16 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 
     with _connect(settings) as conn:
         rows = [s.public() for s in store.list_subscriptions(conn, aoi_id=args.aoi)]
-    columns = ("subscription_id", "aoi_id", "channel", "target", "min_status", "created_at")
-    _print(rows, columns, args.format, f"{len(rows)} subscription(s)")
+    emit(
+        rows,
+        SUBSCRIPTION_COLUMNS,
+        args,
+        title="alert subscriptions",
+        noun="subscriptions",
+        totals=(count_by("channel"), count_by("min_status", ("low", "high"))),
+        id_column="subscription_id",
+        geometry=lambda row: None,
+    )
     return 0
 
 
@@ -207,9 +218,15 @@ def _deliveries(args: argparse.Namespace, settings: Settings) -> int:
                 conn, subscription_id=args.subscription, state=args.state, limit=args.limit
             )
         ]
-    columns = ("subscription_id", "idempotency_key", "event", "state", "attempts",
-               "last_http_status", "last_error", "updated_at")  # fmt: skip
-    _print(rows, columns, args.format, f"{len(rows)} deliveries")
+    emit(
+        rows,
+        DELIVERY_COLUMNS,
+        args,
+        title="webhook deliveries (newest first)",
+        noun="deliveries",
+        totals=(count_by("state", ("delivered", "pending", "dead_letter")),),
+        geometry=lambda row: None,
+    )
     return 0
 
 
