@@ -224,3 +224,23 @@ def test_gpkg_listings_keep_times_as_datetime_fields(tmp_path: Path) -> None:
     types = dict(zip(info["fields"], info["ogr_types"], strict=True))
     assert types["alert_date"] == types["confirmed_date"] == "OFTDateTime"
     assert types["confidence"] == "OFTReal" and info["geometry_type"] == "Polygon"
+
+
+def test_every_listing_verb_offers_the_same_formats() -> None:
+    verbs = dict(_verbs(build_parser()))
+    listings = [
+        "aoi list",
+        "tiles",
+        "scenes",
+        "alerts",
+        "lake history",
+        "lake read",
+        "subscriptions list",
+        "subscriptions deliveries",
+    ]
+    for name in listings:
+        parser = verbs[tuple(name.split())]
+        options = {o for a in parser._actions for o in a.option_strings}
+        assert {"--format", "--output", "--full-ids"} <= options, name
+        (fmt,) = [a for a in parser._actions if "--format" in a.option_strings]
+        assert list(fmt.choices)[: len(FORMATS)] == list(FORMATS), name
