@@ -22,8 +22,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow.dataset as ds
-
 from canopywatch.download import scene_key, stored_announcement
 from canopywatch.lake.rows import partition_values
 from canopywatch.lake.tables import SCENES_RAW, Lake, open_table, table_exists
@@ -58,14 +56,18 @@ def recorded_scene_ids(lake: Lake, scenes: Iterable[SceneDownloaded]) -> set[str
     if not wanted or not table_exists(lake, SCENES_RAW):
         return set()
     parts = [partition_values(s.geohash, s.acquired_at) for s in wanted]
-    selection = (
-        ds.field("geohash_prefix").isin(sorted({p["geohash_prefix"] for p in parts}))
-        & ds.field("month").isin(sorted({p["month"] for p in parts}))
-        & ds.field("scene_id").isin(sorted({s.scene_id for s in wanted}))
-    )
+    # partition pruning by delta-rs; the id test in Python (a pyarrow dataset filter fails on
+    # the string_view columns of tables read from S3)
     table = open_table(lake, SCENES_RAW, create=False)
-    found = table.to_pyarrow_dataset().to_table(columns=["scene_id"], filter=selection)
-    return {str(v) for v in found.column("scene_id").to_pylist()}
+    found = table.to_pyarrow_table(
+        partitions=[
+            ("geohash_prefix", "in", sorted({p["geohash_prefix"] for p in parts})),
+            ("month", "in", sorted({p["month"] for p in parts})),
+        ],
+        columns=["scene_id"],
+    )
+    ids = {s.scene_id for s in wanted}
+    return {str(v) for v in found.column("scene_id").to_pylist()} & ids
 
 
 def unrecorded_scenes(

@@ -120,3 +120,20 @@ def test_undelivered_reannouncements_fail_the_task(first_run, refusing):
     store, lake, _ = first_run
     with pytest.raises(UndeliveredError, match="re-announcement"):
         reconcile_scenes(planned("run-2"), store, lake, refusing, TOPIC, run_id="run-2")
+
+
+def test_the_lake_lookup_works_on_a_table_of_many_files(tmp_path):
+    """Several commits give several files with statistics: a pyarrow dataset filter on them
+    failed (string vs string_view) in the first DAG run that re-ran an interval."""
+    from canopywatch.reconcile import recorded_scene_ids
+    from tests.unit.test_lake_writer import scene
+
+    lake = Lake.local(tmp_path / "lake")
+    for batch in range(4):
+        numbers = range(batch * 10, batch * 10 + 10)
+        write_scene_batch(
+            [FakeMessage(scene(n).to_bytes(), n) for n in numbers], lake=lake, dlq=FakeProducer()
+        )
+    assert len(open_table(lake, SCENES_RAW).file_uris()) >= 4
+    wanted = [scene(1), scene(31), scene(99)]  # 99 was never written
+    assert recorded_scene_ids(lake, wanted) == {"scene-00001", "scene-00031"}
