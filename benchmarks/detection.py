@@ -2,7 +2,7 @@
 baseline, side by side, on data neither was tuned on.
 
     python benchmarks/detection.py [--seeds 1] [--size 128] [--sources landscapes,simulator]
-                                   [--real] [--json out.json]
+                                   [--real] [--landsat] [--quick] [--json out.json]
 
 Sources, each held out (evaluation seeds only):
 * ``landscapes``: the independent generator ``canopywatch_dev.landscapes`` (deciduous
@@ -10,6 +10,9 @@ Sources, each held out (evaluation seeds only):
   clearings, understorey fire before clearing, unflagged haze, orbit brightness,
   misregistration, wet-season gaps), one row per landscape type;
 * ``simulator``: the project's own simulator, one row per scenario type;
+* ``--landsat``: one loss year scored Hansen-style (pixel P/R/F1 of the alerts dated in
+  2021 against 2021 loss) on Landsat-like NDVI stacks: the same generator at 30 m, 8-day
+  revisit, 2015-2021, monitoring from 2021-01-01;
 * ``--real``: the shared real series (``../shared/data/real``): the share of the Slovenian
   LULC forest that is alerted (should be ~0) and, on the French THEIA series, the alerted
   share inside vs outside its national forest mask.
@@ -170,6 +173,69 @@ def real_series() -> dict[str, Any]:
     return out
 
 
+LANDSAT_YEAR = 2021
+
+
+def landsat_year(seeds: int, size: int) -> dict[str, dict[str, float]]:
+    """Hansen-style scoring of one loss year on Landsat-like NDVI stacks: the independent
+    generator at 30 m with an 8-day revisit over 2015-2021, NDVI only (the cloud mask as
+    no-data, grown by its soft edge as ``IndexStackSource`` does), monitoring from
+    2021-01-01; pixel P/R/F1 of the alert polygons dated in 2021 against 2021 loss."""
+    import datetime as dt
+
+    from canopywatch.dates import days_since_epoch
+    from canopywatch.detect.detector import build_detector
+    from canopywatch.detect.index_stack import cloud_edges
+    from canopywatch_dev.landscapes import LANDSCAPE_TYPES, LandscapeConfig, generate
+
+    first = days_since_epoch(dt.date(LANDSAT_YEAR, 1, 1))
+    last = days_since_epoch(dt.date(LANDSAT_YEAR, 12, 31))
+    detectors = {
+        "harmonic (default)": build_detector("harmonic", index="ndvi", monitor_start_day=first),
+        "baseline (earlier)": build_detector("baseline", index="ndvi"),
+    }
+    counts: dict[str, np.ndarray] = {name: np.zeros(3) for name in detectors}
+    for kind in LANDSCAPE_TYPES:
+        for seed in range(seeds):
+            config = LandscapeConfig(
+                seed=500000 + 31 * seed, kind=kind, size_px=size, start=dt.date(2015, 1, 1),
+                end=dt.date(LANDSAT_YEAR, 12, 31), revisit_days=8, pixel_m=30.0,
+                n_events=(40, 60),
+            )  # fmt: skip
+            landscape = generate(config)
+            raw = landscape.stack()
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ndvi = (raw.bands["B08"] - raw.bands["B04"]) / (raw.bands["B08"] + raw.bands["B04"])
+            clear = raw.clear & np.isfinite(ndvi)
+            clear &= ~np.stack([cloud_edges(~c, 1) for c in raw.clear])
+            stack = ObservationStack(
+                days=raw.days, bands={"ndvi": np.where(clear, ndvi, np.nan).astype(np.float32)},
+                clear=clear, transform=raw.transform, crs=raw.crs,
+            )  # fmt: skip
+            loss = landscape.reference().clearing_day
+            truth = (loss >= first) & (loss <= last)
+            for name, detector in detectors.items():
+                alerts = active_alerts(
+                    polygonize(detector.detect(stack), stack.transform, stack.crs, aoi="b",
+                               model_version="x")
+                )  # fmt: skip
+                if not alerts.empty:
+                    dated = alerts["alert_date"].astype(str).str[:4] == str(LANDSAT_YEAR)
+                    alerts = alerts[dated.to_numpy()]
+                burned = rasterize_alerts(alerts, stack.shape, stack.transform) > 0
+                counts[name] += ((burned & truth).sum(), (burned & ~truth).sum(),
+                                 (~burned & truth).sum())  # fmt: skip
+            console.log(f"scored landsat-like {kind} seed {seed}")
+    out: dict[str, dict[str, float]] = {}
+    for name, (tp, fp, fn) in counts.items():
+        precision = tp / max(tp + fp, 1)
+        recall = tp / max(tp + fn, 1)
+        f1 = 2 * precision * recall / max(precision + recall, 1e-9)
+        out[name] = {"pixel_p": precision, "pixel_r": recall, "pixel_f1": f1,
+                     "loss_px": float(tp + fn)}  # fmt: skip
+    return out
+
+
 def _burn(alerts: Any, crs: Any, shape: tuple[int, int], transform: Any) -> Any:
     """Pixels inside any alert polygon on the given grid."""
     return rasterize_alerts(alerts.to_crs(crs), shape, transform) > 0
@@ -181,17 +247,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=128, help="scene size in pixels (10 m)")
     parser.add_argument("--sources", default="landscapes,simulator")
     parser.add_argument("--real", action="store_true", help="also score the shared real series")
+    parser.add_argument(
+        "--landsat", action="store_true", help="also score one loss year of Landsat-like NDVI"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small and fast: 64 px, one seed, landscapes only"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the figures as JSON")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.size, args.seeds, args.sources = 64, 1, "landscapes"
 
     runs: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     generators = {"landscapes": landscape_cases, "simulator": simulator_cases}
-    for source in args.sources.split(","):
+    sources = [name for name in args.sources.split(",") if name]
+    for source in sources:
         for case, stack, reference in generators[source](args.seeds, args.size):
             for method, function in METHODS.items():
                 runs[(case, method)].append(score(stack, reference, function))
             console.log(f"scored {case}")
-    for source in args.sources.split(","):
+    for source in sources:
         keys = [k for k in runs if k[0].startswith(source)]
         for method in METHODS:
             runs[(f"{source}/ALL", method)] = [r for k in keys if k[1] == method for r in runs[k]]
@@ -230,6 +305,18 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in real.items():
             real_table.add_row(key, f"{value:.4f}")
         console.print(real_table)
+    if args.landsat:
+        landsat = landsat_year(args.seeds, min(args.size, 96))
+        figures["landsat-like"] = landsat
+        landsat_table = Table(
+            title=f"Landsat-like NDVI, 30 m, 2015-{LANDSAT_YEAR}: loss of {LANDSAT_YEAR} (pixels)"
+        )
+        for column in ("method", "pixel P", "pixel R", "pixel F1", "loss px"):
+            landsat_table.add_column(column)
+        for name, row in landsat.items():
+            landsat_table.add_row(name, f"{row['pixel_p']:.3f}", f"{row['pixel_r']:.3f}",
+                                  f"{row['pixel_f1']:.3f}", f"{row['loss_px']:.0f}")  # fmt: skip
+        console.print(landsat_table)
     if args.json is not None:
         args.json.write_text(json.dumps(figures, indent=2, default=str))
     return 0

@@ -122,9 +122,9 @@ class HarmonicParams:
     # long histories; a run of ``confirm_count`` consecutive ones (a harvest, a rotation,
     # a clearing) always disqualifies
     history_break_share: float = 0.03
-    # a stable history fits its harmonic model: a residual spread above this share of the
-    # primary index's smallest break (a step inside the history, a clearing and its
-    # regrowth, a crop) is not forest behaviour
+    # a stable history of a year or more fits its harmonic model: a residual spread above
+    # this share of the primary index's smallest break (a step inside the history, a
+    # clearing and its regrowth, a crop) is not forest behaviour
     max_history_sigma_share: float = 1.0
     min_reference_pixels: int = 20
     spatial_normalization: bool = True
@@ -416,7 +416,12 @@ def run_harmonic(
         np.floor(params.history_break_share * clear[rows].sum(axis=0)).astype(np.int64),
     )
     stable_history = (longest_run < params.confirm_count) & (history_breaks <= allowed_breaks)
-    stable_history &= sigma[0] <= params.max_history_sigma_share * min_drop[0]
+    # ... judged only on a history of a year or more: a shorter one's spread still holds
+    # the season it has not seen whole
+    looked_days = np.where(clear[rows], days[rows][:, None], -1)
+    span = looked_days.max(axis=0) - np.where(clear[rows], days[rows][:, None], 10**9).min(axis=0)
+    long_history = span >= YEAR_DAYS
+    stable_history &= ~long_history | (sigma[0] <= params.max_history_sigma_share * min_drop[0])
     # the history learns until it spans ``learn_days`` (a season), then it is fixed as in
     # BFAST Monitor: a slow decline (dieback, degradation) must not become the norm
     seen = inliers.any(axis=0)
