@@ -75,6 +75,7 @@ with DAG(
 
     record_cogs = lake_recorder("record_cogs", "scenes-converted", SETTINGS)
 
-    dbt = dbt_marts(SETTINGS, group_id="dbt")
+    # the scene and alert models; the sensor models (tag:sensors) are sensor_ingest's
+    dbt = dbt_marts(SETTINGS, group_id="dbt", exclude=["tag:sensors"])
 
     convert_cogs >> record_cogs >> sync_catalog() >> dbt

@@ -41,10 +41,11 @@ def dbt_marts(
     *,
     group_id: str = "dbt",
     select: list[str] | None = None,
+    exclude: list[str] | None = None,
     **kwargs: Any,
 ) -> DbtTaskGroup:
-    """Staging views and marts on PostGIS, each model followed by its tests (``select``:
-    dbt selectors, e.g. ``["tag:sensors"]``; default every model)."""
+    """Staging views and marts on PostGIS, each model followed by its tests (``select`` /
+    ``exclude``: dbt selectors, e.g. ``["tag:sensors"]``; default every model)."""
     manifest = dbt_manifest(settings)
     return DbtTaskGroup(
         group_id=group_id,
@@ -67,6 +68,7 @@ def dbt_marts(
             # a test across two models (relationships) runs once both are built
             should_detach_multiple_parents_tests=True,
             select=select or [],
+            exclude=exclude or [],
         ),
         execution_config=ExecutionConfig(
             dbt_executable_path=str(Path(sys.executable).with_name("dbt"))
