@@ -180,7 +180,8 @@ def landsat_year(seeds: int, size: int) -> dict[str, dict[str, float]]:
     """Hansen-style scoring of one loss year on Landsat-like NDVI stacks: the independent
     generator at 30 m with an 8-day revisit over 2015-2021, NDVI only (the cloud mask as
     no-data, grown by its soft edge as ``IndexStackSource`` does), monitoring from
-    2021-01-01; pixel P/R/F1 of the alert polygons dated in 2021 against 2021 loss."""
+    2021-01-01; pixel P/R/F1 of the alert polygons dated in 2021 against the loss first
+    observable in 2021."""
     import datetime as dt
 
     from canopywatch.dates import days_since_epoch
@@ -214,6 +215,11 @@ def landsat_year(seeds: int, size: int) -> dict[str, dict[str, float]]:
             )  # fmt: skip
             loss = landscape.reference().clearing_day
             truth = (loss >= first) & (loss <= last)
+            # a loss first seen in the year belongs to it, as in an annual loss map: a
+            # clearing of late December with no clear look before 1 January is 2021's
+            looked = clear & (stack.days[:, None, None] < first)
+            looked &= stack.days[:, None, None] >= loss[None, :, :]
+            truth |= (loss >= 0) & (loss < first) & ~looked.any(axis=0)
             for name, detector in detectors.items():
                 alerts = active_alerts(
                     polygonize(detector.detect(stack), stack.transform, stack.crs, aoi="b",
