@@ -94,6 +94,7 @@ def test_subscriptions_need_write_scope_and_refuse_ssrf_targets(client, settings
     assert after == before
 
 
+@pytest.mark.usefixtures("client")  # the keys and the area
 def test_subscription_round_trip_when_private_targets_are_allowed(settings, tmp_path):
     from canopywatch.api.app import create_app
 
