@@ -21,6 +21,7 @@ import pytest
 from canopywatch.settings import Settings
 
 DAG_ID = "deforestation_monitor"
+TEST_METADATA_DB = "airflow_tests"
 # a small simulated area: ~220 x 220 px, four months of acquisitions
 AREA = {
     "name": "it-area",
@@ -155,12 +156,16 @@ def airflow_env(platform: Settings, cdse: Cdse) -> AirflowEnv:
         "CANOPYWATCH_CDSE_CLIENT_SECRET": cdse.client_secret,
         "CANOPYWATCH_DOWNLOAD_CONCURRENCY": "2",
     }
-    settings = Settings.from_env({**os.environ, **variables})
-    # the metadata database and the Airflow home, whether or not the Airflow services were
-    # ever started on this machine (test modules run in any order: pytest-randomly)
+    # a metadata database and Airflow home of the tests' own: the running platform's
+    # connections, DAG runs and asset events are never touched (its scheduler never sees
+    # these runs, so no deployment DAG is triggered by them)
+    settings = replace(
+        Settings.from_env({**os.environ, **variables}), pg_airflow_database=TEST_METADATA_DB
+    )
     from canopywatch_dev.platform.paths import ensure_layout
 
     ensure_layout(settings)
+    airflow_local.ensure_metadata_database(settings)
     airflow_local.airflow_home(settings).mkdir(parents=True, exist_ok=True)
     airflow_local.initialise(settings)
     return AirflowEnv(settings, variables)

@@ -62,10 +62,43 @@ _HEALTH_KEYS = {
 }
 
 log = logging.getLogger("canopywatch_dev.platform")
+DEFAULT_METADATA_DATABASE = "airflow"
 
 
 def airflow_home(settings: Settings) -> Path:
-    return settings.home / "airflow"
+    """The Airflow home of this metadata database: the platform's ``airflow/``, or its own
+    folder for another database (the test suite's), so tests never share the running
+    platform's configuration, runs or asset events."""
+    if settings.pg_airflow_database == DEFAULT_METADATA_DATABASE:
+        return settings.home / "airflow"
+    return settings.home / f"airflow-{settings.pg_airflow_database}"
+
+
+def ensure_metadata_database(settings: Settings) -> None:
+    """Create ``settings.pg_airflow_database`` if missing, owned by the role Airflow logs in
+    as (so a second metadata database works with the platform's Airflow login)."""
+    import psycopg
+    from psycopg import sql
+
+    from canopywatch_dev.platform import roles
+
+    login = roles.airflow_login(settings)
+    owner = login[0] if login is not None else None
+    with psycopg.connect(
+        **postgres.connection_params(settings, "postgres"), autocommit=True
+    ) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (settings.pg_airflow_database,)
+        ).fetchone()
+        if exists:
+            return
+        statement = sql.SQL("CREATE DATABASE {}").format(
+            sql.Identifier(settings.pg_airflow_database)
+        )
+        if owner is not None:
+            statement = sql.SQL("{} OWNER {}").format(statement, sql.Identifier(owner))
+        conn.execute(statement)
+        log.info("postgres: created database %s", settings.pg_airflow_database)
 
 
 def api_url(settings: Settings) -> str:
