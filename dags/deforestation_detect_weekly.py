@@ -15,7 +15,8 @@ read from MinIO, scored by the chosen detector (the task log names it); alert po
 a GeoPackage and a before/after PNG quicklook per tile in the exports bucket) ->
 `record_alerts` (Kafka -> Delta `alerts`, exactly once; a re-run replaces, never
 duplicates: alert ids are stable) -> `sync_catalog` (Delta -> PostGIS `alerts`) ->
-`report` (per-area summary).
+`alert_marts` (Cosmos: dbt rebuilds `mart_alert_summary_weekly` and what it reads, with
+their tests) -> `report` (per-area summary).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pendulum
 from airflow.sdk import DAG, Param, get_current_context, task
 
 from canopywatch.airflow.dag_config import SETTINGS, Settings, form
+from canopywatch.airflow.dbt import dbt_marts
 from canopywatch.airflow.ids import KAFKA_PRODUCER_CONN, POSTGIS_CONN, S3_CONN
 from canopywatch.airflow.lake import lake_recorder, sync_catalog
 from canopywatch.airflow.notify import SubscriptionsNotifier
@@ -139,5 +141,9 @@ with DAG(
 
     record_alerts = lake_recorder("record_alerts", "alerts", SETTINGS)
 
+    # the alert marts follow the alerts just synced, so their counts match the catalog's
+    alert_marts = dbt_marts(SETTINGS, group_id="alert_marts", select=["+mart_alert_summary_weekly"])
+
     detections = detect_area.expand(area=resolve_areas())
-    detections >> record_alerts >> sync_catalog() >> report(detections)
+    synced = detections >> record_alerts >> sync_catalog()
+    synced >> alert_marts >> report(detections)

@@ -35,7 +35,6 @@ from canopywatch.settings import REPO_ROOT, Settings
 
 DAG_ID = "deforestation_monitor"
 DETECT_DAG_ID = "deforestation_detect_weekly"
-TRAIN_DAG_ID = "deforestation_model_training"
 CURATION_DAG_ID = "scene_curation"  # triggered by the scenes_raw Asset the monitor updates
 DEMO_BBOX = [-55.40, -7.10, -55.35, -7.05]
 DEMO_AREA = {
@@ -362,14 +361,7 @@ def conn_example_cog(settings: Settings) -> str:
 
 
 def detect_alerts(api: AirflowApi, settings: Settings) -> dict[str, Any]:
-    """Train the model if there is none, then score the demo area: the demo ends with alerts."""
-    from canopywatch.airflow.weekly import MODEL_NAME
-
-    if not (settings.model_dir / MODEL_NAME / "model.json").exists():
-        console.print("no trained model yet: training it (dvc repro, about 2 minutes)...")
-        _, trained = trigger_and_wait(api, TRAIN_DAG_ID, {})
-        if trained["state"] != "success":
-            console.print("[yellow]training failed: scoring with the statistical baseline")
+    """Score the demo area with the default detector (harmonic: no model to train)."""
     conf = {"bbox": DEMO_BBOX, "aoi_name": DEMO_CONF["aoi_name"], "end": DEMO_CONF["end"]}
     run_id, run = trigger_and_wait(api, DETECT_DAG_ID, conf)
     report = task_result(api, run_id, "report", DETECT_DAG_ID)
@@ -423,7 +415,7 @@ def main() -> int:
     user, password = airflow_local.login(settings)
     airflow_local.airflow_cli(settings, "dags", "reserialize")
     api = AirflowApi.login(airflow_local.api_url(settings), user, password)
-    for dag_id in (DAG_ID, DETECT_DAG_ID, TRAIN_DAG_ID, CURATION_DAG_ID):
+    for dag_id in (DAG_ID, DETECT_DAG_ID, CURATION_DAG_ID):
         api.call("PATCH", f"/dags/{dag_id}", {"is_paused": False})
 
     started = time.monotonic()

@@ -235,19 +235,26 @@ def test_weekly_params_and_flow(dagbag):
     assert {"bbox", "aoi_name", "end", "method", "history_start", "monitor_start"} <= set(params)
     assert params["method"] == "harmonic"
     assert set(params.get_param("method").schema["enum"]) == {"harmonic", "baseline", "xgboost"}
+    marts = {
+        f"alert_marts.{model}.{step}"
+        for model in ("stg_alerts", "mart_alert_summary_weekly")
+        for step in ("run", "test")
+    }
     assert {t.task_id for t in dag.tasks} == {
         "resolve_areas",
         "detect_area",
         "record_alerts",
         "sync_catalog",
         "report",
-    }
-    assert edges(dag) == {
+    } | marts
+    assert edges(dag) >= {
         ("resolve_areas", "detect_area"),
         ("detect_area", "record_alerts"),
         ("detect_area", "report"),
         ("record_alerts", "sync_catalog"),
-        ("sync_catalog", "report"),
+        ("sync_catalog", "alert_marts.stg_alerts.run"),
+        ("alert_marts.stg_alerts.test", "alert_marts.mart_alert_summary_weekly.run"),
+        ("alert_marts.mart_alert_summary_weekly.test", "report"),
     }
     assert dag.get_task("resolve_areas").retries == 0
     assert dag.get_task("record_alerts").topics == [settings_topic("alerts")]
