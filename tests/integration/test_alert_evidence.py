@@ -32,6 +32,21 @@ from canopywatch.settings import Settings
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
 
+@pytest.fixture(scope="module")
+def platform(platform: Settings):  # type: ignore[no-redef]
+    """This module's own catalog schema (its hand-made readings and alerts stay out of the
+    session schema other tests share); dropped afterwards."""
+    from dataclasses import replace
+
+    from canopywatch.catalog.schema import drop_schema
+
+    own = replace(platform, pg_schema=f"{platform.pg_schema}_evid")
+    connect(own).close()  # creates the schema
+    yield own
+    with connect(platform) as conn:
+        drop_schema(conn, own.pg_schema)
+
+
 def _readings(world) -> pd.DataFrame:
     rows = []
     raws = [{k: v for k, v in r.items() if k[0] != "_"} for r in world.readings]

@@ -28,6 +28,22 @@ from canopywatch.settings import REPO_ROOT, Settings
 
 pytestmark = pytest.mark.service
 
+
+@pytest.fixture(scope="module")
+def platform(platform: Settings):  # type: ignore[no-redef]
+    """This module's own catalog schema (its hand-made readings and alerts stay out of the
+    session schema other tests share); dropped afterwards."""
+    from dataclasses import replace
+
+    from canopywatch.catalog.schema import drop_schema
+
+    own = replace(platform, pg_schema=f"{platform.pg_schema}_sensdbt")
+    connect(own).close()  # creates the schema
+    yield own
+    with connect(platform) as conn:
+        drop_schema(conn, own.pg_schema)
+
+
 DBT = Path(sys.executable).with_name("dbt")
 SQUARE = "POLYGON((-55.4 -7.1, -55.35 -7.1, -55.35 -7.05, -55.4 -7.05, -55.4 -7.1))"
 START = dt.date(2024, 3, 14)

@@ -26,6 +26,12 @@ pairs as (
         and (s.kind <> 'acoustic' or (s.event = 'chainsaw' and s.score >= 0.6))
         and s.observed_at between a.alert_date - make_interval(days => r.days_before)
             and a.alert_date + make_interval(days => r.days_after)
+        -- a bounding-box prefilter the GiST index on the points can serve
+        and s.geom && st_expand(
+            a.geom,
+            r.radius_m / (110000.0 * cos(radians(st_y(st_centroid(a.geom))))) + 1e-7,
+            r.radius_m / 110000.0 + 1e-7
+        )
         and case
             when r.radius_m = 0 then st_intersects(a.geom, s.geom)
             else st_dwithin(a.geom::geography, s.geom::geography, r.radius_m)

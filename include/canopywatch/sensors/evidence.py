@@ -175,6 +175,11 @@ WITH rules(kind, reading_kind, radius_m, days_before, days_after) AS (
      AND (s.kind <> 'acoustic' OR (s.event = 'chainsaw' AND s.score >= %(min_score)s))
      AND s.observed_at BETWEEN a.alert_date - make_interval(days => r.days_before)
                            AND a.alert_date + make_interval(days => r.days_after)
+     -- a bounding-box prefilter the GiST index on the points can serve
+     AND s.geom && ST_Expand(
+            a.geom,
+            r.radius_m / (110000.0 * cos(radians(ST_Y(ST_Centroid(a.geom))))) + 1e-7,
+            r.radius_m / 110000.0 + 1e-7)
      AND CASE WHEN r.radius_m = 0 THEN ST_Intersects(a.geom, s.geom)
               ELSE ST_DWithin(a.geom::geography, s.geom::geography, r.radius_m) END
 )
