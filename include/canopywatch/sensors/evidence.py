@@ -44,6 +44,7 @@ RULES: tuple[Rule, ...] = (
 CHAINSAW_MIN_SCORE = 0.6
 EVIDENCE_COLUMNS = ("alert_id", "kind", "evidence_id", "station_id", "observed_at", "distance_m")
 EARTH_M_PER_DEG = 111_320.0
+PAD_M_PER_DEG = 110_000.0  # for search pads: under the true length of a degree
 # Spark's grid join: a cell of 0.02 degrees (~2.2 km) holds a 1 km reach in one ring
 CELL_DEG = 0.02
 
@@ -225,7 +226,7 @@ def evidence_spark(spark: SparkSession, alerts: DataFrame, readings: DataFrame) 
         return pd.Series(pair_distances(polygons, lon.values, lat.values, keys=codes))
 
     reach = max(r.radius_m for r in RULES)
-    lat_pad = reach / EARTH_M_PER_DEG
+    lat_pad = reach / PAD_M_PER_DEG
     cells = (
         alerts.select(
             "alert_id",
@@ -315,5 +316,7 @@ def reach_degrees(lat: Any) -> tuple[Any, Any]:
     """The longest rule's reach in degrees of longitude (at ``lat``) and latitude."""
     import numpy as np
 
+    # 110 km: shorter than any degree of latitude (and than a degree of longitude at the
+    # equator), so the pad always covers the reach
     reach = max(r.radius_m for r in RULES)
-    return reach / (EARTH_M_PER_DEG * np.cos(np.radians(lat))), reach / EARTH_M_PER_DEG
+    return reach / (PAD_M_PER_DEG * np.cos(np.radians(lat))), reach / PAD_M_PER_DEG
