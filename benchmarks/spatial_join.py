@@ -183,12 +183,15 @@ def main() -> int:
             pg_s, pg_n = run_postgis(settings, alerts, readings)
             gp_s, gp_n = run_geopandas(alerts, readings)
             sp_s, sp_n = run_spark(spark, alerts, readings)
-            if not pg_n == gp_n == sp_n:
+            # geodesic (PostGIS) and local-frame (the others) distances differ by < 1 m, so a
+            # point right at the 1 km edge may fall either side: allow 1 in 10^4 pairs
+            if max(abs(pg_n - gp_n), abs(pg_n - sp_n)) > max(1, pg_n // 10_000):
                 raise SystemExit(
                     f"pairs differ at {size}: PostGIS {pg_n}, geopandas {gp_n}, Spark {sp_n}"
                 )
             results.append(
-                {"points": size, "alerts": n_alerts, "pairs": pg_n, "postgis_s": pg_s,
+                {"points": size, "alerts": n_alerts, "pairs": pg_n, "pairs_geopandas": gp_n,
+                 "pairs_spark": sp_n, "postgis_s": pg_s,
                  "geopandas_s": gp_s, "spark_local2_s": sp_s}
             )  # fmt: skip
     finally:
