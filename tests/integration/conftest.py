@@ -12,6 +12,7 @@ import os
 import secrets
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
@@ -84,6 +85,21 @@ def platform() -> Iterator[Settings]:
             for obj in page.get("Contents", []):
                 s3.delete_object(Bucket=bucket, Key=obj["Key"])
         s3.delete_bucket(Bucket=bucket)
+
+
+@contextmanager
+def topics_of_their_own(platform: Settings, suffix: str) -> Iterator[Settings]:
+    """The session's services with Kafka topics of the caller's own (deleted afterwards):
+    a module that produces hand-made messages never feeds another module's consumers."""
+    from canopywatch_dev.platform import kafka
+
+    settings = replace(platform, topic_prefix=f"{platform.topic_prefix}-{suffix}")
+    kafka.ensure_topics(settings)
+    try:
+        yield settings
+    finally:
+        admin = kafka.admin_client(settings)
+        admin.delete_topics(kafka.topic_names(settings), operation_timeout=30)
 
 
 @dataclass

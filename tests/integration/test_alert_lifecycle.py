@@ -23,11 +23,20 @@ from canopywatch.lake.consume import write_alert_batch
 from canopywatch.lake.tables import ALERTS, Lake, lake_from_settings, open_table
 from canopywatch.messages import AlertPublished
 from canopywatch.settings import Settings
+from tests.integration.conftest import topics_of_their_own
 from tests.unit.test_lake_writer import FakeProducer
 
 pytestmark = pytest.mark.service
 
 RING = [[-55.4, -7.1], [-55.39, -7.1], [-55.39, -7.09], [-55.4, -7.09], [-55.4, -7.1]]
+
+
+@pytest.fixture(scope="module")
+def platform(platform: Settings) -> Iterator[Settings]:
+    """The session's services, with Kafka topics of this module's own: its hand-made
+    alert messages never reach the consumers of other modules' DAG runs."""
+    with topics_of_their_own(platform, "lifecycle") as settings:
+        yield settings
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,19 @@ from canopywatch.streaming.submit import (
     stream_arguments,
     stream_conf,
 )
+from tests.integration.conftest import topics_of_their_own
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
 FIRST_COMMIT = "lake/sensor_raw/_delta_log/00000000000000000000.json"
+
+
+@pytest.fixture(scope="module")
+def platform(platform: Settings) -> Iterator[Settings]:
+    """The session's services, with Kafka topics of this module's own: its hand-made
+    scene and sensor messages never reach the consumers of other modules' DAG runs."""
+    with topics_of_their_own(platform, "stream") as settings:
+        yield settings
 
 
 def _submit(settings: Settings, tables: list[str], extra: list[str]) -> subprocess.Popen[str]:
