@@ -102,6 +102,24 @@ def topics_of_their_own(platform: Settings, suffix: str) -> Iterator[Settings]:
         admin.delete_topics(kafka.topic_names(settings), operation_timeout=30)
 
 
+@contextmanager
+def bucket_of_its_own(platform: Settings, suffix: str) -> Iterator[Settings]:
+    """The session's services with a bucket of the caller's own (emptied and removed
+    afterwards): objects it stores never look like the session's downloaded scenes."""
+    from canopywatch_dev.platform import minio
+
+    settings = replace(platform, bucket=f"{platform.bucket}-{suffix}")
+    minio.ensure_buckets(settings)
+    try:
+        yield settings
+    finally:
+        s3 = minio.s3_client(settings)
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket):
+            for obj in page.get("Contents", []):
+                s3.delete_object(Bucket=settings.bucket, Key=obj["Key"])
+        s3.delete_bucket(Bucket=settings.bucket)
+
+
 @dataclass
 class Cdse:
     base_url: str

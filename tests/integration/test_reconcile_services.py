@@ -5,6 +5,7 @@ nothing. Topic, lake prefix and bucket belong to this test session only."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import Consumer, Producer
@@ -13,7 +14,9 @@ from confluent_kafka.admin import NewTopic
 from canopywatch.lake.consume import write_scene_batch
 from canopywatch.lake.tables import SCENES_RAW, lake_from_settings, open_table
 from canopywatch.reconcile import reconcile_scenes
+from canopywatch.settings import Settings
 from canopywatch.storage.objects import ObjectStore
+from tests.integration.conftest import bucket_of_its_own
 from tests.unit.test_reconcile import fetch, planned
 
 pytestmark = pytest.mark.service
@@ -38,6 +41,14 @@ def consume_all(settings, topic: str, group: str, expected: int) -> list:
         consumer.commit(asynchronous=False)
     consumer.close()
     return messages
+
+
+@pytest.fixture(scope="module")
+def platform(platform: Settings) -> Iterator[Settings]:
+    """The session's services with a bucket of this module's own: the scenes it stores
+    are not the session's downloads (the curation DAG would convert them)."""
+    with bucket_of_its_own(platform, "reconcile") as settings:
+        yield settings
 
 
 def test_lost_announcements_are_repaired_by_the_next_run_without_duplicates(platform):
