@@ -546,7 +546,8 @@ def test_platform_api_service_answers(platform: Settings) -> None:
 
     base = Settings.from_env()
     stack.up(base, ["api"])
-    assert api.base_url(base) == "http://127.0.0.1:18600"
+    assert Settings().api_port == 18600  # the port, unless configured otherwise
+    assert api.base_url(base) == f"http://127.0.0.1:{base.api_port}"
     health = api.base_url(base) + "/health"
     with urllib.request.urlopen(health, timeout=10) as reply:  # noqa: S310
         assert json.loads(reply.read()) == {"status": "ok"}

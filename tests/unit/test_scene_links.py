@@ -33,6 +33,7 @@ def test_prefix_is_the_deepest_folder_of_the_run_keys() -> None:
 
 def test_link_only_on_scene_tasks_and_to_the_run_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CANOPYWATCH_BUCKET", "scenes-test")
+    monkeypatch.delenv("CANOPYWATCH_MINIO_CONSOLE_PORT", raising=False)  # the default port
     asked: list[Key] = []
 
     def stored(ti_key: Key) -> list[str]:
