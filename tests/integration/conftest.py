@@ -175,8 +175,16 @@ class AirflowEnv:
 
 
 @pytest.fixture(scope="session")
-def airflow_env(platform: Settings, cdse: Cdse) -> AirflowEnv:
-    """What Airflow tasks of this session see; applied only to the Airflow subprocesses."""
+def airflow_env(platform: Settings, cdse: Cdse) -> Iterator[AirflowEnv]:
+    """What Airflow tasks of this session see; applied only to the Airflow subprocesses.
+    The DAG runs store their scenes in a bucket and announce them on Kafka topics of their
+    own, so what they count there is exactly what they downloaded and published, whatever
+    other modules stored or produced in the session's."""
+    with bucket_of_its_own(platform, "dags") as stored, topics_of_their_own(stored, "dags") as dags:
+        yield _airflow_env(dags, cdse)
+
+
+def _airflow_env(platform: Settings, cdse: Cdse) -> AirflowEnv:
     from canopywatch_dev.platform import airflow_local
 
     variables = {
