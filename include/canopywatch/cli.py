@@ -455,21 +455,9 @@ def _fetch_all(
         TimeRemainingColumn,
     )
 
-    from canopywatch.download import download_scene
-    from canopywatch.sources.copernicus import process_request
+    from canopywatch.download import download_scene, process_api_fetch
 
-    def fetch(request: Any, function: Any) -> bytes:
-        return process_request(
-            config,
-            function,
-            epsg=request.epsg,
-            utm_bounds=request.utm_bounds,
-            width=request.width,
-            height=request.height,
-            time_from=request.time_from,
-            time_to=request.time_to,
-            max_cloud=request.max_cloud,
-        )
+    fetch = process_api_fetch(config)
 
     downloaded = skipped = failed = 0
     size = 0

@@ -250,6 +250,27 @@ def _mask_band_index(function: EvalscriptFunction) -> int | None:
 Fetch = Callable[[DownloadRequest, EvalscriptFunction], bytes]
 
 
+def process_api_fetch(config: Any) -> Fetch:
+    """The ``Fetch`` of a request through the Process API with ``config`` (an SHConfig):
+    the one used by the monitoring DAG and by ``canopywatch download``."""
+    from canopywatch.sources.copernicus import process_request
+
+    def fetch(request: DownloadRequest, function: EvalscriptFunction) -> bytes:
+        return process_request(
+            config,
+            function,
+            epsg=request.epsg,
+            utm_bounds=request.utm_bounds,
+            width=request.width,
+            height=request.height,
+            time_from=request.time_from,
+            time_to=request.time_to,
+            max_cloud=request.max_cloud,
+        )
+
+    return fetch
+
+
 @dataclass(frozen=True)
 class DownloadOutcome:
     request_id: str

@@ -22,13 +22,14 @@ from canopywatch.download import (
     parse_window,
     plan_requests,
     plan_tiles,
+    process_api_fetch,
     scene_key,
 )
-from canopywatch.evalscripts import EvalscriptFunction, get_function
+from canopywatch.evalscripts import get_function
 from canopywatch.messages import DownloadRequest
 from canopywatch.run_areas import select_areas
 from canopywatch.settings import REPO_ROOT, Settings
-from canopywatch.sources.copernicus import process_request, search_acquisitions, sh_config
+from canopywatch.sources.copernicus import search_acquisitions, sh_config
 from canopywatch.storage import aois
 from canopywatch.transport import BatchReport, run_download_batch
 
@@ -180,18 +181,7 @@ def consume_download_batch(
     store = object_store(aws_conn_id, settings.bucket)
     producer = kafka_producer(kafka_conn_id)
 
-    def fetch(request: DownloadRequest, function: EvalscriptFunction) -> bytes:
-        return process_request(
-            config,
-            function,
-            epsg=request.epsg,
-            utm_bounds=request.utm_bounds,
-            width=request.width,
-            height=request.height,
-            time_from=request.time_from,
-            time_to=request.time_to,
-            max_cloud=request.max_cloud,
-        )
+    fetch = process_api_fetch(config)
 
     def download(request: DownloadRequest) -> DownloadOutcome:
         outcome = download_scene(
