@@ -16,12 +16,11 @@ from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
-from canopywatch.airflow.connections import kafka_bootstrap
+from canopywatch.airflow.connections import kafka_bootstrap, spark_s3_access
 from canopywatch.airflow.ids import KAFKA_CONN, S3_CONN, SPARK_CONN
 from canopywatch.cog.profiles import DEFAULT_PROFILE
 from canopywatch.cog.submit import (
     APPLICATION,
-    S3_REGION,
     job_arguments,
     spark_conf,
     spark_jars,
@@ -58,18 +57,8 @@ class CogConvertOperator(SparkSubmitOperator):
         self._runtime_env: dict[str, str] = {}
 
     def execute(self, context: Any) -> None:
-        from airflow.sdk import BaseHook
-        from airflow.sdk.log import mask_secret
-
         settings = Settings.from_env()
-        aws = BaseHook.get_connection(self.aws_conn_id)
-        extra = aws.extra_dejson
-        endpoint = extra.get("endpoint_url")
-        region = extra.get("region_name") or S3_REGION
-        access_key, secret_key = aws.login or "", aws.password or ""
-        for secret in (access_key, secret_key):
-            if secret:
-                mask_secret(secret)
+        endpoint, region, access_key, secret_key = spark_s3_access(self.aws_conn_id)
         bootstrap = kafka_bootstrap(self.kafka_conn_id)
         self.jars = self.jars or ",".join(spark_jars(settings))
         self.conf = {**spark_conf(endpoint, region), **(self.conf or {})}

@@ -35,6 +35,23 @@ def cdse_endpoint(conn_id: str, settings: Settings) -> CdseEndpoint:
     return CdseEndpoint.from_connection(conn.login, conn.password, conn.extra_dejson)
 
 
+def spark_s3_access(aws_conn_id: str) -> tuple[str | None, str, str, str]:
+    """(endpoint, region, access key, secret key) of an S3 connection for a Spark job; the
+    keys are masked in the task log before anything can print them."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.log import mask_secret
+
+    from canopywatch.cog.submit import S3_REGION
+
+    aws = BaseHook.get_connection(aws_conn_id)
+    extra = aws.extra_dejson
+    access_key, secret_key = aws.login or "", aws.password or ""
+    for secret in (access_key, secret_key):
+        if secret:
+            mask_secret(secret)
+    return extra.get("endpoint_url"), extra.get("region_name") or S3_REGION, access_key, secret_key
+
+
 def object_store(aws_conn_id: str, bucket: str) -> ObjectStore:
     """``bucket`` through an ``aws`` connection's S3 client."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook

@@ -17,9 +17,9 @@ from typing import Any
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import task
 
-from canopywatch.airflow.connections import kafka_bootstrap
+from canopywatch.airflow.connections import kafka_bootstrap, spark_s3_access
 from canopywatch.airflow.ids import KAFKA_PRODUCER_CONN, POSTGIS_CONN, S3_CONN, SPARK_CONN
-from canopywatch.cog.submit import S3_REGION, spark_jars, submit_environment
+from canopywatch.cog.submit import spark_jars, submit_environment
 from canopywatch.settings import Settings
 from canopywatch.streaming.submit import APPLICATION, NAME, stream_arguments, stream_conf
 
@@ -50,18 +50,8 @@ class StreamIngestOperator(SparkSubmitOperator):
         self._runtime_env: dict[str, str] = {}
 
     def execute(self, context: Any) -> None:
-        from airflow.sdk import BaseHook
-        from airflow.sdk.log import mask_secret
-
         settings = Settings.from_env()
-        aws = BaseHook.get_connection(self.aws_conn_id)
-        extra = aws.extra_dejson
-        endpoint = extra.get("endpoint_url")
-        region = extra.get("region_name") or S3_REGION
-        access_key, secret_key = aws.login or "", aws.password or ""
-        for secret in (access_key, secret_key):
-            if secret:
-                mask_secret(secret)
+        endpoint, region, access_key, secret_key = spark_s3_access(self.aws_conn_id)
         tables = (
             [t for t in self.tables if t]
             if not isinstance(self.tables, str)
