@@ -2,7 +2,7 @@
 # Install what the local platform needs, idempotently (no Docker, package registries only).
 #
 #   scripts/bootstrap.sh [STEP ...]     STEP: all (default) | python | services | apt | kafka | spark | minio | dbt | web | browser
-#     apt      Debian packages postgresql-15 postgresql-15-postgis-3 (apt-get update only if one is missing)
+#     apt      Debian packages postgresql-15 postgresql-15-postgis-3 redis-server (apt-get update only if one is missing)
 #     python   .venv + pip install -r requirements.txt (or requirements/base.in) + pip install -e . --no-deps
 #     kafka    Kafka broker jars from Maven Central (platform/kafka/pom.xml) into $CANOPYWATCH_HOME/lib/kafka
 #     spark    Spark job jars (Delta, S3A) from Maven Central (platform/spark/pom.xml) into $CANOPYWATCH_HOME/lib/spark
@@ -24,7 +24,7 @@ STAMPS="$PLATFORM_HOME/stamps"
 LOGS="$PLATFORM_HOME/logs"
 PYTHON="${PYTHON:-python3.11}"
 VENV="$REPO/.venv"
-APT_PACKAGES=(postgresql-15 postgresql-15-postgis-3)
+APT_PACKAGES=(postgresql-15 postgresql-15-postgis-3 redis-server)  # redis-server: the cluster profile's Celery broker
 MINIO_MODULE="github.com/minio/minio"
 MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
 KAFKA_POM="$REPO/platform/kafka/pom.xml"
