@@ -51,6 +51,7 @@ ALERT_FIELDS: tuple[AlertField, ...] = (
     AlertField("area_ha", "float", True, "polygon area, hectares"),
     AlertField("method", "text", True, "the detector: harmonic, baseline, xgboost"),
     AlertField("model_version", "text", True, "model or parameter version"),
+    AlertField("corroborated_by", "text", False, "sensor evidence that backs it: acoustic,fire,patrol (sorted); '': none; null: unchecked"),
     AlertField("geometry", "geometry", True, "the outline, MultiPolygon EPSG:4326"),
 )  # fmt: skip
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in ALERT_FIELDS)
@@ -75,6 +76,7 @@ class Alert(BaseModel):
     area_ha: float = Field(ge=0)
     method: str = Field(min_length=1)
     model_version: str = Field(min_length=1)
+    corroborated_by: str | None = None
     geometry: dict[str, Any]
 
 

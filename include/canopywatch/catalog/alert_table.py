@@ -67,6 +67,11 @@ DO $$ BEGIN
 END $$;"""
 
 
+def _optional_column(spec: AlertField) -> str:
+    """An optional field added later: a nullable column (old rows hold null)."""
+    return f"\nALTER TABLE alerts ADD COLUMN IF NOT EXISTS {spec.name} {_SQL_TYPES[spec.kind]};"
+
+
 _COLUMNS = ",\n    ".join(
     [_column(f) for f in ALERT_FIELDS if f.kind != "geometry"]
     + ["geohash text NOT NULL"]
@@ -79,6 +84,7 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE INDEX IF NOT EXISTS alerts_geom_gix ON alerts USING gist ({GEOMETRY_COLUMN});
 CREATE INDEX IF NOT EXISTS alerts_alert_date_idx ON alerts (alert_date);
 {"".join(_added_column(name) for name in BACKFILL)}
+{"".join(_optional_column(f) for f in ALERT_FIELDS if not f.required and f.kind != "geometry")}
 """
 
 # the sync's staging table: the Delta columns (geometry as GeoJSON text)
@@ -90,6 +96,17 @@ STAGE_DDL = "CREATE TEMP TABLE stage ({}) ON COMMIT DROP".format(
     )
 )
 _TARGET_COLUMNS = (*ATTRIBUTE_NAMES, "geohash", GEOMETRY_COLUMN)
+# set apart from the detector (canopywatch.sensors.corroboration): a row that arrives
+# without it (null: not checked) keeps the stored check
+KEPT_WHEN_NULL = ("corroborated_by",)
+
+
+def _updated(column: str) -> str:
+    if column in KEPT_WHEN_NULL:
+        return f"{column} = COALESCE(EXCLUDED.{column}, alerts.{column})"
+    return f"{column} = EXCLUDED.{column}"
+
+
 _SOURCE = [f"COALESCE({c}, {BACKFILL[c]})" if c in BACKFILL else c for c in ATTRIBUTE_NAMES]
 UPSERT_SQL = f"""
 INSERT INTO alerts ({", ".join(_TARGET_COLUMNS)})
@@ -97,4 +114,4 @@ SELECT {", ".join(_SOURCE)}, geohash,
     ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON(geometry_geojson), 4326))
 FROM stage
 ON CONFLICT (alert_id) DO UPDATE SET
-    {", ".join(f"{c} = EXCLUDED.{c}" for c in _TARGET_COLUMNS if c != "alert_id")}"""
+    {", ".join(_updated(c) for c in _TARGET_COLUMNS if c != "alert_id")}"""

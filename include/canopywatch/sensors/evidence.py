@@ -193,14 +193,20 @@ ORDER BY alert_id, kind, evidence_id, distance_m
 
 
 def evidence_postgis(
-    conn: Any, alerts: str = "alerts", readings: str = "sensor_readings"
+    conn: Any,
+    alerts: str = "alerts",
+    readings: str = "sensor_readings",
+    params: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
-    """The rules in PostGIS (GiST-indexed ``ST_DWithin`` on geography): the reference."""
+    """The rules in PostGIS (GiST-indexed ``ST_DWithin`` on geography): the reference.
+
+    ``alerts``: a table or a parenthesised subquery (alert_id, alert_date, geom) whose
+    ``%(name)s`` placeholders ``params`` fills."""
     import pandas as pd
 
     query = POSTGIS_SQL.format(alerts=alerts, readings=readings)
     with conn.cursor() as cur:
-        cur.execute(query, {"min_score": CHAINSAW_MIN_SCORE})
+        cur.execute(query, {**(params or {}), "min_score": CHAINSAW_MIN_SCORE})
         rows = cur.fetchall()
     return pd.DataFrame(rows, columns=list(EVIDENCE_COLUMNS))
 

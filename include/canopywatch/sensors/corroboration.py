@@ -1,0 +1,101 @@
+"""Corroboration: the alert schema's ``corroborated_by`` from sensor evidence rows.
+
+``corroborated_by`` (``canopywatch.alert_schema``) names the evidence kinds that back an
+alert (``acoustic``, ``fire``, ``patrol``; sorted, comma-separated), ``""`` when it was
+checked and none was found, null when it was never checked. The evidence rows are those
+of ``canopywatch.sensors.evidence`` (any of its three engines). A corroborating kind
+raises the confidence by ``CONFIDENCE_STEP`` (the dbt mart ``mart_alert_corroboration``
+applies the same rule); the stored score stays the detector's.
+
+``corroborate_catalog`` checks the active alerts in PostGIS against ``sensor_readings``
+(the PostGIS reference join), stores the value on each alert and returns the alerts whose
+value changed, as ``AlertPublished`` messages to announce on the alerts topic: from
+there Delta, the sync and every export carry it like any other field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from canopywatch.alert_schema import ACTIVE_STATUSES, ATTRIBUTE_NAMES
+from canopywatch.sensors.evidence import RULES
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from canopywatch.messages import AlertPublished
+
+EVIDENCE_KINDS: tuple[str, ...] = tuple(sorted(rule.kind for rule in RULES))
+CONFIDENCE_STEP = 0.1  # per corroborating kind (the dbt mart's rule)
+
+
+def corroboration(kinds: Iterable[str]) -> str:
+    """The ``corroborated_by`` value for the kinds found (``""`` for none)."""
+    found = set(kinds)
+    unknown = found - set(EVIDENCE_KINDS)
+    if unknown:
+        raise ValueError(f"unknown evidence kind(s) {sorted(unknown)}; known: {EVIDENCE_KINDS}")
+    return ",".join(sorted(found))
+
+
+def kinds_of(value: str | None) -> tuple[str, ...]:
+    """The kinds a ``corroborated_by`` value names (none for null or ``""``)."""
+    return tuple(kind for kind in (value or "").split(",") if kind)
+
+
+def corroborated_by(alert_ids: Iterable[str], evidence: pd.DataFrame) -> dict[str, str]:
+    """Each alert's value from evidence rows (``alert_id``, ``kind``, ...): every alert
+    given is checked, so one without rows gets ``""``."""
+    by_alert: dict[str, set[str]] = {alert_id: set() for alert_id in alert_ids}
+    for alert_id, kind in zip(evidence["alert_id"], evidence["kind"], strict=True):
+        if alert_id in by_alert:
+            by_alert[alert_id].add(str(kind))
+    return {alert_id: corroboration(kinds) for alert_id, kinds in by_alert.items()}
+
+
+def raised_confidence(confidence: float, value: str | None) -> float:
+    """The score raised by ``CONFIDENCE_STEP`` per corroborating kind (at most 1)."""
+    return min(1.0, confidence + CONFIDENCE_STEP * len(kinds_of(value)))
+
+
+_ACTIVE = ", ".join(f"'{s}'" for s in ACTIVE_STATUSES)
+_ALERTS_SQL = f"""
+SELECT {", ".join(ATTRIBUTE_NAMES)}, ST_AsGeoJSON(geom, 7)::json AS geometry
+FROM alerts WHERE status IN ({_ACTIVE}) AND (%(aoi)s::text IS NULL OR aoi_id = %(aoi)s)
+ORDER BY alert_date, alert_id
+"""
+
+
+def corroborate_catalog(conn: Any, aoi: str | None = None) -> list[AlertPublished]:
+    """Check the active alerts (of ``aoi``, default all) against the sensor readings in
+    PostGIS, store ``corroborated_by`` on them and return those whose value changed (as
+    messages, for the alerts topic). Committed in one transaction."""
+    from psycopg.rows import dict_row
+
+    from canopywatch.messages import AlertPublished
+    from canopywatch.sensors.catalog import ensure_table
+    from canopywatch.sensors.evidence import evidence_postgis
+
+    ensure_table(conn)  # no readings yet: every alert is checked, none corroborated
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(_ALERTS_SQL, {"aoi": aoi})
+        rows: Sequence[Mapping[str, Any]] = cur.fetchall()
+    if not rows:
+        return []
+    scope = "(SELECT * FROM alerts WHERE status IN ({}){})".format(
+        _ACTIVE, "" if aoi is None else " AND aoi_id = %(aoi)s"
+    )
+    evidence = evidence_postgis(conn, alerts=scope, params={"aoi": aoi})
+    values = corroborated_by([r["alert_id"] for r in rows], evidence)
+    changed = [r for r in rows if r["corroborated_by"] != values[r["alert_id"]]]
+    with conn.cursor() as cur:
+        if changed:
+            cur.executemany(
+                "UPDATE alerts SET corroborated_by = %s WHERE alert_id = %s",
+                [(values[r["alert_id"]], r["alert_id"]) for r in changed],
+            )
+    conn.commit()
+    return [
+        AlertPublished(**{**row, "corroborated_by": values[row["alert_id"]]}) for row in changed
+    ]
