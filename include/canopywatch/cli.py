@@ -11,8 +11,9 @@
     canopywatch --version
 
 Every verb shows examples in ``--help``. Listings share one output module
-(``canopywatch.output``). Usage errors and bad input print one line and exit with code 2;
-an unreachable service prints one line and exits with code 1.
+(``canopywatch.output``). Every failure prints one line on stderr and exits with code 2:
+usage errors, bad input, an unreachable service (the verbs' own modules may report that as 1;
+``main`` folds it into 2), and anything unexpected (never a traceback).
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ from canopywatch.eudr import commands as eudr_commands
 from canopywatch.evalscripts import FUNCTIONS, get_function
 from canopywatch.output import Column, add_listing_options, emit, with_examples
 from canopywatch.sensors import commands as sensor_commands
-from canopywatch.settings import Settings
+from canopywatch.settings import Settings, SettingsError
 from canopywatch.subscriptions import commands as subscription_commands
 
 EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 1
+EXIT_UNAVAILABLE = 2  # a service down fails like bad input: one line, exit 2
 _BBOX_FLAGS = ("--bbox",)
 
 
@@ -208,7 +209,27 @@ def _join_negative_values(argv: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
-    settings = Settings.from_env()
+    try:
+        code = _dispatch(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # never a traceback: one line naming what failed
+        print(f"canopywatch: {args.command}: {_first_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_USAGE if code not in (0, EXIT_USAGE) else code
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"canopywatch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     handled = catalog_commands.dispatch(args, settings)
     if handled is not None:
         return handled
