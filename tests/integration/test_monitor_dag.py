@@ -54,7 +54,7 @@ def expected_days(cdse) -> set[date]:
     }
 
 
-def stored_objects(settings) -> dict[str, str]:
+def every_object(settings) -> dict[str, str]:
     s3 = minio.s3_client(settings)
     objects = {}
     for page in s3.get_paginator("list_objects_v2").paginate(
@@ -65,6 +65,12 @@ def stored_objects(settings) -> dict[str, str]:
     return objects
 
 
+def stored_objects(settings) -> dict[str, str]:
+    """The raw scenes the monitoring runs stored. The session's scene_curation run (which
+    pytest-randomly may order first) adds a cog.tif beside each of them in the same bucket."""
+    return {k: v for k, v in every_object(settings).items() if k.endswith("/raw.tif")}
+
+
 def test_run_succeeds_and_stores_every_scene_under_the_layout(first_run, cdse):
     env, result, process_calls = first_run
     settings = env.settings
@@ -73,6 +79,10 @@ def test_run_succeeds_and_stores_every_scene_under_the_layout(first_run, cdse):
     assert len(days) >= 3, "the test window should hold several clear-enough acquisitions"
     objects = stored_objects(settings)
     assert len(objects) == len(days) == process_calls
+    others = set(every_object(settings)) - set(objects)
+    assert {k.removesuffix("/cog.tif") for k in others} <= {
+        k.removesuffix("/raw.tif") for k in objects
+    }, "nothing but the raw scenes (and curation's COGs beside them) is under sentinel_hub/"
     assert {k.split("/")[3][:8] for k in objects} == {d.strftime("%Y%m%d") for d in days}
     s3 = minio.s3_client(settings)
     valid_shares, vegetation_nir, vegetation_red = [], [], []
