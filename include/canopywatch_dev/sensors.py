@@ -85,12 +85,16 @@ def demo_clearings(
     seed: int = DEMO_SEED,
 ) -> list[Clearing]:
     """The deforestation events of the demo area's Sentinel-2 simulation, in lon/lat."""
-    import shapely
-
     from canopywatch_dev.simulate import simulate_area
 
     minx, miny, maxx, maxy = bbox
-    simulation = simulate_area((minx, miny, maxx, maxy), start, end, seed=seed)
+    return clearings_of(simulate_area((minx, miny, maxx, maxy), start, end, seed=seed))
+
+
+def clearings_of(simulation: Any) -> list[Clearing]:
+    """The deforestation events (>= 0.1 ha) of a ``Simulation``, in lon/lat."""
+    import shapely
+
     to_lonlat = Transformer.from_crs(simulation.crs, 4326, always_xy=True)
 
     def lonlat(xy: Any) -> Any:
@@ -101,6 +105,28 @@ def demo_clearings(
         for e in simulation.events
         if e.is_deforestation and e.area_ha >= 0.1
     ]
+
+
+def readings_frame(world: SensorWorld) -> Any:
+    """The world's readings and hotspots as validated ``SensorReading`` rows in the
+    ``sensor_readings`` columns (resends dropped), ``observed_at`` as UTC timestamps: what
+    ``canopywatch.sensors.evidence`` reads."""
+    import pandas as pd
+
+    from canopywatch.messages import SensorReading
+    from canopywatch.sensors.catalog import COLUMNS
+    from canopywatch.sensors.firms import firms_fields
+
+    names = [name for name, _ in COLUMNS[:20]]
+    raws = [{k: v for k, v in r.items() if k[0] != "_"} for r in world.readings]
+    raws += [firms_fields(f) for f in world.firms]
+    rows = []
+    for raw in raws:
+        reading = SensorReading.model_validate(raw)
+        rows.append({name: getattr(reading, name, None) for name in names})
+    frame = pd.DataFrame(rows, columns=names).drop_duplicates("reading_id")
+    frame["observed_at"] = pd.to_datetime(frame["observed_at"], utc=True)
+    return frame.reset_index(drop=True)
 
 
 def _offset(lon: float, lat: float, east_m: float, north_m: float) -> tuple[float, float]:
