@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help install demo test test-fast lint platform-up platform-down platform-status login lock bench train
+.PHONY: help install demo test test-fast lint platform-up platform-down platform-status login lock bench train test-cluster
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -29,14 +29,25 @@ lint:  ## ruff, mypy and the import contracts (import-linter)
 	@$(VENV)/bin/mypy
 	@cd include && ../$(VENV)/bin/lint-imports --config ../pyproject.toml
 
-platform-up: install  ## start PostgreSQL/PostGIS, Kafka, MinIO, the CDSE endpoint and Airflow
-	@$(PY) -m canopywatch_dev.platform up
+# PROFILE=cluster: the cluster profile (Celery, 3 Kafka brokers, Spark standalone, MinIO
+# erasure-coded) under .platform/cluster, on ports 29000-29600
+PROFILE ?= local
+PLATFORM_CLI := $(if $(filter cluster,$(PROFILE)),canopywatch_dev.platform.cluster,canopywatch_dev.platform)
+ifeq ($(filter local cluster,$(PROFILE)),)
+$(error PROFILE=$(PROFILE): choose local or cluster)
+endif
 
-platform-down:  ## stop every service (data stays under .platform/)
-	@$(PY) -m canopywatch_dev.platform down
+platform-up: install  ## start PostgreSQL/PostGIS, Kafka, MinIO, the CDSE endpoint and Airflow (PROFILE=cluster: the cluster)
+	@$(PY) -m $(PLATFORM_CLI) up
 
-platform-status:  ## one line per service: state, address, pid, log file
-	@$(PY) -m canopywatch_dev.platform status
+platform-down:  ## stop every service (data stays under .platform/; PROFILE=cluster: the cluster)
+	@$(PY) -m $(PLATFORM_CLI) down
+
+platform-status:  ## one line per service: state, address, pid, log file (PROFILE=cluster: the cluster)
+	@$(PY) -m $(PLATFORM_CLI) status
+
+test-cluster: install  ## the cluster profile's end-to-end test (kill -9 mid-run; ~20 min, its own cluster)
+	@$(PY) -m pytest -p no:cacheprovider -p no:randomly -m cluster tests/cluster
 
 login:  ## print every console and its login (Airflow UI, MinIO console, PostGIS, CDSE endpoint, API key)
 	@$(PY) -m canopywatch_dev.platform login
