@@ -1,13 +1,20 @@
-"""``canopywatch sensors ingest FILE|-``: sensor rows (CSV, JSON lines, FIRMS CSV) to Kafka.
+"""``canopywatch sensors ingest FILE|-``: sensor rows (CSV, JSON lines, FIRMS CSV) to Kafka;
+``canopywatch sensors corroborate``: the alerts' ``corroborated_by`` from that evidence.
 
     canopywatch sensors ingest readings.csv [--format auto|csv|jsonl|firms]
                                             [--stations include/sensor_stations.csv]
     canopywatch sensors ingest - < fire_nrt_J1V-C2.csv
+    canopywatch sensors corroborate [--aoi NAME] [--no-announce]
 
 Good rows go to ``<prefix>.sensor-readings`` keyed by station; each bad row is reported
 on stderr (``line N: reason``) and dead-lettered to ``<prefix>.sensor-readings.dlq``.
 Exit 0 when the input was read (even with bad rows: the summary counts them), 2 when
 the input or the station registry is unreadable, 1 when Kafka did not take the messages.
+
+``corroborate`` checks the active alerts in PostGIS against ``sensor_readings``
+(``canopywatch.sensors.corroboration``), stores the value and announces each changed alert
+on ``<prefix>.alerts`` (so Delta and every export carry it); exit 1 when PostGIS or Kafka
+is unavailable.
 """
 
 from __future__ import annotations
@@ -60,6 +67,23 @@ def register(subparsers: Any) -> None:
     )
     ingest.add_argument("--timeout", type=float, default=30.0, help="Kafka flush seconds")
     ingest.set_defaults(sensors_handler=_ingest)
+    corroborate = verbs.add_parser(
+        "corroborate",
+        **with_examples(
+            "mark alerts corroborated by sensor evidence (acoustic, fire, patrol)",
+            "canopywatch sensors corroborate",
+            "canopywatch sensors corroborate --aoi demo-novo-progresso --no-announce",
+        ),
+    )
+    corroborate.add_argument("--aoi", default=None, help="only this area's alerts (default all)")
+    corroborate.add_argument(
+        "--no-announce",
+        dest="announce",
+        action="store_false",
+        help="store in PostGIS only; do not publish the changed alerts to Kafka",
+    )
+    corroborate.add_argument("--timeout", type=float, default=30.0, help="Kafka flush seconds")
+    corroborate.set_defaults(sensors_handler=_corroborate)
 
 
 def dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
@@ -111,4 +135,56 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
         f"{report.total_published} reading(s) to {topic} ({kinds}); "
         f"{len(report.rejected)} bad row(s) to {topic}.dlq"
     )
+    return 0
+
+
+def _corroborate(args: argparse.Namespace, settings: Settings) -> int:
+    import psycopg
+
+    from canopywatch.catalog.schema import connect
+    from canopywatch.sensors.corroboration import corroborate_catalog
+
+    try:
+        with connect(settings) as conn:
+            result = corroborate_catalog(conn, aoi=args.aoi)
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(
+            f"canopywatch: PostGIS at {settings.pg_host}:{settings.pg_port}: {reason}",
+            file=sys.stderr,
+        )
+        return EXIT_UNAVAILABLE
+    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(result.by_kind().items())) or "none"
+    line = (
+        f"{result.checked} active alert(s) checked: {result.corroborated} corroborated "
+        f"({kinds}); {len(result.changed)} changed"
+    )
+    if not args.announce or not result.changed:
+        print(line)
+        return 0
+    from confluent_kafka import KafkaException, Producer
+
+    from canopywatch.messages import AlertPublished
+    from canopywatch.transport import UndeliveredError
+
+    topic = settings.topic(AlertPublished.topic_name)
+    try:
+        producer = Producer(
+            {
+                "bootstrap.servers": settings.kafka_bootstrap,
+                "enable.idempotence": True,
+                "acks": "all",
+                "message.timeout.ms": int(args.timeout * 1000),
+                "log_level": 0,
+            }
+        )
+        for message in result.changed:
+            producer.produce(topic, message.to_bytes(), key=message.key.encode())
+        left = producer.flush(args.timeout)
+        if left:
+            raise UndeliveredError(f"{left} alert update(s) not delivered")
+    except (UndeliveredError, KafkaException) as exc:
+        print(f"canopywatch: Kafka at {settings.kafka_bootstrap}: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    print(f"{line}, announced on {topic}")
     return 0

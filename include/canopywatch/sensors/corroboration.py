@@ -16,6 +16,7 @@ there Delta, the sync and every export carry it like any other field.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from canopywatch.alert_schema import ACTIVE_STATUSES, ATTRIBUTE_NAMES
@@ -67,10 +68,32 @@ ORDER BY alert_date, alert_id
 """
 
 
-def corroborate_catalog(conn: Any, aoi: str | None = None) -> list[AlertPublished]:
+@dataclass(frozen=True)
+class CatalogCorroboration:
+    values: dict[str, str]  # alert id -> corroborated_by, for every active alert checked
+    changed: list[AlertPublished]  # the alerts whose stored value changed, as messages
+
+    @property
+    def checked(self) -> int:
+        return len(self.values)
+
+    @property
+    def corroborated(self) -> int:
+        return sum(1 for value in self.values.values() if value)
+
+    def by_kind(self) -> dict[str, int]:
+        """How many alerts each evidence kind corroborates."""
+        counts: dict[str, int] = {}
+        for value in self.values.values():
+            for kind in kinds_of(value):
+                counts[kind] = counts.get(kind, 0) + 1
+        return counts
+
+
+def corroborate_catalog(conn: Any, aoi: str | None = None) -> CatalogCorroboration:
     """Check the active alerts (of ``aoi``, default all) against the sensor readings in
-    PostGIS, store ``corroborated_by`` on them and return those whose value changed (as
-    messages, for the alerts topic). Committed in one transaction."""
+    PostGIS, store ``corroborated_by`` on them; the alerts whose value changed come back
+    as messages, for the alerts topic. Committed in one transaction."""
     from psycopg.rows import dict_row
 
     from canopywatch.messages import AlertPublished
@@ -82,7 +105,7 @@ def corroborate_catalog(conn: Any, aoi: str | None = None) -> list[AlertPublishe
         cur.execute(_ALERTS_SQL, {"aoi": aoi})
         rows: Sequence[Mapping[str, Any]] = cur.fetchall()
     if not rows:
-        return []
+        return CatalogCorroboration({}, [])
     scope = "(SELECT * FROM alerts WHERE status IN ({}){})".format(
         _ACTIVE, "" if aoi is None else " AND aoi_id = %(aoi)s"
     )
@@ -96,6 +119,7 @@ def corroborate_catalog(conn: Any, aoi: str | None = None) -> list[AlertPublishe
                 [(values[r["alert_id"]], r["alert_id"]) for r in changed],
             )
     conn.commit()
-    return [
-        AlertPublished(**{**row, "corroborated_by": values[row["alert_id"]]}) for row in changed
-    ]
+    return CatalogCorroboration(
+        values,
+        [AlertPublished(**{**row, "corroborated_by": values[row["alert_id"]]}) for row in changed],
+    )
