@@ -54,6 +54,24 @@ def test_mmu_dates_and_confidence() -> None:
     assert len(big) == 1
 
 
+def test_a_clearing_that_spreads_for_months_is_one_polygon_apart_from_an_older_one() -> None:
+    shape = (20, 30)
+    first = np.full(shape, -1, dtype=np.int64)
+    for column in range(4, 16):  # a front moving one 10 m column every 10 days: 120 days
+        first[5:8, column] = DAY + 10 * (column - 4)
+    first[5:8, 16:20] = DAY - 400  # cleared the year before, right next to it
+    pixels = PixelAlerts(first, first.copy(), np.full(shape, 0.9, np.float32), first >= 0)
+    alerts = polygonize(pixels, TRANSFORM, CRS, aoi="a", model_version="m")
+    assert sorted(alerts["area_ha"].round(2)) == [0.12, 0.36]  # 3 x 12 px and 3 x 4 px
+    spreading = alerts[alerts["area_ha"].round(2) == 0.36].iloc[0]
+    # dated when the spreading clearing reached the 0.1 ha unit (10 px: its 4th column)
+    assert spreading["alert_date"] == pd.Timestamp("2024-03-31", tz="UTC")
+    older = alerts[alerts["area_ha"].round(2) == 0.12].iloc[0]
+    assert older["alert_date"] == pd.Timestamp(
+        dt.date(2024, 3, 1) - dt.timedelta(days=400), tz="UTC"
+    )
+
+
 def test_ids_are_stable_across_reruns_and_growth() -> None:
     first = polygonize(pixel_alerts(), TRANSFORM, CRS, aoi="a", model_version="m")
     again = polygonize(pixel_alerts(), TRANSFORM, CRS, aoi="a", model_version="m")

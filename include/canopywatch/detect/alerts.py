@@ -30,6 +30,8 @@ import rasterio.crs
 import rasterio.features
 from affine import Affine
 from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from shapely.geometry import shape
 from shapely.ops import unary_union
 
@@ -70,12 +72,6 @@ def mmu_pixels(mmu_ha: float, pixel_area_m2: float) -> int:
     return max(1, round(mmu_ha * 10000.0 / pixel_area_m2))
 
 
-def _components(mask: npt.NDArray[np.bool_], policy: AlertPolicy) -> tuple[Any, int]:
-    structure = np.ones((3, 3), dtype=bool) if policy.connectivity == 8 else None
-    labels, count = ndimage.label(mask, structure=structure)
-    return labels, int(count)
-
-
 def _dated_components(
     mask: npt.NDArray[np.bool_],
     first_day: npt.NDArray[np.int64],
@@ -84,44 +80,42 @@ def _dated_components(
 ) -> tuple[npt.NDArray[np.int32], int]:
     """Label raster of ``mask`` grouped by place and date (0 elsewhere) and its count.
 
-    Connected pixels are split into groups whose first-disturbance dates lie within
-    ``policy.max_date_spread_days`` of the group's earliest date, so no polygon joins pixels
-    years apart; each group's connected parts that meet the MMU are kept.
+    Two neighbouring pixels belong to one group when their first-disturbance dates lie
+    within ``policy.max_date_spread_days`` of each other: a clearing that spreads week by
+    week over months is one polygon (each pixel next to one cut a few days before it),
+    while a clearing next to an older one, or a few stale pixels years before, are apart.
+    Groups of at least the MMU are kept.
     """
     min_pixels = mmu_pixels(policy.mmu_ha, pixel_area_m2)
     out = np.zeros(mask.shape, dtype=np.int32)
-    labels, count = _components(mask, policy)
-    if count == 0:
+    flat = np.flatnonzero(mask.ravel())
+    if flat.size == 0:
         return out, 0
-    next_label = 0
-    for number, box in enumerate(ndimage.find_objects(labels), start=1):
-        if box is None:
-            continue
-        inside = labels[box] == number
-        if int(inside.sum()) < min_pixels:
-            continue
-        days = first_day[box]
-        group = np.full(inside.shape, -1, dtype=np.int64)
-        remaining = np.sort(np.unique(days[inside]))
-        cluster = 0
-        while remaining.size:
-            start = remaining[0]
-            members = remaining[remaining - start <= policy.max_date_spread_days]
-            group[inside & np.isin(days, members)] = cluster
-            remaining = remaining[members.size :]
-            cluster += 1
-        for cluster_id in range(cluster):
-            parts, n_parts = _components(group == cluster_id, policy)
-            if n_parts == 0:
-                continue
-            sizes = np.bincount(parts.ravel(), minlength=n_parts + 1)
-            for part in np.flatnonzero(sizes >= min_pixels):
-                if part == 0:
-                    continue
-                next_label += 1
-                region = out[box]
-                region[parts == part] = next_label
-    return out, next_label
+    height, width = mask.shape
+    node = np.full(mask.size, -1, dtype=np.int64)
+    node[flat] = np.arange(flat.size)
+    node_grid = node.reshape(height, width)
+    offsets = [(0, 1), (1, 0)]
+    if policy.connectivity == 8:
+        offsets += [(1, 1), (1, -1)]
+    heads: list[npt.NDArray[np.int64]] = []
+    tails: list[npt.NDArray[np.int64]] = []
+    for dy, dx in offsets:
+        x0, x1 = max(0, -dx), width - max(0, dx)
+        a, b = node_grid[: height - dy, x0:x1], node_grid[dy:, x0 + dx : x1 + dx]
+        da, db = first_day[: height - dy, x0:x1], first_day[dy:, x0 + dx : x1 + dx]
+        linked = (a >= 0) & (b >= 0) & (np.abs(da - db) <= policy.max_date_spread_days)
+        heads.append(a[linked])
+        tails.append(b[linked])
+    head, tail = np.concatenate(heads), np.concatenate(tails)
+    graph = coo_matrix((np.ones(head.size, dtype=np.int8), (head, tail)), (flat.size, flat.size))
+    count, component = connected_components(graph, directed=False)
+    sizes = np.bincount(component, minlength=count)
+    kept = np.flatnonzero(sizes >= min_pixels)
+    renumber = np.zeros(count, dtype=np.int32)
+    renumber[kept] = np.arange(1, kept.size + 1, dtype=np.int32)
+    out.ravel()[flat] = renumber[component]
+    return out, int(kept.size)
 
 
 def polygonize(

@@ -49,7 +49,6 @@ so a window costs a few passes over its (T, H, W) arrays.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -196,11 +195,36 @@ def _slope(days: IntArray, coefficients: Float64Array, harmonics: int) -> FloatA
     return slope
 
 
+PHASE_DESIGNS: dict[int, FloatArray] = {}
+
+
 def _annual_range(coefficients: Float64Array, harmonics: int) -> tuple[FloatArray, FloatArray]:
-    """Mean and peak of the fitted seasonal curve over one year, (N,) each."""
-    phase_days = np.linspace(0.0, YEAR_DAYS, 24, endpoint=False).astype(np.int64)
-    curve = design_matrix(phase_days, harmonics) @ coefficients.T  # (24, N)
-    return curve.mean(axis=0).astype(np.float32), curve.max(axis=0).astype(np.float32)
+    """Mean and peak of the fitted seasonal curve over one year, (N,) each. The harmonics
+    average to zero over a year, so the mean is the constant term; the peak is the largest
+    of 24 evenly spaced phases."""
+    design = PHASE_DESIGNS.get(harmonics)
+    if design is None:
+        phase_days = np.linspace(0.0, YEAR_DAYS, 24, endpoint=False).astype(np.int64)
+        design = design_matrix(phase_days, harmonics).astype(np.float32)
+        PHASE_DESIGNS[harmonics] = design
+    curve = design @ coefficients.T.astype(np.float32)  # (24, N)
+    mean: FloatArray = coefficients[:, 0].astype(np.float32)
+    peak: FloatArray = curve.max(axis=0)
+    return mean, peak
+
+
+def nan_median(values: FloatArray) -> FloatArray:
+    """Column-wise median of the finite values of a (T, N) array (NaN where none): one sort,
+    no per-column warnings (``np.nanmedian`` warns once per all-NaN column)."""
+    ordered = np.sort(values, axis=0)  # NaN sorts last
+    counts = np.isfinite(values).sum(axis=0)
+    low = np.maximum(counts - 1, 0) // 2
+    high = np.maximum(counts, 1) // 2
+    high = np.where(counts % 2 == 1, low, high)
+    columns = np.arange(values.shape[1])
+    median = 0.5 * (ordered[low, columns] + ordered[high, columns])
+    out: FloatArray = np.where(counts > 0, median, np.nan).astype(np.float32)
+    return out
 
 
 def shorth(values: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -253,12 +277,15 @@ class HarmonicState:
 
 @dataclass
 class _History:
-    """Per-pixel normal equations of the accepted (stable-history) observations."""
+    """Per-pixel normal equations of the accepted (stable-history) observations, and their
+    last solution: a refit solves again only the pixels that learnt something since."""
 
     normal: Float64Array  # (N, P, P)
     rhs: Float64Array  # (N, P, K)
     squares: Float64Array  # (N, K)
     count: IntArray  # (N,)
+    changed: BoolArray  # (N,) observations added since the last solve
+    solution: tuple[Float64Array, FloatArray] | None = None
 
     @classmethod
     def empty(cls, n_pixels: int, n_params: int, n_indices: int) -> _History:
@@ -267,6 +294,7 @@ class _History:
             np.zeros((n_pixels, n_params, n_indices)),
             np.zeros((n_pixels, n_indices)),
             np.zeros(n_pixels, dtype=np.int64),
+            np.ones(n_pixels, dtype=bool),
         )
 
     def add_weights(
@@ -281,24 +309,40 @@ class _History:
         self.normal += (w.T @ outer.astype(np.float32)).reshape(-1, n_params, n_params)
         self.rhs += np.stack([f.T @ design32 for f in filled], axis=2)
         self.squares += np.stack([(f * f).sum(axis=0, dtype=np.float64) for f in filled], axis=1)
-        self.count += weights.sum(axis=0)
+        added = weights.sum(axis=0)
+        self.count += added
+        self.changed |= added > 0
 
     def solve(self, ridge: float, floors: list[float]) -> tuple[Float64Array, FloatArray]:
         """Coefficients (K, N, P) and residual sigma (K, N) of the ridge fit."""
+        if self.solution is None:
+            pixels = np.arange(self.count.size)
+        else:
+            pixels = np.flatnonzero(self.changed)
+            if pixels.size == 0:
+                return self.solution
         n_params = self.normal.shape[1]
-        penalised = self.normal.copy()
+        penalised = self.normal[pixels]
         diagonal = np.arange(n_params)
         penalised[:, diagonal[1:], diagonal[1:]] += ridge
         penalised[:, 0, 0] += 1e-6
-        beta = np.asarray(np.linalg.solve(penalised, self.rhs), dtype=np.float64)  # (N, P, K)
+        rhs = self.rhs[pixels]
+        beta = np.asarray(np.linalg.solve(penalised, rhs), dtype=np.float64)  # (n, P, K)
         # (A + R) beta = b, so beta'A beta = beta'b - beta'R beta: no second quadratic form
-        fitted = (beta * self.rhs).sum(axis=1)
+        fitted = (beta * rhs).sum(axis=1)
         penalty = ridge * (beta[:, 1:, :] ** 2).sum(axis=1) + 1e-6 * beta[:, 0, :] ** 2
-        rss = np.maximum(self.squares - fitted - penalty, 0.0)
-        dof = np.maximum(self.count - 1, 1)[:, None]
+        rss = np.maximum(self.squares[pixels] - fitted - penalty, 0.0)
+        dof = np.maximum(self.count[pixels] - 1, 1)[:, None]
         sigma = np.sqrt(rss / dof).T.astype(np.float32)
         sigma = np.maximum(sigma, np.asarray(floors, dtype=np.float32)[:, None])
-        return np.moveaxis(beta, 2, 0), sigma
+        if self.solution is None:
+            self.solution = (np.moveaxis(beta, 2, 0).copy(), sigma)
+        else:
+            all_beta, all_sigma = self.solution
+            all_beta[:, pixels] = np.moveaxis(beta, 2, 0)
+            all_sigma[:, pixels] = sigma
+        self.changed[:] = False
+        return self.solution
 
 
 def _initial_fit(
@@ -329,15 +373,13 @@ def _initial_fit(
             # robust (MAD) spread: in a short cloudy history one snowy or hazy look would
             # inflate an RMS enough to keep itself in
             deviation = np.where(weights, residuals[i] - offsets[i][:, None], np.nan)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                mad = np.nanmedian(np.abs(deviation), axis=0)
+            mad = nan_median(np.abs(deviation).astype(np.float32))
             spread = np.nan_to_num(1.4826 * mad).astype(np.float32)
             sigma.append(np.maximum(spread, np.float32(params.test(name).sigma_floor)))
         if params.spatial_normalization:
             reference = counts >= params.min_history_obs
             if params.forest_mean_ndvi is not None and names[0] == "ndvi":
-                mean_primary, _ = _annual_range(coefficients[0], params.harmonics)
+                mean_primary = coefficients[0][:, 0]
                 reference &= mean_primary >= params.forest_mean_ndvi
             for i in range(len(names)):
                 offsets[i] = _date_offsets(
@@ -431,10 +473,8 @@ def run_harmonic(
     user_forest = None if forest_mask is None else forest_mask.reshape(n_pixels)
     hot_usual = np.zeros(n_pixels, dtype=np.float32)
     if hot is not None:
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            usual = np.where(inliers, hot[rows], np.nan)
-            hot_usual = np.nanmedian(usual, axis=0).astype(np.float32)
+        usual = np.where(inliers, hot[rows], np.nan).astype(np.float32)
+        hot_usual = nan_median(usual)
         hot_usual = np.where(np.isfinite(hot_usual), hot_usual, np.float32(0.0))
     # observations waiting on an open alert, and those the history learns at the next refit
     pending = np.zeros((n_dates, n_pixels), dtype=bool)
@@ -473,7 +513,8 @@ def run_harmonic(
     for block_start, block_end in zip(block_starts, block_ends, strict=True):
         learn_waiting()
         beta, sigma = history.solve(params.ridge, floors)
-        mean_primary, peak_primary = _annual_range(beta[0], params.harmonics)
+        ranges = [_annual_range(beta[i], params.harmonics) for i in range(n_idx)]
+        mean_primary, peak_primary = ranges[0]
         eligible = (history.count >= params.min_history_obs) & (harvest_first < 0)
         if user_forest is not None:
             eligible &= user_forest
@@ -492,7 +533,7 @@ def run_harmonic(
         in_season = np.empty((n_idx, block.size, n_pixels), dtype=bool)
         for i in range(n_idx):
             curve = predict(block_design, beta[i])
-            _, peak = _annual_range(beta[i], params.harmonics)
+            peak = ranges[i][1]
             slope = _slope(days[block], beta[i], params.harmonics)
             trough = np.maximum(peak[None, :] - curve, 0.0)
             predicted[i] = curve
