@@ -36,6 +36,8 @@ from canopywatch.settings import REPO_ROOT, Settings
 DAG_ID = "deforestation_monitor"
 DETECT_DAG_ID = "deforestation_detect_weekly"
 CURATION_DAG_ID = "scene_curation"  # triggered by the scenes_raw Asset the monitor updates
+SENSOR_DAG_ID = "sensor_ingest"
+SHOWN_EVIDENCE = 5  # alerts listed with their evidence in the summary
 DEMO_BBOX = [-55.40, -7.10, -55.35, -7.05]
 DEMO_AREA = {
     "name": "demo-novo-progresso",
@@ -376,6 +378,99 @@ def detect_alerts(api: AirflowApi, settings: Settings) -> dict[str, Any]:
     return {"state": run["state"], "rows": rows}
 
 
+def _canopywatch(*argv: str) -> tuple[int, str]:
+    """A ``canopywatch`` verb as a user runs it: (exit code, its output lines)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "canopywatch", *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=os.environ.copy(),
+    )
+    lines = [*done.stdout.strip().splitlines(), *done.stderr.strip().splitlines()]
+    return done.returncode, "\n".join(lines[-3:])
+
+
+def ingest_sensors(settings: Settings) -> tuple[int, list[tuple[str, str]]]:
+    """Simulated readings of the demo stations over the monitoring window, published with
+    ``canopywatch sensors ingest`` (station readings, then the FIRMS hotspots)."""
+    from datetime import date
+
+    from canopywatch_dev.sensors import demo_clearings, simulate, write_world
+
+    start = date.fromisoformat(str(DEMO_CONF["start"]))
+    end = date.fromisoformat(str(DEMO_CONF["end"]))
+    console.print("simulating the demo area's sensors and ingesting their readings...")
+    world = simulate(demo_clearings(), start=start, days=(end - start).days + 1)
+    paths = write_world(world, settings.home / "demo-sensors")
+    code, readings = _canopywatch(
+        "sensors", "ingest", str(paths["readings"]), "--stations", str(paths["stations"])
+    )
+    fire_code, fires = _canopywatch("sensors", "ingest", str(paths["firms"]), "--format", "firms")
+    rows = [("sensor readings", f"{readings}\n{fires}\n(files in {paths['readings'].parent})")]
+    return code or fire_code, rows
+
+
+def sensor_rows(api: AirflowApi, settings: Settings) -> list[tuple[str, str]]:
+    """Sensors into the platform and evidence onto the alerts: the readings ingested, the
+    ``sensor_ingest`` run (Spark streaming -> Delta ``sensor_raw`` -> PostGIS -> dbt sensor
+    models), then ``canopywatch sensors corroborate`` and the alerts with their evidence."""
+    code, rows = ingest_sensors(settings)
+    if code != 0:
+        return rows
+    run_id, run = trigger_and_wait(api, SENSOR_DAG_ID, {})
+    rows.append(("sensor run", f"{SENSOR_DAG_ID} {run_id}: [bold]{run['state']}[/]"))
+    if run["state"] != "success":
+        return rows
+    from deltalake import DeltaTable
+
+    from canopywatch.catalog.schema import connect
+    from canopywatch.lake.tables import lake_from_settings
+
+    lake = lake_from_settings(settings)
+    raw = DeltaTable(f"{lake.root}/sensor_raw", storage_options=lake.options())
+    raw_rows = sum(batch.num_rows for batch in raw.to_pyarrow_dataset().to_batches(columns=[]))
+    code, corroborated = _canopywatch("sensors", "corroborate", "--aoi", str(DEMO_CONF["aoi_name"]))
+    marts = dbt_schema(settings) + "_marts"
+    with connect(settings) as conn:
+        readings = conn.execute("SELECT count(*) FROM sensor_readings").fetchone()
+        health = conn.execute(
+            f"SELECT station_id, kind, last_seen, gap_share, stuck_share "
+            f"FROM {marts}.sensor_health ORDER BY station_id, kind"
+        ).fetchall()
+        backed = conn.execute(
+            "SELECT alert_id, alert_date, status, area_ha, corroborated_by FROM alerts "
+            "WHERE aoi_id = %s AND corroborated_by <> '' ORDER BY alert_date, alert_id",
+            (DEMO_CONF["aoi_name"],),
+        ).fetchall()
+    rows.append(
+        (
+            "sensor rows",
+            f"Delta sensor_raw v{raw.version()}: {raw_rows} rows; "
+            f"PostGIS sensor_readings: {readings[0] if readings else 0} rows",
+        )
+    )
+    rows.append(
+        (
+            "sensor health",
+            "\n".join(
+                f"{station} {kind}: last seen {last:%Y-%m-%d %H:%M}, gaps {gaps or 0:.0%}, "
+                f"stuck {stuck or 0:.0%}"
+                for station, kind, last, gaps, stuck in health
+            )
+            or "none",
+        )
+    )
+    listed = [
+        f"{alert_id[:12]} {day:%Y-%m-%d} {status} {area:.2f} ha: {kinds}"
+        for alert_id, day, status, area, kinds in backed[:SHOWN_EVIDENCE]
+    ]
+    if len(backed) > SHOWN_EVIDENCE:
+        listed.append(f"... and {len(backed) - SHOWN_EVIDENCE} more")
+    rows.append(("alert evidence", "\n".join([corroborated, *listed])))
+    return rows
+
+
 def console_rows(settings: Settings) -> list[tuple[str, str]]:
     """Every console and its login (the same as ``make login``)."""
     from canopywatch_dev.platform import logins
@@ -415,7 +510,7 @@ def main() -> int:
     user, password = airflow_local.login(settings)
     airflow_local.airflow_cli(settings, "dags", "reserialize")
     api = AirflowApi.login(airflow_local.api_url(settings), user, password)
-    for dag_id in (DAG_ID, DETECT_DAG_ID, CURATION_DAG_ID):
+    for dag_id in (DAG_ID, DETECT_DAG_ID, CURATION_DAG_ID, SENSOR_DAG_ID):
         api.call("PATCH", f"/dags/{dag_id}", {"is_paused": False})
 
     started = time.monotonic()
@@ -430,6 +525,7 @@ def main() -> int:
     if detection.get("state") == "success":
         after_detection.append(rebuild_alert_mart(settings))
         after_detection.extend(alert_status_rows(settings))
+        after_detection.extend(sensor_rows(api, settings))
     if curation.get("state") == "success":
         after_detection.extend(mart_rows(settings))
 
