@@ -201,3 +201,33 @@ def test_profiles_are_named_and_unknown_names_are_refused():
 )
 def test_overview_levels(size, levels):
     assert overview_levels(*size, get_profile()) == levels
+
+
+def test_scenes_converted_one_after_another_each_keep_their_own_pixels():
+    # the converter hands GDAL its numpy arrays in place: nothing of one conversion may
+    # reach the next one of the same size (a pooled or cached dataset over freed memory)
+    first, second = synthetic_raw(600, 600, seed=11), synthetic_raw(600, 600, seed=12)
+    for raw in (first, second, first):
+        with MemoryFile(raw) as memfile, memfile.open() as source:
+            valid = source.read(8) > 0
+            expected = source.read(list(range(1, 8)))
+        with MemoryFile(convert(raw, band_names=S2L2A_BANDS)) as memfile, memfile.open() as cog:
+            got = cog.read()
+            assert (got[:, valid] == expected[:, valid]).all()
+            assert (got[:, ~valid] == 0).all()
+            averaged = expected[3].astype(np.float64).reshape(300, 2, 300, 2)
+            weights = valid.reshape(300, 2, 300, 2)
+            count = weights.sum(axis=(1, 3))
+            mean = (averaged * weights).sum(axis=(1, 3)) / np.maximum(count, 1)
+            overview = cog.read(4, out_shape=(300, 300)).astype(np.float64)
+            assert np.abs(overview - mean)[count > 0].max() <= 0.5  # GDAL's rounding
+
+
+def test_odd_sized_scene_overviews_cover_the_edge():
+    raw = synthetic_raw(301, 257, seed=5)
+    cog = convert(raw, band_names=S2L2A_BANDS)
+    assert validate(cog).valid
+    with MemoryFile(cog) as memfile, memfile.open() as dataset:
+        assert dataset.overviews(1) == [2]
+        edge = dataset.read(1, out_shape=(129, 151))  # ceil(257 / 2) x ceil(301 / 2)
+        assert edge[-1].any() and edge[:, -1].any()

@@ -8,17 +8,21 @@ GDAL scale/offset on the MSI reflectance bands (reflectance = DN * 1/10000 + off
 offset ``BOA_ADD_OFFSET / 10000`` from the raw file's tags, 0 for Sentinel Hub's harmonized
 DN; ``canopywatch.sentinel2``), red/green/blue colour interpretation on B04/B03/B02 (or
 red/green/blue bands) and overviews averaged for reflectance but picked (nearest) for the
-SCL classes, each band with its own resampling.
+SCL classes, each band with its own resampling (``canopywatch.cog.overviews``).
 ``validate`` runs ``rio_cogeo.cogeo.cog_validate`` on bytes or a path.
 
-Everything happens in GDAL's in-memory file system (``/vsimem``): no temporary files,
-so executors on shared machines leave nothing behind.
+Everything happens in memory: the raw file is read once, the bands and their overviews are
+numpy arrays that GDAL reads in place (MEM datasets joined by a VRT), and the COG driver
+writes to ``/vsimem``, compressing with ``GDAL_NUM_THREADS`` threads (all cores unless the
+environment says otherwise). No temporary files, so executors on shared machines leave
+nothing behind, and no staged copies of the pixels.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -30,12 +34,12 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 import rasterio
 import rasterio.shutil
-from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.io import DatasetReader, MemoryFile
 from rio_cogeo.cogeo import cog_validate
 from rio_cogeo.utils import get_maximum_overview_level  # type: ignore[attr-defined]
 
+from canopywatch.cog.overviews import build_overviews
 from canopywatch.cog.profiles import (
     COLOUR_INTERPRETATION,
     DEFAULT_PROFILE,
@@ -54,6 +58,15 @@ GDAL_WRITE_ENV: dict[str, Any] = {
     "GDAL_PAM_ENABLED": False,
     "GDAL_CACHEMAX": 256,
 }
+# Compression threads of the COG writer when the environment does not say
+# (GDAL_NUM_THREADS): all cores for a conversion on its own; Spark executors set 1
+# (``canopywatch.cog.submit``), their parallelism comes from the executor cores.
+DEFAULT_THREADS = "ALL_CPUS"
+
+
+def write_threads() -> str:
+    """GDAL_NUM_THREADS from the environment, else ``DEFAULT_THREADS``."""
+    return os.environ.get("GDAL_NUM_THREADS") or DEFAULT_THREADS
 
 
 class CogConversionError(ValueError):
@@ -105,7 +118,7 @@ def convert(
     chosen = get_profile(profile) if isinstance(profile, str) else profile
     try:
         with ExitStack() as stack:
-            stack.enter_context(rasterio.Env(**GDAL_WRITE_ENV))
+            stack.enter_context(rasterio.Env(**GDAL_WRITE_ENV, GDAL_NUM_THREADS=write_threads()))
             src = _open(stack, raw)
             return _convert_dataset(stack, src, chosen, band_names)
     except RasterioError as exc:
@@ -132,45 +145,30 @@ def _convert_dataset(
     # no-data pixels (dataMask = 0) get the nodata value: DN 0 for integers (L2A DN 0 and
     # SCL 0 are "no data" by definition, so it never hides a real sample), NaN for floats
     nodata = _nodata_for(dtype) if mask_indexes else src.nodata
-    data = src.read(data_indexes)
+    everything = src.read()  # one pass over the file: GDAL decodes each block once
+    invalid: np.ndarray | None = None
     if mask_indexes:
         invalid = np.zeros((src.height, src.width), dtype=bool)
         for index in mask_indexes:
-            invalid |= src.read(index) == 0
-        data[:, invalid] = nodata
-    factors = [2**level for level in range(1, overview_levels(src.width, src.height, profile) + 1)]
+            invalid |= everything[index - 1] == 0
+    if data_indexes == list(range(1, len(data_indexes) + 1)):  # mask bands last: a view
+        data = np.ascontiguousarray(everything[: len(data_indexes)])
+    else:
+        data = np.ascontiguousarray(everything[[i - 1 for i in data_indexes]])
+    del everything
+    if invalid is not None:
+        np.copyto(data, np.asarray(nodata, dtype=data.dtype), where=invalid[np.newaxis])
+    levels_count = overview_levels(src.width, src.height, profile)
     resampling = [profile.band_resampling(name) for name in data_names]
     main = max(set(resampling), key=resampling.count)
+    overviews = build_overviews(data, levels_count, resampling, nodata)
 
-    # Per overview resampling (reflectance averaged, SCL classes picked) one staged GeoTIFF
-    # of those bands with overviews built, and each overview level copied out as a file of
-    # its own; a VRT joins the bands with their metadata and names those files as each
-    # band's overviews; GDAL's COG driver writes the VRT keeping them.
-    full: dict[int, tuple[str, int]] = {}
-    levels: dict[int, list[tuple[str, int]]] = {}
-    for method in sorted(set(resampling)):
-        positions = [p for p, r in enumerate(resampling) if r == method]
-        group = stack.enter_context(MemoryFile())
-        with group.open(**_gtiff(src, len(positions), dtype, nodata)) as writer:
-            writer.write(data[positions])
-            if factors:
-                writer.build_overviews(factors, Resampling[method])
-        with rasterio.open(group.name) as built:
-            level_files = []
-            for factor in factors:
-                # GDAL overview sizes: rounded up
-                height, width = -(-src.height // factor), -(-src.width // factor)
-                level = stack.enter_context(MemoryFile())
-                values = built.read(out_shape=(len(positions), height, width))
-                with level.open(
-                    **_gtiff(src, len(positions), dtype, nodata, width=width, height=height)
-                ) as writer:
-                    writer.write(values)
-                level_files.append(level.name)
-        for band, position in enumerate(positions, start=1):
-            full[position] = (group.name, band)
-            levels[position] = [(name, band) for name in level_files]
-    del data
+    # The bands and their overviews stay numpy arrays: a VRT reads them in place (GDAL's
+    # MEM driver over the array's memory) and names each level as each band's overview;
+    # GDAL's COG driver writes the VRT keeping them (FORCE_USE_EXISTING): no staged files.
+    arrays = [data, *overviews]  # referenced until the copy below is done
+    full = _mem_dataset(data)
+    level_names = [_mem_dataset(level) for level in overviews]
     metadata = {
         **src.tags(),
         "CANOPYWATCH_COG_PROFILE": profile.name,
@@ -179,7 +177,7 @@ def _convert_dataset(
     scales = _scale_offset(data_names, tags)
     bands_xml = "".join(
         _band_xml(index, name, dtype, nodata, scales[index - 1], resampling[index - 1],
-                  full[index - 1], levels[index - 1], src)
+                  (full, index), [(level, index) for level in level_names], src)
         for index, name in enumerate(data_names, start=1)
     )  # fmt: skip
     vrt = (
@@ -189,26 +187,29 @@ def _convert_dataset(
         f"{_metadata_xml(metadata)}{bands_xml}</VRTDataset>"
     )
     output = stack.enter_context(MemoryFile())
-    with rasterio.open(vrt) as joined:
+    # MEM datasets opened by name (GDAL >= 3.10 asks for it) and never shared: a pooled
+    # one would outlive this call's arrays
+    with (
+        rasterio.Env(GDAL_MEM_ENABLE_OPEN=True, VRT_SHARED_SOURCE=False),
+        rasterio.open(vrt) as joined,
+    ):
         rasterio.shutil.copy(joined, output.name, **profile.cog_driver_options(dtype))
+    del arrays
     cog: bytes = output.read()
     if not cog:
         raise CogConversionError("the COG writer produced no bytes")
     return cog
 
 
-def _gtiff(
-    src: DatasetReader,
-    count: int,
-    dtype: str,
-    nodata: float | None,
-    *,
-    width: int | None = None,
-    height: int | None = None,
-) -> dict[str, Any]:
-    return {"driver": "GTiff", "width": width or src.width, "height": height or src.height,
-            "count": count, "dtype": dtype, "crs": src.crs, "transform": src.transform,
-            "nodata": nodata, "tiled": True, "blockxsize": 256, "blockysize": 256}  # fmt: skip
+def _mem_dataset(array: np.ndarray) -> str:
+    """A GDAL MEM dataset name over a C-contiguous (bands, rows, columns) array, no copy."""
+    bands, height, width = array.shape
+    item = array.dtype.itemsize
+    return (
+        f"MEM:::DATAPOINTER={array.ctypes.data},PIXELS={width},LINES={height},BANDS={bands},"
+        f"DATATYPE={_gdal_type(str(array.dtype))},PIXELOFFSET={item},"
+        f"LINEOFFSET={item * width},BANDOFFSET={item * width * height}"
+    )
 
 
 def _metadata_xml(items: dict[str, str]) -> str:
