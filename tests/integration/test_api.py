@@ -13,7 +13,7 @@ import io
 import json
 import re
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -161,10 +161,34 @@ def own_schema(platform: Settings, suffix: str) -> Iterator[Settings]:
         drop_schema(conn, settings.pg_schema)
 
 
+def write_baseline(path: Any, patches: Sequence[tuple[int, int, int, int]]) -> Any:
+    """A forest baseline raster as ``canopywatch detect`` writes it (uint8: 1 forest, 0 not,
+    255 nodata; METHOD tag), on the seeded scenes' grid: forest in each (row0, row1, col0,
+    col1) patch, the last 6 rows nodata."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    band = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    for r0, r1, c0, c1 in patches:
+        band[r0:r1, c0:c1] = 1
+    band[SIZE - 6 :, :] = 255
+    profile = {"driver": "GTiff", "width": SIZE, "height": SIZE, "count": 1, "dtype": "uint8",
+               "crs": "EPSG:32721", "transform": from_origin(*ORIGIN, 10, 10), "nodata": 255}  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(band, 1)
+        dst.update_tags(METHOD="harmonic-v1")
+    return path
+
+
+FOREST_PATCHES = ((0, 100, 0, 256), (150, 200, 50, 100))  # 256 ha and 25 ha
+
+
 @pytest.fixture(scope="module")
-def seeded(platform: Settings) -> Iterator[Seeded]:
+def seeded(platform: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
+    folder = tmp_path_factory.mktemp("baseline")
+    baseline = write_baseline(folder / "api_forest_baseline.tif", FOREST_PATCHES)
     for settings in own_schema(platform, "api"):
-        yield seed_catalog(settings)
+        yield seed_catalog(replace(settings, forest_baseline=str(baseline)))
 
 
 @pytest.fixture(scope="module")
@@ -271,7 +295,9 @@ def test_rate_limit_per_key(seeded: Seeded) -> None:
 # ------------------------------------------------------------------ OGC API Features
 def test_ogc_collections_items_bbox_datetime_paging(client: TestClient, seeded: Seeded) -> None:
     listed = client.get("/collections").json()
-    assert {c["id"] for c in listed["collections"]} == {"alerts", "scenes", "aois"}
+    assert {c["id"] for c in listed["collections"]} == {
+        "alerts", "scenes", "aois", "forest_baseline"
+    }  # fmt: skip
     first = client.get(
         "/collections/alerts/items",
         params={"bbox": ",".join(map(str, seeded.bbox)), "limit": 2, "sortby": "alert_date"},
@@ -300,6 +326,41 @@ def test_ogc_collections_items_bbox_datetime_paging(client: TestClient, seeded: 
     assert [f["id"] for f in scenes.json()["features"]] == [seeded.bare_scene_id]
     area = client.get(f"/collections/aois/items/{AOI}").json()
     assert area["id"] == AOI and area["geometry"]["type"] in {"Polygon", "MultiPolygon"}
+
+
+def test_forest_baseline_collection_mirrors_the_baseline_rasters(
+    client: TestClient, seeded: Seeded, platform: Settings, tmp_path: Any
+) -> None:
+    reply = client.get("/collections/forest_baseline/items", params={"limit": 10})
+    assert reply.status_code == 200
+    features = reply.json()["features"]
+    assert sorted(f["properties"]["area_ha"] for f in features) == [25.0, 256.0]
+    assert {f["properties"]["source"] for f in features} == {"api_forest_baseline.tif"}
+    assert {f["properties"]["method"] for f in features} == {"harmonic-v1"}
+    assert {f["geometry"]["type"] for f in features} == {"MultiPolygon"}
+    # bbox: only the small patch (rows 150-200, cols 50-100 of the grid)
+    x0, y0 = _lonlat(60, 160)
+    x1, y1 = _lonlat(90, 190)
+    small = client.get(
+        "/collections/forest_baseline/items",
+        params={"bbox": f"{min(x0, x1)},{min(y0, y1)},{max(x0, x1)},{max(y0, y1)}"},
+    ).json()
+    assert [f["properties"]["area_ha"] for f in small["features"]] == [25.0]
+    # the table follows the files: unchanged -> untouched, changed -> reloaded, gone -> removed
+    from canopywatch.api.baseline import sync_baselines
+    from canopywatch.catalog.schema import connect
+
+    for settings in own_schema(platform, "fb"):
+        path = write_baseline(tmp_path / "b_forest_baseline.tif", FOREST_PATCHES)
+        with connect(settings) as conn:
+            assert sync_baselines(conn, [path]) == {"b_forest_baseline.tif": 2}
+            assert sync_baselines(conn, [path]) == {}
+            write_baseline(path, [(0, 10, 0, 10)])
+            assert sync_baselines(conn, [path]) == {"b_forest_baseline.tif": 1}
+            area = conn.execute("SELECT sum(area_ha) FROM forest_baseline").fetchone()
+            assert area == (1.0,)
+            assert sync_baselines(conn, []) == {}
+            assert conn.execute("SELECT count(*) FROM forest_baseline").fetchone() == (0,)
 
 
 def test_ogc_bad_input_is_4xx(client: TestClient) -> None:
@@ -412,6 +473,45 @@ def test_stac_search_items_and_assets_that_open(client: TestClient, seeded: Seed
     assert client.get("/stac/collections/sentinel-2-l2a/items/nope").status_code == 404
     for params in ({"bbox": "1,2"}, {"datetime": "2024-05-01/2024-04-01"}, {"limit": "0"}):
         assert client.get("/stac/search", params=params).status_code == 400, params
+
+
+def test_stac_search_intersects_a_geometry(client: TestClient, seeded: Seeded) -> None:
+    minx, miny, maxx, maxy = seeded.bbox
+    w, h, d = maxx - minx, maxy - miny, 0.002  # d: ~200 m, far more than the grid's rotation
+    inside = {"type": "Polygon", "coordinates": [[
+        [minx + 0.2 * w, miny + 0.2 * h], [minx + 0.4 * w, miny + 0.2 * h],
+        [minx + 0.3 * w, miny + 0.4 * h], [minx + 0.2 * w, miny + 0.2 * h]]]}  # fmt: skip
+    both = [seeded.scene_id, seeded.bare_scene_id]
+    got = client.get("/stac/search", params={"intersects": json.dumps(inside)}).json()
+    assert [f["id"] for f in got["features"]] == both
+    posted = client.post("/stac/search", json={"intersects": inside, "limit": 1}).json()
+    assert posted["numberMatched"] == 2 and [f["id"] for f in posted["features"]] == both[:1]
+    following = next(link["href"] for link in posted["links"] if link["rel"] == "next")
+    assert [f["id"] for f in client.get(following).json()["features"]] == both[1:]
+    # an L hugging the footprint's north-east corner from outside: its bbox overlaps the
+    # scenes, the shape does not, and the shape decides
+    corner = {"type": "Polygon", "coordinates": [[
+        [maxx - 0.5 * w, maxy + d], [maxx + d, maxy + d], [maxx + d, maxy - 0.5 * h],
+        [maxx + 2 * d, maxy - 0.5 * h], [maxx + 2 * d, maxy + 2 * d],
+        [maxx - 0.5 * w, maxy + 2 * d], [maxx - 0.5 * w, maxy + d]]]}  # fmt: skip
+    outside = client.post("/stac/search", json={"intersects": corner}).json()
+    assert outside["numberMatched"] == 0 and outside["features"] == []
+    from shapely.geometry import shape
+
+    box = ",".join(str(v) for v in shape(corner).bounds)
+    assert client.get("/stac/search", params={"bbox": box}).json()["numberMatched"] == 2
+    # bad input: one clear 400 each
+    bow_tie = {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}
+    cases = [
+        ({"intersects": inside, "bbox": list(seeded.bbox)}, "not both"),
+        ({"intersects": bow_tie}, "not a valid geometry"),
+        ({"intersects": {"type": "Feature"}}, "GeoJSON geometry"),
+        ({"intersects": {"type": "Point", "coordinates": [500000, 9200000]}}, "lon/lat"),
+    ]
+    for body, message in cases:
+        reply = client.post("/stac/search", json=body)
+        assert reply.status_code == 400 and message in reply.json()["detail"], body
+    assert client.get("/stac/search", params={"intersects": "{not json"}).status_code == 400
 
 
 def test_cli_stac_items_have_hrefs_that_open(

@@ -2,8 +2,9 @@
 
 Routes (every read needs a ``read`` key unless ``CANOPYWATCH_API_PUBLIC_READ=true``):
 
-* ``/``, ``/conformance``, ``/collections[/{alerts|scenes|aois}[/items[/{id}]]]``: OGC API
-  Features (``canopywatch.api.features``, tipg);
+* ``/``, ``/conformance``, ``/collections[/{alerts|scenes|aois|forest_baseline}[/items[/{id}]]]``:
+  OGC API Features (``canopywatch.api.features``, tipg; the forest baseline rasters as
+  polygons, ``canopywatch.api.baseline``);
 * ``/tiles/alerts/{z}/{x}/{y}.pbf``: vector tiles of the alerts;
 * ``/stac``, ``/stac/search``, ``/stac/collections/...``: STAC API of the scenes;
 * ``/cog/tiles/{scene_id}/{z}/{x}/{y}.png?style=truecolor|ndvi``: COG tiles;
@@ -12,8 +13,10 @@ Routes (every read needs a ``read`` key unless ``CANOPYWATCH_API_PUBLIC_READ=tru
 * ``POST /keys``: a new API key (admin scope);
 * ``/health``: liveness, public.
 
-At start the catalog tables, the ``aois`` and ``api_keys`` tables are created if missing and
-``settings.api_key`` (when set) is stored as an admin key.
+At start the catalog tables, the ``aois``, ``api_keys`` and ``forest_baseline`` tables are
+created if missing, the forest baseline rasters are loaded (again whenever the collection
+catalog is re-read and a file changed) and ``settings.api_key`` (when set) is stored as an
+admin key.
 """
 
 from __future__ import annotations
@@ -26,13 +29,14 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from tipg.errors import DEFAULT_STATUS_CODES, add_exception_handlers
 
-from canopywatch.api import features, keys
+from canopywatch.api import baseline, features, keys
 from canopywatch.api.auth import Access, require_read
 from canopywatch.api.limits import BodyLimitMiddleware
 from canopywatch.api.objects import SceneFiles
 from canopywatch.api.routes import areas, cog, eudr, stac, subscriptions, tiles, web_map
 from canopywatch.api.routes import keys as key_routes
 from canopywatch.catalog.schema import connect, ensure_schema
+from canopywatch.eudr.evidence import find_baselines
 from canopywatch.settings import Settings
 from canopywatch.storage import aois
 
@@ -44,6 +48,7 @@ def _prepare_database(settings: Settings) -> None:
         ensure_schema(conn)
         aois.ensure_schema(conn)
         keys.ensure_table(conn)
+        baseline.sync_baselines(conn, find_baselines(settings))
         if settings.api_key:
             keys.store(
                 conn, settings.api_key, "admin (CANOPYWATCH_API_KEY)", ("read", "write", "admin")

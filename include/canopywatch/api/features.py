@@ -1,8 +1,9 @@
 """OGC API Features over the PostGIS catalog, served by ``tipg``.
 
-Collections ``alerts``, ``scenes`` and ``aois`` (the catalog tables of ``settings.pg_schema``)
-with ``bbox``, ``datetime`` (alerts: ``alert_date``, scenes: ``acquired_at``, aois:
-``created_at``), CQL2 ``filter`` (text or JSON), ``limit``/``offset`` paging with ``next``
+Collections ``alerts``, ``scenes``, ``aois`` and ``forest_baseline`` (the tables of
+``settings.pg_schema``; the last is loaded from the forest baseline rasters by
+``canopywatch.api.baseline``) with ``bbox``, ``datetime`` (alerts: ``alert_date``, scenes:
+``acquired_at``, aois: ``created_at``, forest baseline: ``mapped_at``), CQL2 ``filter`` (text or JSON), ``limit``/``offset`` paging with ``next``
 links, and GeoJSON (or HTML, CSV, GeoJSON-seq) output. tipg names collections
 ``schema.table``; here they are called by table name, so URLs stay the same whichever schema
 the deployment uses. The catalog of columns is re-read every ``CATALOG_TTL_S`` seconds (new
@@ -16,6 +17,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, HTTPException, Path, Request
+from fastapi.concurrency import run_in_threadpool
 from tipg.collections import Catalog, Collection, pg_get_collection_index
 from tipg.database import close_db_connection, connect_to_db
 from tipg.factory import OGCFeaturesFactory
@@ -28,6 +30,7 @@ COLLECTIONS: dict[str, str] = {
     "alerts": "alert_date",
     "scenes": "acquired_at",
     "aois": "created_at",
+    "forest_baseline": "mapped_at",
 }
 CATALOG_TTL_S = 60
 
@@ -82,10 +85,11 @@ async def refresh_catalog(app: FastAPI) -> None:
 
 async def collection_dependency(
     request: Request,
-    collectionId: Annotated[str, Path(description="alerts, scenes or aois")],
+    collectionId: Annotated[str, Path(description="alerts, scenes, aois or forest_baseline")],
 ) -> Any:
     catalog: Catalog = request.app.state.collection_catalog
     if dt.datetime.now() - catalog["last_updated"] > dt.timedelta(seconds=CATALOG_TTL_S):
+        await run_in_threadpool(_sync_baselines, request.app.state.settings)
         await refresh_catalog(request.app)
         catalog = request.app.state.collection_catalog
     if collectionId in catalog["collections"]:
@@ -94,6 +98,16 @@ async def collection_dependency(
         404,
         f"no collection {collectionId!r}; choose from {', '.join(catalog['collections'])}",
     )
+
+
+def _sync_baselines(settings: Settings) -> None:
+    """Reload forest baseline rasters that changed since the last look."""
+    from canopywatch.api.baseline import sync_baselines
+    from canopywatch.catalog.schema import connect
+    from canopywatch.eudr.evidence import find_baselines
+
+    with connect(settings) as conn:
+        sync_baselines(conn, find_baselines(settings))
 
 
 def _instant_ok(text: str) -> bool:

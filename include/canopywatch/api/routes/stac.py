@@ -1,7 +1,7 @@
 """STAC API over the scene catalog: ``/stac`` (landing), ``/stac/conformance``,
 ``/stac/collections[/{id}[/items[/{item_id}]]]`` and ``/stac/search`` (GET and POST) with
-``bbox``, ``datetime`` (an instant, ``a/b``, ``../b``, ``a/..``; dates mean whole days),
-``ids``, ``collections``, ``limit`` (1..1000) and ``offset`` paging (``next`` links).
+``bbox`` or ``intersects`` (a GeoJSON geometry, lon/lat; in GET as JSON text; not both),
+``datetime`` (an instant, ``a/b``, ``../b``, ``a/..``; dates mean whole days), ``ids``, ``collections``, ``limit`` (1..1000) and ``offset`` paging (``next`` links).
 
 One collection, ``sentinel-2-l2a``: every catalogued scene. Items come from
 ``canopywatch.catalog.stac`` with presigned asset hrefs and the files' header facts
@@ -11,6 +11,7 @@ One collection, ``sentinel-2-l2a``: every catalogued scene. Items come from
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
@@ -49,6 +50,8 @@ WHERE ST_Intersects(footprint, ST_MakeEnvelope(%(minx)s, %(miny)s, %(maxx)s, %(m
   AND (%(start)s::timestamptz IS NULL OR acquired_at >= %(start)s)
   AND (%(end)s::timestamptz IS NULL OR acquired_at <= %(end)s)
   AND (%(ids)s::text[] IS NULL OR scene_id = ANY(%(ids)s))
+  AND (%(intersects)s::text IS NULL
+       OR ST_Intersects(footprint, ST_SetSRID(ST_GeomFromGeoJSON(%(intersects)s), 4326)))
 ORDER BY acquired_at, scene_id
 LIMIT %(limit)s OFFSET %(offset)s
 """
@@ -71,6 +74,32 @@ def parse_bbox(raw: Any) -> tuple[float, float, float, float]:
     if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
         raise HTTPException(400, f"bbox {raw!r} must be lon/lat with min < max")
     return minx, miny, maxx, maxy
+
+
+def parse_intersects(raw: Any) -> tuple[str, tuple[float, float, float, float]] | None:
+    """``intersects``: a GeoJSON geometry (a mapping, or its JSON text) -> (GeoJSON text,
+    its lon/lat bounds); 400 for anything else, an invalid or an out-of-range geometry."""
+    if raw in (None, ""):
+        return None
+    import shapely
+    from shapely.geometry import shape
+
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else raw
+        if not isinstance(value, dict) or (
+            "coordinates" not in value and "geometries" not in value
+        ):
+            raise ValueError("not a GeoJSON geometry object")
+        geometry = shape(value)
+    except Exception as exc:  # json, shapely and GEOS errors alike
+        raise HTTPException(400, f"intersects must be a GeoJSON geometry: {exc}") from None
+    if geometry.is_empty or not geometry.is_valid:
+        reason = "empty" if geometry.is_empty else shapely.is_valid_reason(geometry)
+        raise HTTPException(400, f"intersects is not a valid geometry ({reason})")
+    minx, miny, maxx, maxy = geometry.bounds
+    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        raise HTTPException(400, "intersects must be in lon/lat degrees (EPSG:4326)")
+    return json.dumps(shapely.geometry.mapping(geometry)), (minx, miny, maxx, maxy)
 
 
 def _instant(text: str, *, end: bool) -> dt.datetime | None:
@@ -147,6 +176,7 @@ def search_items(
     conn: psycopg.Connection[Any],
     *,
     bbox: Any = None,
+    intersects: Any = None,
     datetime: str | None = None,
     ids: list[str] | None = None,
     collections: list[str] | None = None,
@@ -155,20 +185,27 @@ def search_items(
     next_params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     _check_limit(limit, offset)
+    area = parse_intersects(intersects)
+    if area is not None and bbox not in (None, "", []):
+        raise HTTPException(400, "give bbox or intersects, not both")
     box = parse_bbox(bbox) if bbox not in (None, "", []) else (-180.0, -90.0, 180.0, 90.0)
+    shape_text = None
+    if area is not None:
+        shape_text, box = area  # its bounds serve the index, the shape decides
     start, end = parse_datetime(datetime)
     rows: list[dict[str, Any]] = []
     if (collections is None or COLLECTION in collections) and columns(conn, "scenes"):
         params = {
             "minx": box[0], "miny": box[1], "maxx": box[2], "maxy": box[3],
             "start": start, "end": end, "ids": ids or None, "limit": limit, "offset": offset,
+            "intersects": shape_text,
         }  # fmt: skip
         with conn.cursor(row_factory=dict_row) as cur:
             cur.execute(SCENES_SQL, params)
             rows = list(cur.fetchall())
     matched = int(rows[0]["matched"]) if rows else 0
     if not rows and offset:
-        matched = _count(conn, box, start, end, ids)
+        matched = _count(conn, box, start, end, ids, shape_text)
     # the files' headers (first read of each, then remembered) are fetched side by side
     with ThreadPoolExecutor(max_workers=HEADER_READERS) as pool:
         features = list(pool.map(lambda row: _item(request, row), rows))
@@ -190,13 +227,15 @@ def search_items(
     }
 
 
-def _count(conn: psycopg.Connection[Any], box: Any, start: Any, end: Any, ids: Any) -> int:
+def _count(
+    conn: psycopg.Connection[Any], box: Any, start: Any, end: Any, ids: Any, shape_text: Any
+) -> int:
     statement = SCENES_SQL.replace("LIMIT %(limit)s OFFSET %(offset)s", "LIMIT 1")
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             statement,
             {"minx": box[0], "miny": box[1], "maxx": box[2], "maxy": box[3],
-             "start": start, "end": end, "ids": ids or None},
+             "start": start, "end": end, "ids": ids or None, "intersects": shape_text},
         )  # fmt: skip
         row = cur.fetchone()
     return int(row["matched"]) if row else 0
@@ -315,6 +354,7 @@ def search_get(
     request: Request,
     conn: Conn,
     bbox: Annotated[str | None, Query()] = None,
+    intersects: Annotated[str | None, Query(description="a GeoJSON geometry as JSON")] = None,
     datetime: Annotated[str | None, Query()] = None,
     ids: Annotated[str | None, Query(description="comma-separated item ids")] = None,
     collections: Annotated[str | None, Query(description="comma-separated")] = None,
@@ -322,11 +362,12 @@ def search_get(
     offset: Annotated[int, Query()] = 0,
 ) -> dict[str, Any]:
     return search_items(
-        request, conn, bbox=bbox, datetime=datetime,
+        request, conn, bbox=bbox, intersects=intersects, datetime=datetime,
         ids=ids.split(",") if ids else None,
         collections=collections.split(",") if collections else None,
         limit=limit, offset=offset,
-        next_params={"bbox": bbox, "datetime": datetime, "ids": ids, "collections": collections},
+        next_params={"bbox": bbox, "intersects": intersects, "datetime": datetime, "ids": ids,
+                     "collections": collections},
     )  # fmt: skip
 
 
@@ -349,10 +390,12 @@ def search_post(
     if dt_value is not None and not isinstance(dt_value, str):
         raise HTTPException(400, "datetime must be a string")
     return search_items(
-        request, conn, bbox=body.get("bbox"), datetime=dt_value, ids=as_list("ids"),
-        collections=as_list("collections"), limit=limit, offset=offset,
+        request, conn, bbox=body.get("bbox"), intersects=body.get("intersects"),
+        datetime=dt_value, ids=as_list("ids"), collections=as_list("collections"),
+        limit=limit, offset=offset,
         next_params={
             "bbox": ",".join(str(v) for v in body["bbox"]) if body.get("bbox") else None,
+            "intersects": json.dumps(body["intersects"]) if body.get("intersects") else None,
             "datetime": dt_value,
         },
     )  # fmt: skip
