@@ -10,7 +10,10 @@ only the ones not running (a killed broker rejoins with its log directory).
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
+import os
+import signal
 import subprocess
 import uuid
 from pathlib import Path
@@ -221,6 +224,12 @@ def stop_node(settings: Settings, node: int) -> bool:
 
 def down(profile: Profile, settings: Settings) -> None:
     with process.platform_lock(settings):
+        # all at once: the last broker of a quorum stopped one by one waits for the others
+        for node in NODES:
+            pid = process.read_pid(settings, f"kafka-{node}")
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
         stopped = [f"kafka-{n}" for n in reversed(NODES) if stop_node(settings, n)]
     log.info("kafka: stopped %s", ", ".join(stopped) if stopped else "nothing (not running)")
 
