@@ -29,6 +29,7 @@ from canopywatch.detect.evaluate import (
 )
 from canopywatch.detect.harmonic import (
     STATUS_HIGH,
+    STATUS_PLANTATION_HARVEST,
     HarmonicParams,
     default_monitor_start,
     run_harmonic,
@@ -126,6 +127,32 @@ def test_nothing_is_alerted_before_the_monitoring_start() -> None:
     alerted = state.first_day[(state.status == 1) | (state.status == 2)]
     assert alerted.size == 0 or int(alerted.min()) >= start
     assert default_monitor_start(stack.days) == int(stack.days[0]) + 90
+
+
+def test_a_cut_whose_canopy_closes_again_is_a_plantation_harvest_and_pasture_stays_an_alert() -> (
+    None
+):
+    stack = series(clear_day=10_000, old_day=10_000)  # stable forest everywhere
+    offsets = stack.days - days_since_epoch(START)
+    planted = (slice(2, 7), slice(12, 17))  # cut on day 200, bare 60 days, replanted
+    pasture = (slice(14, 19), slice(12, 17))  # cut on day 200, grass from day 260 on
+    regrowth = np.clip((offsets - 260) / 240.0, 0.0, 1.0)[:, None, None]  # closed by day 500
+    grass = np.clip((offsets - 260) / 60.0, 0.0, 1.0)[:, None, None]
+    grass_values = {"B02": 0.04, "B03": 0.07, "B04": 0.05, "B08": 0.30, "B11": 0.26, "B12": 0.15}
+    for band in S2_BANDS:
+        cut = (offsets >= 200)[:, None, None]
+        value = stack.bands[band]
+        trees = BARE[band] + (LEAF_ON[band] - BARE[band]) * regrowth
+        herbs = BARE[band] + (grass_values[band] - BARE[band]) * grass
+        block = value[:, planted[0], planted[1]]
+        value[:, planted[0], planted[1]] = np.where(cut, trees, block)
+        block = value[:, pasture[0], pasture[1]]
+        value[:, pasture[0], pasture[1]] = np.where(cut, herbs, block)
+        value[~stack.clear] = np.nan
+    state = run_harmonic(stack, HarmonicParams())
+    status = state.status.reshape(SIZE, SIZE)
+    assert (status[planted] == STATUS_PLANTATION_HARVEST).mean() >= 0.9
+    assert (status[pasture] == STATUS_HIGH).mean() >= 0.9  # regreened, but not to canopy
 
 
 def reference_for(stack: ObservationStack, clear_day: int) -> ReferenceData:

@@ -30,9 +30,12 @@ Why each part is there (real-world confounders it answers):
   (every required index within ``recover_z`` sigmas and within ``min_drop`` of the
   prediction) withdraws an unconfirmed alert, and
   ``recover_count`` consecutive ones withdraw a confirmed alert (a crop harvest that
-  regreens, a leaf-off that was late). A confirmed alert whose indices regrow by at least
-  ``regrowth_share`` of the drop within ``regrowth_days`` without returning to the
-  pre-event state is a ``plantation_harvest`` (cut and replanted), not deforestation.
+  regreens, a leaf-off that was late). A confirmed alert that comes back to the pre-event
+  state ``regrowth_days`` (180) or more after it began is a ``plantation_harvest``: the
+  canopy closed again, cut and replanted, where a seasonal dip comes back within weeks.
+  (Regrowth short of the pre-event state is not taken for a replanting: a clearing turned
+  to pasture regreens as fast; on the independent generator that rule took five times
+  more natural-forest clearing than plantation for harvests.)
 * Forest baseline at the monitoring start (``forest_baseline``): a pixel is monitored when
   its history has at least ``min_history_obs`` inlying clear observations, its fitted NDVI
   reaches ``forest_peak_ndvi`` in the year and averages ``forest_mean_ndvi``, and its history
@@ -103,8 +106,7 @@ class HarmonicParams:
     confirm_count: int = 2
     recover_z: float = 2.0
     recover_count: int = 2
-    regrowth_share: float = 0.6
-    regrowth_days: int = 180
+    regrowth_days: int = 180  # a confirmed cut back at its pre-event state later: replanted
     transient_days: int = 45  # a confirmed drop withdrawn sooner is a harvest, not a season
     block_days: int = 64  # the model is refitted from the grown history this often
     learn_days: int = 400  # the history stops growing once it spans this many days
@@ -484,7 +486,6 @@ def run_harmonic(
     confirmed = np.full(n_pixels, -1, dtype=np.int64)
     run = np.zeros(n_pixels, dtype=np.int64)
     back = np.zeros(n_pixels, dtype=np.int64)
-    regrow = np.zeros(n_pixels, dtype=np.int64)
     strength = np.zeros(n_pixels, dtype=np.float32)
     depth = np.zeros((n_idx, n_pixels), dtype=np.float32)
     withdrawn_first = np.full(n_pixels, -1, dtype=np.int64)
@@ -515,7 +516,7 @@ def run_harmonic(
         beta, sigma = history.solve(params.ridge, floors)
         ranges = [_annual_range(beta[i], params.harmonics) for i in range(n_idx)]
         mean_primary, peak_primary = ranges[0]
-        eligible = (history.count >= params.min_history_obs) & (harvest_first < 0)
+        eligible = history.count >= params.min_history_obs
         if user_forest is not None:
             eligible &= user_forest
         else:
@@ -528,16 +529,12 @@ def run_harmonic(
         block_design = design[block]
         noise = np.empty((n_idx, block.size, n_pixels), dtype=np.float32)
         predicted = np.empty((n_idx, block.size, n_pixels), dtype=np.float32)
-        # growing season: the prediction near its annual peak, where a drop and a regrowth
-        # are measured on the same footing (a leaf-off prediction shrinks any residual)
-        in_season = np.empty((n_idx, block.size, n_pixels), dtype=bool)
         for i in range(n_idx):
             curve = predict(block_design, beta[i])
             peak = ranges[i][1]
             slope = _slope(days[block], beta[i], params.harmonics)
             trough = np.maximum(peak[None, :] - curve, 0.0)
             predicted[i] = curve
-            in_season[i] = trough <= min_drop[i]
             noise[i] = np.sqrt(
                 sigma[i][None, :] ** 2
                 + (np.float32(params.timing_days) * slope) ** 2
@@ -569,7 +566,7 @@ def run_harmonic(
                     sd = np.sqrt(sd**2 + spread[:, None].astype(np.float32) ** 2)
             with np.errstate(invalid="ignore"):
                 below = (raw < -params.z * sd) & (raw <= -min_drop[:, None])
-                brk = ok & monitored & below.all(axis=0) & (harvest_first < 0)
+                brk = ok & monitored & below.all(axis=0)
                 # back at the pre-event state: within recover_z sigmas of the prediction and
                 # closer to it than the smallest break (a seasonal transition's wide
                 # uncertainty alone cannot withdraw a clearing)
@@ -590,7 +587,6 @@ def run_harmonic(
 
             run[brk] += 1
             back[brk] = 0
-            regrow[brk] = 0
             z_primary = np.nan_to_num(-raw[0] / sd[0])
             strength[brk] = np.maximum(strength[brk], z_primary[brk])
             depth[:, brk] = np.minimum(depth[:, brk], raw[:, brk])
@@ -601,35 +597,31 @@ def run_harmonic(
             # after ``recover_count`` such observations
             back[normal & open_] += 1
             withdraw = normal & open_ & ((confirmed < 0) | (back >= params.recover_count))
-            withdrawn_first[withdraw] = first[withdraw]
+            # a confirmed cut whose canopy closed again after months: cut and replanted (a
+            # plantation rotation); a seasonal dip or a late leaf-off comes back sooner
+            regrown = withdraw & (confirmed >= 0) & (day - first >= params.regrowth_days)
+            seasonal = withdraw & ~regrown
+            withdrawn_first[seasonal] = first[seasonal]
+            harvest_first[seasonal] = -1
+            harvest_first[regrown] = first[regrown]
+            withdrawn_first[regrown] = -1
             # a confirmed dip that came back within weeks is a harvest-like history break
             transient = withdraw & (confirmed >= 0) & (day - first <= params.transient_days)
             # ... and deep, down to bare soil (a late leaf-off while the season is being
             # learnt dips less)
             transient &= (depth <= -2.0 * min_drop[:, None]).all(axis=0)
             stable_history[transient] = False
-            learn = np.flatnonzero(withdraw & (run >= params.confirm_count))
+            # a late leaf-off teaches the pixel its season; a replanting's bare months do not
+            learn = np.flatnonzero(seasonal & (run >= params.confirm_count))
             if learn.size:
                 to_learn[: position + 1, learn] |= pending[: position + 1, learn]
-            # regrowth short of the pre-event state soon after a confirmed cut: replanting
-            partial = ok & open_ & (confirmed >= 0) & ~brk & ~normal
-            regrown = partial & (day - first <= params.regrowth_days)
-            with np.errstate(invalid="ignore"):
-                regrown &= (raw >= (1.0 - params.regrowth_share) * depth).all(axis=0)
-            regrown &= in_season[:, offset_in_block].all(axis=0)
-            regrow[regrown] += 1
-            regrow[partial & ~regrown] = 0
-            harvest = regrown & (regrow >= params.recover_count)
-            harvest_first[harvest] = first[harvest]
-            ended = withdraw | harvest
-            ended_pixels = np.flatnonzero(ended)
+            ended_pixels = np.flatnonzero(withdraw)
             if ended_pixels.size:
                 pending[: position + 1, ended_pixels] = False
-            first[ended] = -1
-            confirmed[ended] = -1
-            run[ended] = 0
-            back[ended] = 0
-            regrow[ended] = 0
+            first[withdraw] = -1
+            confirmed[withdraw] = -1
+            run[withdraw] = 0
+            back[withdraw] = 0
 
     learn_waiting()
     status = np.zeros(n_pixels, dtype=np.int8)
