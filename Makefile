@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help install demo test test-fast lint platform-up platform-down platform-status login lock bench train test-cluster
+.PHONY: help install demo test test-fast lint platform-up platform-down platform-status login lock bench train test-cluster test-faults
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -48,6 +48,10 @@ platform-status:  ## one line per service: state, address, pid, log file (PROFIL
 
 test-cluster: install  ## the cluster profile's end-to-end test (kill -9 mid-run; ~20 min, its own cluster)
 	@$(PY) -m pytest -p no:cacheprovider -p no:randomly -m cluster tests/cluster
+
+test-faults: install  ## the long fault campaign (40 runs, a kill -9 each; FAULTS_RUNS=N, FAULTS_SEED=S replays)
+	@CANOPYWATCH_FAULTS_RUNS=$(or $(FAULTS_RUNS),40) CANOPYWATCH_FAULTS_SEED=$(FAULTS_SEED) \
+	  $(PY) -m pytest -p no:cacheprovider -p no:randomly -s -m faults tests/integration/test_fault_campaign.py
 
 login:  ## print every console and its login (Airflow UI, MinIO console, PostGIS, CDSE endpoint, API key)
 	@$(PY) -m canopywatch_dev.platform login
