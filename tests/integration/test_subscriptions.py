@@ -40,6 +40,7 @@ class Receiver:
     accepted: list[dict] = field(default_factory=list)
     signatures: dict[str, str] = field(default_factory=dict)
     bodies: dict[str, bytes] = field(default_factory=dict)
+    sent: dict[str, list[bytes]] = field(default_factory=dict)  # /flip: every body received
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -75,7 +76,15 @@ def receiver() -> Iterator[Receiver]:
             with state.lock:
                 state.requests[key] += 1
                 seen = state.requests[key]
-            if self.path.endswith("/ok"):
+            if self.path.endswith("/flip"):  # fails while always_fail, then accepts
+                with state.lock:
+                    state.sent.setdefault(key, []).append(body)
+                    state.signatures[key] = self.headers["X-Canopywatch-Signature"]
+                code = 500 if state.always_fail else 200
+                if code == 200:
+                    with state.lock:
+                        state.accepted.append(json.loads(body))
+            elif self.path.endswith("/ok"):
                 code = 200
                 with state.lock:
                     state.accepted.append(json.loads(body))
@@ -247,6 +256,66 @@ def test_flaky_receiver_gets_each_alert_status_exactly_once(
     listed = json.loads(capsys.readouterr().out)
     assert {r["target"].rsplit("/", 1)[1] for r in listed} == {"all", "high"}
     assert all("secret" not in r for r in listed)
+
+
+def test_dead_letters_are_redelivered_with_their_first_body(
+    platform: Settings, receiver: Receiver, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    area = "redo-area"
+    settings = replace(platform, webhook_allow_private=True, webhook_backoff_s=0.05,
+                       webhook_max_attempts=3)  # fmt: skip
+    _env(monkeypatch, settings, allow_private=True)
+    monkeypatch.setenv("CANOPYWATCH_WEBHOOK_MAX_ATTEMPTS", "3")
+    monkeypatch.setenv("CANOPYWATCH_WEBHOOK_BACKOFF_S", "0.05")
+    with connect(settings) as conn:
+        aois.register(conn, aois.RegisteredAoi(area, area, BBox(-55.41, -7.11, -55.38, -7.08)))
+    receiver.always_fail = True
+    capsys.readouterr()
+    assert cli.main(["subscribe", "--aoi", area, "--webhook", f"{receiver.url}/flip"]) == 0
+    with connect(settings) as conn:
+        (sub,) = store.list_subscriptions(conn, aoi_id=area)
+    _publish(settings, [json.dumps({**_alert(a, "low", False), "aoi_id": area}).encode()
+                        for a in ("redo-x", "redo-y")])  # fmt: skip
+    group = f"cwtest-redo-{uuid.uuid4().hex[:8]}"
+    first = run(settings, once=True, group=group)
+    assert first.outcomes.get("dead_letter") == 2
+    keys = ["/flip|redo-x:low", "/flip|redo-y:low"]
+    assert [len(receiver.sent[k]) for k in keys] == [3, 3]  # the policy's attempts, then dead
+
+    def redeliver(*options: str) -> str:
+        capsys.readouterr()
+        assert cli.main(["subscriptions", "redeliver", *options]) == 0
+        return capsys.readouterr().out.strip()
+
+    # still failing: one key redelivered, a fresh round of attempts, dead-lettered again
+    out = redeliver("--key", "redo-x:low", "--subscription", sub.subscription_id)
+    assert out == "1 dead letter(s) found; redelivered: 1 dead_letter"
+    assert [len(receiver.sent[k]) for k in keys] == [6, 3]
+    # fixed: every dead letter of the subscription goes through, once
+    receiver.always_fail = False
+    out = redeliver("--subscription", sub.subscription_id)
+    assert out == "2 dead letter(s) found; redelivered: 2 delivered"
+    assert [len(receiver.sent[k]) for k in keys] == [7, 4]
+    assert redeliver("--subscription", sub.subscription_id) == "0 dead letter(s) found"
+    # (other tests' removed subscriptions may keep dead letters: left as they are)
+    assert "redelivered" not in redeliver()
+    # the same signed body every time: the receiver can tell it is one event
+    for k in keys:
+        assert len(set(receiver.sent[k])) == 1
+        assert verify(sub.secret, receiver.sent[k][0], receiver.signatures[k])
+    accepted = [d["idempotency_key"] for d in receiver.accepted if d["aoi_id"] == area]
+    assert sorted(accepted) == ["redo-x:low", "redo-y:low"]
+    with connect(settings) as conn:
+        rows = conn.execute(
+            "SELECT idempotency_key, state, attempts, redeliveries FROM subscription_deliveries "
+            "WHERE subscription_id = %s ORDER BY 1",
+            (sub.subscription_id,),
+        ).fetchall()
+    assert rows == [("redo-x:low", "delivered", 1, 2), ("redo-y:low", "delivered", 1, 1)]
+    # a replay of the topic sends nothing again
+    again = run(settings, once=True, group=f"{group}-replay")
+    assert again.messages >= 2  # (the module's topic holds other tests' alerts too)
+    assert [len(receiver.sent[k]) for k in keys] == [7, 4]
 
 
 def test_a_failed_task_notifies_every_subscription_once(

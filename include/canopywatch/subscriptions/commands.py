@@ -1,4 +1,4 @@
-"""``canopywatch subscribe`` and ``canopywatch subscriptions list|remove|deliveries|deliver``.
+"""``canopywatch subscribe`` and ``canopywatch subscriptions list|remove|deliveries|deliver|redeliver``.
 
     canopywatch subscribe --aoi tapajos-1 --webhook https://example.org/hook [--min-status high]
     canopywatch subscribe --aoi tapajos-1 --email analyst@example.org
@@ -6,6 +6,7 @@
     canopywatch subscriptions remove SUBSCRIPTION_ID
     canopywatch subscriptions deliveries [--subscription ID] [--state dead_letter] [--format csv|json]
     canopywatch subscriptions deliver [--follow]     # consume canopywatch.alerts and deliver
+    canopywatch subscriptions redeliver [--subscription ID] [--key ALERT_ID:STATUS]
 
 A target that is not http(s), or resolves to a private or loopback address (unless
 ``CANOPYWATCH_WEBHOOK_ALLOW_PRIVATE=true``), an unknown area or a bad status prints one line
@@ -110,6 +111,20 @@ def register(subparsers: Any) -> None:
     )
     deliver.add_argument("--follow", action="store_true", help="keep consuming until stopped")
     deliver.set_defaults(subscription_handler=_deliver)
+    redeliver = verbs.add_parser(
+        "redeliver",
+        **with_examples(
+            "send dead-lettered deliveries again (same signed body, fresh retries)",
+            "canopywatch subscriptions redeliver",
+            "canopywatch subscriptions redeliver --subscription SUBSCRIPTION_ID",
+            "canopywatch subscriptions redeliver --key ALERT_ID:high",
+        ),
+    )
+    redeliver.add_argument("--subscription", help="only this subscription's dead letters")
+    redeliver.add_argument(
+        "--key", help="only this idempotency key (<alert id>:<status>, as deliveries shows it)"
+    )
+    redeliver.set_defaults(subscription_handler=_redeliver)
 
 
 def dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
@@ -235,4 +250,35 @@ def _deliver(args: argparse.Namespace, settings: Settings) -> int:
 
     report = run(settings, once=not args.follow)
     print(json.dumps(report.as_dict()))
+    return 0
+
+
+def _redeliver(args: argparse.Namespace, settings: Settings) -> int:
+    import httpx
+
+    from canopywatch.subscriptions.delivery import DeliveryPolicy
+    from canopywatch.subscriptions.redelivery import redeliver
+
+    with _connect(settings) as conn, httpx.Client() as client:
+        report = redeliver(
+            conn,
+            client,
+            DeliveryPolicy.from_settings(settings),
+            subscription_id=args.subscription,
+            key=args.key,
+        )
+    outcomes = ", ".join(f"{n} {state}" for state, n in sorted(report.outcomes.items()))
+    skipped = [
+        f"{n} {what}"
+        for n, what in (
+            (report.inactive, "of removed subscriptions"),
+            (report.without_body, "without a stored body (dead-lettered before bodies were kept)"),
+        )
+        if n
+    ]
+    print(
+        f"{report.found} dead letter(s) found"
+        + (f"; redelivered: {outcomes}" if outcomes else "")
+        + (f"; left: {', '.join(skipped)}" if skipped else "")
+    )
     return 0

@@ -10,7 +10,8 @@ subscription at most once, and exactly once unless it is dead-lettered.
 An attempt succeeds on a 2xx answer. 5xx, 408, 429, timeouts and connection errors are
 retried after ``backoff * 2**(attempt-1)`` seconds (at most ``MAX_BACKOFF_S``), up to
 ``max_attempts``; another 4xx, a redirect or a target that is no longer allowed dead-letters
-at once. Redirects are never followed (they could point inside the network).
+at once. Redirects are never followed (they could point inside the network). A dead letter
+keeps the body it was sent with; ``canopywatch.subscriptions.redelivery`` sends it again.
 """
 
 from __future__ import annotations
@@ -244,10 +245,10 @@ def deliver_event(
         cur.execute(
             """
             INSERT INTO subscription_deliveries
-                (subscription_id, idempotency_key, alert_id, status, event, state)
-            VALUES (%s, %s, %s, %s, %s, 'pending') ON CONFLICT DO NOTHING
+                (subscription_id, idempotency_key, alert_id, status, event, state, body)
+            VALUES (%s, %s, %s, %s, %s, 'pending', %s) ON CONFLICT DO NOTHING
             """,
-            (subscription.subscription_id, key, ref_id, status, event),
+            (subscription.subscription_id, key, ref_id, status, event, body),
         )
         conn.commit()
         cur.execute(

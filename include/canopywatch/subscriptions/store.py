@@ -4,7 +4,8 @@
 its signing secret; removing one deactivates it and keeps its log. ``subscription_deliveries``:
 one row per (subscription, idempotency key = ``<alert id>:<status>``) with its state
 (``pending`` while being tried, ``delivered``, ``dead_letter`` after the last failed
-attempt), the attempts made and the last HTTP status or error. The primary key makes a
+attempt), the attempts made, the last HTTP status or error, the body as signed and sent
+(for a redelivery) and how many times it was redelivered. The primary key makes a
 delivery happen at most once per subscription and key, whoever consumes the topic.
 """
 
@@ -50,6 +51,10 @@ CREATE TABLE IF NOT EXISTS subscription_deliveries (
 );
 CREATE INDEX IF NOT EXISTS subscription_deliveries_state_idx
     ON subscription_deliveries (state, updated_at);
+-- the signed body, kept so a dead letter can be redelivered as it was first sent
+ALTER TABLE subscription_deliveries ADD COLUMN IF NOT EXISTS body bytea;
+ALTER TABLE subscription_deliveries
+    ADD COLUMN IF NOT EXISTS redeliveries integer NOT NULL DEFAULT 0;
 """
 _DDL_LOCK = 0x63_77_73_62  # "cwsb"
 MIN_STATUSES = ("low", "high")
