@@ -185,7 +185,7 @@ def test_lake_read_and_history_commands(lake: Lake, capsys: pytest.CaptureFixtur
         )
         == 0
     )
-    assert "MERGE" in capsys.readouterr().out
+    assert "WRITE" in capsys.readouterr().out  # new rows are appended, the merge only updates
     bad = _parse(["lake", "read", "--table", "scenes_raw", "--lake", lake.root, "--version", "7"])
     assert dispatch(bad, Settings()) == 2
     assert (

@@ -292,3 +292,55 @@ def _raw_row(scene_id: str) -> dict[str, Any]:
     return scene_raw_row(
         scene(1, scene_id=scene_id), Provenance(None, None, None, datetime.now(UTC))
     )
+
+
+def test_cog_batch_of_a_changed_stored_row_and_a_new_one_updates_one_and_inserts_one(
+    lake: Lake,
+) -> None:
+    def key(n: int) -> str:
+        return (
+            f"sentinel_hub/s2l2a_bands/6vjyn/20240301T000000Z/bbox_{n}.000000_-7.100000_"
+            f"{n}.500000_-7.080000/cog.tif"
+        )
+
+    def converted(n: int, at: int, valid: bool) -> StaticMessage:
+        message = SceneConverted(scene_id=f"s{n}", cog_key=key(n), valid=valid)
+        return FakeMessage(message.to_bytes(), at, "cw.scenes-converted")
+
+    write_converted_batch([converted(1, 0, False)], lake=lake, dlq=FakeProducer())
+    mixed = write_converted_batch(
+        [converted(1, 1, True), converted(2, 2, True)], lake=lake, dlq=FakeProducer()
+    )
+    assert (mixed.commit.inserted, mixed.commit.updated) == (1, 1)
+    unchanged = write_converted_batch([converted(2, 3, True)], lake=lake, dlq=FakeProducer())
+    assert (unchanged.commit.inserted, unchanged.commit.updated) == (0, 0)
+    assert unchanged.commit.version is not None  # the offsets are recorded all the same
+    table = open_table(lake, SCENES_COG).to_pyarrow_table().sort_by("scene_id")
+    assert table.column("scene_id").to_pylist() == ["s1", "s2"]
+    assert table.column("valid").to_pylist() == [True, True]
+    assert (
+        open_table(lake, SCENES_COG).transaction_version("canopywatch:cw.scenes-converted:0") == 3
+    )
+
+
+def test_two_writers_of_one_partition_cannot_both_commit_its_offsets(lake: Lake) -> None:
+    # what the append path relies on: Delta refuses a commit whose transaction app id a
+    # concurrent commit already set, so the loser retries and finds its offsets written
+    from deltalake import CommitProperties, Transaction, write_deltalake
+    from deltalake.exceptions import CommitFailedError
+
+    first, late = open_table(lake, SCENES_RAW), open_table(lake, SCENES_RAW)
+    ident = app_id("canopywatch", TOPIC, 0)
+    done = CommitProperties(app_transactions=[Transaction(ident, 5)])
+    write_deltalake(first, SCENES_RAW.schema.empty_table(), mode="append", commit_properties=done)
+    with pytest.raises(CommitFailedError):
+        write_deltalake(
+            late, SCENES_RAW.schema.empty_table(), mode="append", commit_properties=done
+        )
+    # and the writer itself, racing from a stale view, skips what the winner wrote
+    write_scene_batch(messages([scene(1), scene(2)], first_offset=6), lake=lake, dlq=FakeProducer())
+    replay = write_scene_batch(
+        messages([scene(1), scene(2)], first_offset=6), lake=lake, dlq=FakeProducer()
+    )
+    assert replay.commit.version is None and replay.commit.replayed == 2
+    assert rows(lake).num_rows == 2

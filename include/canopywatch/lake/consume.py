@@ -79,7 +79,8 @@ def write_message_batch(
             raise RuntimeError("a consumed Kafka message has no topic, partition or offset")
         positioned.append((message, topic, partition, offset))
     # offsets the table already holds were handled (written or dead-lettered) before
-    done = committed_offsets(open_table(lake, spec), ((t, p) for _, t, p, _ in positioned), app)
+    table = open_table(lake, spec)  # one log read per batch: the writer below reuses it
+    done = committed_offsets(table, ((t, p) for _, t, p, _ in positioned), app)
     replayed = 0
     records: list[OffsetRow] = []
     letters: list[DeadLetter] = []
@@ -118,7 +119,7 @@ def write_message_batch(
                 "%s: all %d message(s) were already written; nothing to do", spec.name, replayed
             )
         return BatchOutcome(CommitResult(spec.name, None, replayed=replayed), letters)
-    commit = write_exactly_once(lake, spec, records, app=app)
+    commit = write_exactly_once(lake, spec, records, app=app, table=table)
     return BatchOutcome(replace(commit, replayed=commit.replayed + replayed), letters)
 
 

@@ -11,6 +11,16 @@ partitions the batch touches are read), so the same record arriving at two offse
 
 A commit that loses a race with another writer (conditional put on the log) is
 retried from the top: offsets are read again, so nothing is written twice.
+
+The merge is the slow part of a batch (a join planned and run over the touched
+partitions), and most batches only add rows. So the ids the batch touches are first
+looked up in the key column of those partitions alone; rows whose id is not there yet are
+appended (one ``write_deltalake`` append, the same commit with the same offsets), and
+the merge runs only when an id is already stored and the table has updatable columns;
+for a first-write-wins table the stored ids are just left out. A concurrent writer of
+the same topic-partition still cannot slip a row in twice: its commit carries the same
+transaction app ids, which Delta's conflict check refuses (the loser retries from the
+top and skips the offsets), and a record keeps one id per Kafka key, so one partition.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import CommitProperties, DeltaTable, QueryBuilder, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 from canopywatch.lake.tables import Lake, TableSpec, open_table
@@ -116,35 +126,68 @@ def _commit_properties(offsets: Mapping[str, int]) -> CommitProperties:
     )
 
 
+def stored_keys(table: DeltaTable, spec: TableSpec, rows: Sequence[Mapping[str, Any]]) -> set[Any]:
+    """Those of the rows' ids the table holds, read from the key column of the partitions
+    the rows fall in (the whole key column when rows are matched across partitions).
+
+    DataFusion (``QueryBuilder``) prunes the files by their partition values from the log,
+    so the cost follows the partitions the batch touches, not the files the table has."""
+    conditions = []
+    if spec.merge_in_partition:
+        for column in spec.partition_by:
+            values = ", ".join(_sql_text(str(v)) for v in sorted({r[column] for r in rows}))
+            conditions.append(f'"{column}" IN ({values})')
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    statement = f'SELECT DISTINCT "{spec.key}" FROM t{where}'
+    stored = QueryBuilder().register("t", table).execute(statement).read_all()
+    wanted = {r[spec.key] for r in rows}
+    return {key for key in stored.column(0).to_pylist() if key in wanted}
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _merge(table: DeltaTable, spec: TableSpec, plan: BatchPlan) -> tuple[int, int]:
+    merger = table.merge(
+        to_arrow(spec, plan.rows),
+        merge_predicate(spec),
+        source_alias="s",
+        target_alias="t",
+        commit_properties=_commit_properties(plan.offsets),
+    )
+    if spec.updatable:
+        provenance = ("kafka_topic", "kafka_partition", "kafka_offset", "schema_version")
+        merger = merger.when_matched_update(
+            {c: f"s.{c}" for c in (*spec.updatable, *provenance, "ingested_at")},
+            predicate=changed_predicate(spec),
+        )
+    metrics = merger.when_not_matched_insert_all().execute()
+    return int(metrics.get("num_target_rows_inserted", 0)), int(
+        metrics.get("num_target_rows_updated", 0)
+    )
+
+
 def _commit(table: DeltaTable, spec: TableSpec, plan: BatchPlan) -> tuple[int, int, int]:
     """Write the plan in one commit; returns (version, inserted, updated)."""
     inserted = updated = 0
-    if plan.rows:
-        merger = table.merge(
-            to_arrow(spec, plan.rows),
-            merge_predicate(spec),
-            source_alias="s",
-            target_alias="t",
-            commit_properties=_commit_properties(plan.offsets),
-        )
-        if spec.updatable:
-            provenance = ("kafka_topic", "kafka_partition", "kafka_offset", "schema_version")
-            merger = merger.when_matched_update(
-                {c: f"s.{c}" for c in (*spec.updatable, *provenance, "ingested_at")},
-                predicate=changed_predicate(spec),
-            )
-        metrics = merger.when_not_matched_insert_all().execute()
-        inserted = int(metrics.get("num_target_rows_inserted", 0))
-        updated = int(metrics.get("num_target_rows_updated", 0))
-    if inserted == 0 and updated == 0:
-        # a merge that changes nothing makes no commit: record the offsets on their own
-        write_deltalake(
-            table,
-            spec.schema.empty_table(),
-            mode="append",
-            commit_properties=_commit_properties(plan.offsets),
-        )
-    return table.version(), inserted, updated
+    rows = list(plan.rows)
+    stored = stored_keys(table, spec, rows) if rows else set()
+    if stored and spec.updatable:
+        # an id already there may carry changed values: the merge decides row by row
+        inserted, updated = _merge(table, spec, plan)
+        if inserted or updated:
+            return table.version(), inserted, updated
+        rows = []
+    new = [r for r in rows if r[spec.key] not in stored]
+    # the new rows (or none: a batch of replays and stored ids records its offsets alone)
+    write_deltalake(
+        table,
+        to_arrow(spec, new) if new else spec.schema.empty_table(),
+        mode="append",
+        commit_properties=_commit_properties(plan.offsets),
+    )
+    return table.version(), len(new), 0
 
 
 def committed_offsets(
@@ -164,9 +207,11 @@ def write_exactly_once(
     *,
     app: str = DEFAULT_APP,
     max_attempts: int = MAX_COMMIT_ATTEMPTS,
+    table: DeltaTable | None = None,
 ) -> CommitResult:
-    """Write a consumed batch into ``spec``'s table once, whatever was written before."""
-    table = open_table(lake, spec)
+    """Write a consumed batch into ``spec``'s table once, whatever was written before
+    (``table``: the table already opened, else it is opened here)."""
+    table = table if table is not None else open_table(lake, spec)
     idents = {app_id(app, r.topic, r.partition) for r in records}
     for attempt in range(1, max_attempts + 1):
         committed = {ident: table.transaction_version(ident) for ident in idents}
