@@ -1,0 +1,398 @@
+"""Catalog bbox + time query latency at 1 M and 10 M scenes: which PostGIS layout wins.
+
+    .venv/bin/python benchmarks/catalog_query.py [--rows 1000000,10000000] [--queries 300]
+                                                 [--layouts gist,gist_cluster,...]
+                                                 [--quick] [--json OUT]
+
+Generated scene rows (``canopywatch_dev.synthetic_catalog``: 0.2° footprints over a
+25° x 20° region of the Amazon, three years of acquisitions) are loaded with COPY once
+per size into a schema of the benchmark's own on the running platform's PostgreSQL, then
+copied into one ``scenes`` table per layout, each in a schema of its own:
+
+* ``gist``: the layout before this benchmark: GiST on the footprint, B-tree on the time;
+* ``gist_cluster``: the same, the table CLUSTERed by geohash and time;
+* ``brin``: GiST on the footprint, BRIN on the time, the table in time order;
+* ``partitioned``: range partitions by month, GiST and B-tree per partition;
+* ``gist_time``: one GiST over footprint and time (``btree_gist``), the table in
+  insertion order;
+* ``gist_time_cluster``: ``gist_time`` on a table CLUSTERed by geohash and time;
+* ``product``: the product's own DDL as ``canopywatch.catalog.schema.ensure_schema``
+  builds it, on the rows in generated (random) order: the worst case of a catalog that
+  is never re-clustered.
+
+Every layout answers the same queries (``queries.SCENES_SQL``, the product's statement:
+a 0.5° box and a 30-day window at random places and times), taken in turn layout by
+layout so load from other work weighs on all of them alike, after a warm-up; p50 / p95
+per layout. Every layout must return the same rows for every query. The benchmark's
+schemas are dropped at the end, also after a failure. ``--quick``: 1 M rows, 200 queries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from rich.console import Console
+from rich.table import Table
+
+from canopywatch.catalog import queries
+from canopywatch.catalog.schema import connect, drop_schema, ensure_schema
+from canopywatch.settings import Settings
+from canopywatch_dev.platform import stack
+from canopywatch_dev.platform.environment import with_credentials
+from canopywatch_dev.synthetic_catalog import (
+    DAYS,
+    FIRST_DAY,
+    random_query_box,
+    random_query_window,
+    synthetic_scenes,
+)
+
+LAYOUTS = (
+    "gist", "gist_cluster", "brin", "partitioned", "gist_time", "gist_time_cluster", "product",
+)  # fmt: skip
+WARM_UP = 20
+
+# the rows as the product stores them, from the COPY stage
+INSERT_SQL = """
+INSERT INTO {target} (scene_id, request_id, aoi_id, source, function, geohash, acquired_at,
+    cloud_cover, crs, width, height, bands, bucket, raw_key, checksum, size_bytes, footprint)
+SELECT scene_id, 'synthetic', 'synthetic', 'simulated', 's2l2a_bands',
+    ST_GeoHash(ST_Centroid(ST_MakeEnvelope(minx, miny, maxx, maxy, 4326)), 5),
+    acquired_at, cloud_cover, 'EPSG:32721', 2200, 2200, ARRAY['B02','B03','B04'],
+    'synthetic', 'simulated/' || scene_id || '/raw.tif', '', 0,
+    ST_MakeEnvelope(minx, miny, maxx, maxy, 4326)
+FROM {stage} {order}
+"""
+
+
+@dataclass
+class LayoutResult:
+    layout: str
+    rows: int
+    build_s: float
+    table_mb: float
+    timings_ms: list[float] = field(default_factory=list)
+    hits: list[int] = field(default_factory=list)
+
+    def quantile(self, q: int) -> float:
+        return statistics.quantiles(self.timings_ms, n=100)[q - 1]
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.timings_ms)
+
+    @property
+    def p95(self) -> float:
+        return self.quantile(95)
+
+
+def load_stage(conn: psycopg.Connection[Any], rows: int) -> None:
+    """``stage``: the generated rows, loaded with COPY."""
+    with conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS stage")
+        cur.execute(
+            """CREATE UNLOGGED TABLE stage (scene_id text, acquired_at timestamptz,
+                cloud_cover double precision, minx double precision, miny double precision,
+                maxx double precision, maxy double precision)"""
+        )
+        with cur.copy(
+            "COPY stage (scene_id, acquired_at, cloud_cover, minx, miny, maxx, maxy) FROM STDIN"
+        ) as copy:
+            for row in synthetic_scenes(rows):
+                copy.write_row(row)
+    conn.commit()
+
+
+def _exec(conn: psycopg.Connection[Any], *statements: str) -> None:
+    with conn.cursor() as cur:
+        for statement in statements:
+            cur.execute(statement)  # type: ignore[arg-type]
+    conn.commit()
+
+
+def _insert(conn: psycopg.Connection[Any], stage: str, order: str = "") -> None:
+    statement = INSERT_SQL.format(target="scenes", stage=stage, order=order)
+    _exec(conn, statement)
+
+
+def _plain_table(conn: psycopg.Connection[Any]) -> None:
+    """The product's tables with only the primary key on ``scenes`` (indexes come after)."""
+    ensure_schema(conn)
+    _exec(
+        conn,
+        "DROP INDEX IF EXISTS scenes_footprint_gix",
+        "DROP INDEX IF EXISTS scenes_acquired_at_idx",
+        "DROP INDEX IF EXISTS scenes_footprint_time_gix",
+        "DROP INDEX IF EXISTS scenes_geohash_time_idx",
+        "DROP INDEX IF EXISTS scenes_aoi_idx",
+    )
+
+
+def build_gist(conn: psycopg.Connection[Any], stage: str) -> None:
+    _plain_table(conn)
+    _insert(conn, stage)
+    _exec(
+        conn,
+        "CREATE INDEX scenes_footprint_gix ON scenes USING gist (footprint)",
+        "CREATE INDEX scenes_acquired_at_idx ON scenes (acquired_at)",
+    )
+
+
+def build_gist_cluster(conn: psycopg.Connection[Any], stage: str) -> None:
+    build_gist(conn, stage)
+    _exec(
+        conn,
+        "CREATE INDEX scenes_geohash_time_idx ON scenes (geohash, acquired_at)",
+        "CLUSTER scenes USING scenes_geohash_time_idx",
+    )
+
+
+def build_brin(conn: psycopg.Connection[Any], stage: str) -> None:
+    _plain_table(conn)
+    _insert(conn, stage, "ORDER BY acquired_at")
+    _exec(
+        conn,
+        "CREATE INDEX scenes_footprint_gix ON scenes USING gist (footprint)",
+        "CREATE INDEX scenes_acquired_at_brin ON scenes USING brin (acquired_at) "
+        "WITH (pages_per_range = 16)",
+    )
+
+
+def build_partitioned(conn: psycopg.Connection[Any], stage: str) -> None:
+    ensure_schema(conn)
+    statements = [
+        "DROP TABLE scenes CASCADE",
+        # the partition key must be in the primary key of a partitioned table
+        f"CREATE TABLE scenes (LIKE {stage.split('.')[0]}.scenes INCLUDING DEFAULTS) "
+        "PARTITION BY RANGE (acquired_at)",
+    ]
+    first = FIRST_DAY.replace(day=1)
+    months = DAYS // 28 + 2
+    for n in range(months):
+        start = _add_months(first, n)
+        end = _add_months(first, n + 1)
+        statements.append(
+            f"CREATE TABLE scenes_{start:%Y%m} PARTITION OF scenes "
+            f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
+        )
+    statements.append("CREATE TABLE scenes_other PARTITION OF scenes DEFAULT")
+    _exec(conn, *statements)
+    _insert(conn, stage)
+    _exec(
+        conn,
+        "ALTER TABLE scenes ADD PRIMARY KEY (scene_id, acquired_at)",
+        "CREATE INDEX scenes_footprint_gix ON scenes USING gist (footprint)",
+        "CREATE INDEX scenes_acquired_at_idx ON scenes (acquired_at)",
+    )
+
+
+def _add_months(day: datetime, months: int) -> datetime:
+    year, month = divmod(day.month - 1 + months, 12)
+    return day.replace(year=day.year + year, month=month + 1)
+
+
+def build_gist_time(conn: psycopg.Connection[Any], stage: str) -> None:
+    _plain_table(conn)
+    _insert(conn, stage)
+    _exec(
+        conn,
+        "CREATE EXTENSION IF NOT EXISTS btree_gist SCHEMA public",
+        "CREATE INDEX scenes_footprint_time_gix ON scenes USING gist (footprint, acquired_at)",
+    )
+
+
+def build_gist_time_cluster(conn: psycopg.Connection[Any], stage: str) -> None:
+    build_gist_time(conn, stage)
+    _exec(
+        conn,
+        "CREATE INDEX scenes_geohash_time_idx ON scenes (geohash, acquired_at)",
+        "CLUSTER scenes USING scenes_geohash_time_idx",
+    )
+
+
+def build_product(conn: psycopg.Connection[Any], stage: str) -> None:
+    _plain_table(conn)
+    _insert(conn, stage)
+    ensure_schema(conn)  # the product's indexes, as a catalog gets them
+
+
+BUILDERS: dict[str, Callable[[psycopg.Connection[Any], str], None]] = {
+    "gist": build_gist,
+    "gist_cluster": build_gist_cluster,
+    "brin": build_brin,
+    "partitioned": build_partitioned,
+    "gist_time": build_gist_time,
+    "gist_time_cluster": build_gist_time_cluster,
+    "product": build_product,
+}
+
+
+def build_layout(
+    settings: Settings, schema: str, stage: str, layout: str, rows: int
+) -> LayoutResult:
+    started = time.perf_counter()
+    with connect(settings, schema=schema) as conn:
+        BUILDERS[layout](conn, stage)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("VACUUM ANALYZE scenes")
+            cur.execute("SELECT pg_total_relation_size('scenes'::regclass)")
+            size = cur.fetchone()
+            if layout == "partitioned":
+                cur.execute(
+                    "SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits "
+                    "WHERE inhparent = 'scenes'::regclass"
+                )
+                size = cur.fetchone()
+    table_mb = float(size[0] or 0) / 1e6 if size else 0.0
+    return LayoutResult(layout, rows, time.perf_counter() - started, table_mb)
+
+
+def run_queries(
+    settings: Settings, schemas: dict[str, str], results: dict[str, LayoutResult], count: int
+) -> int:
+    """The same queries on every layout, in turn; returns how many disagreed on the rows."""
+    rng = random.Random(count)
+    conns = {layout: connect(settings, schema=schema) for layout, schema in schemas.items()}
+    disagreements = 0
+    try:
+        for n in range(count + WARM_UP):
+            start, end = random_query_window(rng)
+            query = queries.Query.parse(random_query_box(rng), start.isoformat(), end.isoformat())
+            found: dict[str, list[str]] = {}
+            for layout, conn in conns.items():
+                t0 = time.perf_counter()
+                rows = queries.scenes_in(conn, query)
+                elapsed = (time.perf_counter() - t0) * 1000
+                found[layout] = [r["scene_id"] for r in rows]
+                if n >= WARM_UP:  # the first ones warm the cache and the prepared statement
+                    results[layout].timings_ms.append(elapsed)
+                    results[layout].hits.append(len(rows))
+            disagreements += len({tuple(ids) for ids in found.values()}) > 1
+    finally:
+        for conn in conns.values():
+            conn.close()
+    return disagreements
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default="1000000,10000000", help="scene counts")
+    parser.add_argument("--queries", type=int, default=300, help="queries per size and layout")
+    parser.add_argument("--layouts", default=",".join(LAYOUTS), help="comma-separated")
+    parser.add_argument("--quick", action="store_true", help="1 M rows, 200 queries")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args()
+    try:
+        sizes = [1_000_000] if args.quick else [int(r) for r in args.rows.split(",") if r]
+        layouts = [name for name in args.layouts.split(",") if name]
+    except ValueError:
+        sizes, layouts = [], []
+    count = 200 if args.quick else args.queries
+    unknown = sorted(set(layouts) - set(LAYOUTS))
+    if not sizes or min(sizes) < 1000 or count < 20 or unknown or not layouts:
+        print(
+            "catalog_query.py: --rows needs counts >= 1000, --queries >= 20, --layouts of "
+            f"{', '.join(LAYOUTS)}" + (f" (unknown: {', '.join(unknown)})" if unknown else ""),
+            file=sys.stderr,
+        )
+        return 2
+    console = Console()
+    settings = with_credentials(Settings.from_env())
+    stack.up(settings, ["postgres"])
+    run = uuid.uuid4().hex[:8]
+    base = f"cwq_{run}"
+    schemas = {layout: f"{base}_{layout}" for layout in layouts}
+    all_results: list[LayoutResult] = []
+    disagreements: dict[int, int] = {}
+    try:
+        with connect(settings, schema=base) as conn:
+            ensure_schema(conn)  # the columns the partitioned layout copies
+        for rows in sizes:
+            console.print(f"{rows:,} scenes: COPY into {base}.stage")
+            started = time.perf_counter()
+            with connect(settings, schema=base) as conn:
+                load_stage(conn, rows)
+            console.print(f"  loaded in {time.perf_counter() - started:.1f} s")
+            results: dict[str, LayoutResult] = {}
+            for layout in layouts:
+                with connect(settings) as conn:
+                    drop_schema(conn, schemas[layout])
+                results[layout] = build_layout(
+                    settings, schemas[layout], f"{base}.stage", layout, rows
+                )
+                console.print(
+                    f"  {layout}: built in {results[layout].build_s:.1f} s "
+                    f"({results[layout].table_mb:.0f} MB)"
+                )
+            disagreements[rows] = run_queries(settings, schemas, results, count)
+            all_results.extend(results.values())
+            for layout in layouts:  # the next size starts from nothing: disk stays small
+                with connect(settings) as conn:
+                    drop_schema(conn, schemas[layout])
+    finally:
+        with connect(settings) as conn:
+            for schema in [*schemas.values(), base]:
+                drop_schema(conn, schema)
+
+    table = Table(title="Catalog bbox (0.5°) + time (30 days) query, queries.SCENES_SQL")
+    for column in ("scenes", "layout", "build s", "MB", "p50 ms", "p95 ms", "p99 ms", "rows"):
+        table.add_column(column, justify="left" if column == "layout" else "right")
+    figures = []
+    for result in all_results:
+        table.add_row(
+            f"{result.rows:,}",
+            result.layout,
+            f"{result.build_s:.1f}",
+            f"{result.table_mb:.0f}",
+            f"{result.p50:.2f}",
+            f"{result.p95:.2f}",
+            f"{result.quantile(99):.2f}",
+            f"{statistics.mean(result.hits):.1f}",
+        )
+        figures.append(
+            {
+                "rows": result.rows,
+                "layout": result.layout,
+                "build_s": round(result.build_s, 2),
+                "table_mb": round(result.table_mb, 1),
+                "p50_ms": round(result.p50, 3),
+                "p95_ms": round(result.p95, 3),
+                "p99_ms": round(result.quantile(99), 3),
+                "mean_rows": round(statistics.mean(result.hits), 2),
+            }
+        )
+    console.print(table)
+    console.print(f"queries whose rows differed between layouts: {disagreements}")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "benchmark": "catalog_query",
+                    "queries": count,
+                    "load_average": list(os.getloadavg()),
+                    "disagreements": {str(k): v for k, v in disagreements.items()},
+                    "results": figures,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+    return 0 if not any(disagreements.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
