@@ -29,3 +29,27 @@ def test_scoring_logs_each_window_without_a_progress_bar(
     assert lines[0].startswith("p: scoring 4 window(s) of at most 48 px over ")
     assert lines[-1].startswith("p: scored window 4/4 (")
     assert capsys.readouterr().err == ""  # no tqdm bar on stderr (a task logs stderr as errors)
+
+
+def test_two_windows_at_a_time_give_exactly_what_one_at_a_time_gives() -> None:
+    simulation = simulate(
+        SimulationConfig(
+            seed=5, width=96, height=80, start=dt.date(2021, 1, 1), end=dt.date(2021, 12, 31),
+            n_clearings=3, cropland_share=0.1, forest_share=0.7, cloudiness=0.3,
+        )
+    )  # fmt: skip
+    runs = [
+        detect_area(
+            SimulationSource(simulation),
+            build_detector("harmonic"),
+            aoi="w",
+            window_size=40,
+            workers=workers,
+        )  # fmt: skip
+        for workers in (1, 2)
+    ]
+    one, two = (run.pixel_alerts for run in runs)
+    assert (one.first_day == two.first_day).all() and (one.status == two.status).all()
+    assert (one.score == two.score).all() and (one.monitored == two.monitored).all()
+    assert runs[0].alerts["alert_id"].tolist() == runs[1].alerts["alert_id"].tolist()
+    assert (one.first_day >= 0).sum() > 0  # the clearings were found in both

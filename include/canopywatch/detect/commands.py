@@ -137,6 +137,12 @@ def register(subparsers: Any) -> None:
         default=512,
         help="scoring window, px a side (memory vs overhead; default 512)",
     )
+    detect.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="windows scored at once (default: 2 on a machine with 2 or more cores)",
+    )
     detect.add_argument("--out", type=Path, required=True, help=".geojson or .gpkg")
     detect.add_argument("--quicklook", type=Path, default=None, help="PNG before/after")
     detect.set_defaults(handler=detect_command)
@@ -284,6 +290,8 @@ def detect_command(args: argparse.Namespace) -> int:
 
     if args.mmu_ha <= 0:
         raise ValueError("--mmu-ha must be > 0")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError("--workers must be >= 1")
     if args.out.suffix.lower() not in {".geojson", ".json", ".gpkg"}:
         raise ValueError(f"--out {args.out}: use .geojson or .gpkg")
     source = build_source(args)
@@ -299,6 +307,7 @@ def detect_command(args: argparse.Namespace) -> int:
         window_size=args.window,
         policy=AlertPolicy(mmu_ha=args.mmu_ha),
         progress=True,
+        workers=args.workers,
     )
     monitored = int(result.pixel_alerts.monitored.sum())
     if monitored == 0:

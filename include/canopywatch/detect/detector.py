@@ -9,7 +9,9 @@ the MMU and keeps before/after true-colour composites for the quicklook.
 from __future__ import annotations
 
 import logging
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -179,6 +181,53 @@ def true_colour(stack: ObservationStack, dates: npt.NDArray[np.bool_]) -> FloatA
     return composite
 
 
+def default_workers() -> int:
+    """Windows scored at once: numpy releases the GIL in the heavy steps, so two threads
+    keep two cores busy; more would hold more windows in memory for little gain."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+@dataclass
+class _ScoredWindow:
+    target: tuple[slice, slice]
+    first_day: IntArray
+    confirmed_day: IntArray
+    score: FloatArray
+    monitored: npt.NDArray[np.bool_]
+    status: npt.NDArray[np.int8]
+    before: FloatArray
+    after: FloatArray
+    days: IntArray
+
+
+def _score_window(
+    source: StackSource, detector: Detector, read_window: Window, core: Window
+) -> _ScoredWindow:
+    stack = source.read(read_window)
+    result = detector.detect(stack)
+    r0 = int(core.row_off - read_window.row_off)
+    c0 = int(core.col_off - read_window.col_off)
+    inner = (slice(r0, r0 + int(core.height)), slice(c0, c0 + int(core.width)))
+    n = stack.n_dates
+    quarter = max(1, n // 4)
+    early = np.arange(n) < quarter
+    late = np.arange(n) >= n - quarter
+    return _ScoredWindow(
+        target=(
+            slice(int(core.row_off), int(core.row_off + core.height)),
+            slice(int(core.col_off), int(core.col_off + core.width)),
+        ),
+        first_day=result.first_day[inner],
+        confirmed_day=result.confirmed_day[inner],
+        score=result.score[inner],
+        monitored=result.monitored[inner],
+        status=result.status_codes()[inner],
+        before=true_colour(stack, early)[(slice(None), *inner)],
+        after=true_colour(stack, late)[(slice(None), *inner)],
+        days=stack.days,
+    )
+
+
 def detect_area(
     source: StackSource,
     detector: Detector,
@@ -187,7 +236,10 @@ def detect_area(
     window_size: int = 512,
     policy: AlertPolicy | None = None,
     progress: bool = False,
+    workers: int | None = None,
 ) -> AreaDetection:
+    """Score ``source`` window by window, ``workers`` windows at a time (default: 2 on a
+    machine with 2 or more cores), and polygonize the stitched per-pixel alert state."""
     grid = source.grid
     shape_hw = grid.shape
     first_day = np.full(shape_hw, -1, dtype=np.int64)
@@ -199,38 +251,32 @@ def detect_area(
     after = np.full((3, *shape_hw), np.nan, dtype=np.float32)
     windows = list(iter_windows(grid, window_size, HALO_PX))
     days = np.asarray(source.days, dtype=np.int64)
+    n_workers = default_workers() if workers is None else max(1, workers)
     started = last_note = time.monotonic()
     if not progress:
-        log.info("%s: scoring %d window(s) of at most %d px over %d dates with %s",
-                 aoi, len(windows), window_size, len(source.days), detector.version)  # fmt: skip
-    for number, (read_window, core) in enumerate(
-        tqdm(windows, disable=not progress, desc=f"detect {aoi}"), start=1
-    ):
-        stack = source.read(read_window)
-        result = detector.detect(stack)
-        r0 = int(core.row_off - read_window.row_off)
-        c0 = int(core.col_off - read_window.col_off)
-        inner = (slice(r0, r0 + int(core.height)), slice(c0, c0 + int(core.width)))
-        target = (
-            slice(int(core.row_off), int(core.row_off + core.height)),
-            slice(int(core.col_off), int(core.col_off + core.width)),
-        )
-        first_day[target] = result.first_day[inner]
-        confirmed_day[target] = result.confirmed_day[inner]
-        score[target] = result.score[inner]
-        monitored[target] = result.monitored[inner]
-        status[target] = result.status_codes()[inner]
-        n = stack.n_dates
-        quarter = max(1, n // 4)
-        early = np.arange(n) < quarter
-        late = np.arange(n) >= n - quarter
-        before[(slice(None), *target)] = true_colour(stack, early)[(slice(None), *inner)]
-        after[(slice(None), *target)] = true_colour(stack, late)[(slice(None), *inner)]
-        days = stack.days
-        now = time.monotonic()
-        if not progress and (now - last_note >= PROGRESS_EVERY_S or number == len(windows)):
-            log.info("%s: scored window %d/%d (%.0f s)", aoi, number, len(windows), now - started)
-            last_note = now
+        log.info("%s: scoring %d window(s) of at most %d px over %d dates with %s (%d at a time)",
+                 aoi, len(windows), window_size, len(source.days), detector.version,
+                 min(n_workers, len(windows)))  # fmt: skip
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        scored = pool.map(lambda w: _score_window(source, detector, w[0], w[1]), windows)
+        for number, window in enumerate(
+            tqdm(scored, total=len(windows), disable=not progress, desc=f"detect {aoi}"), start=1
+        ):
+            target = window.target
+            first_day[target] = window.first_day
+            confirmed_day[target] = window.confirmed_day
+            score[target] = window.score
+            monitored[target] = window.monitored
+            status[target] = window.status
+            before[(slice(None), *target)] = window.before
+            after[(slice(None), *target)] = window.after
+            days = window.days
+            now = time.monotonic()
+            if not progress and (now - last_note >= PROGRESS_EVERY_S or number == len(windows)):
+                log.info(
+                    "%s: scored window %d/%d (%.0f s)", aoi, number, len(windows), now - started
+                )
+                last_note = now
     pixel_alerts = PixelAlerts(first_day, confirmed_day, score, monitored, status)
     alerts = polygonize(
         pixel_alerts,
