@@ -37,6 +37,7 @@ from canopywatch_dev.cdse_emulator.config import (
     STAC_DEFAULT_LIMIT,
     STAC_MAX_LIMIT,
     STAC_PATH,
+    STATISTICS_PATH,
     TOKEN_PATH,
 )
 from canopywatch_dev.cdse_emulator.errors import BadPayload, read_json_object, sh_error, stac_error
@@ -55,6 +56,7 @@ from canopywatch_dev.cdse_emulator.process import (
     tar_files,
 )
 from canopywatch_dev.cdse_emulator.search import parse_limit, scene_query_from
+from canopywatch_dev.cdse_emulator.statistics import parse_statistical_request, render_statistics
 from canopywatch_dev.cdse_emulator.tokens import Credentials, TokenError, TokenIssuer
 from canopywatch_dev.cdse_world import (
     Scene,
@@ -401,6 +403,28 @@ class CdseEmulator:
             files.append(RenderedFile("userdata.json", "application/json", b"{}"))
         return Response(tar_files(files), media_type=tar_type, headers=headers)
 
+    # -- Statistical API
+
+    async def statistics(self, request: Request) -> Response:
+        if (denied := self._unauthorized(request)) is not None:
+            return denied
+        body = await read_json_object(request)
+        parsed = parse_statistical_request(body)
+        try:
+            document, units = await run_in_threadpool(render_statistics, self.world, parsed)
+        except EvalscriptError as exc:
+            raise BadPayload(str(exc), "aggregation.evalscript", None) from exc
+        self.stats.spend(units)
+        LOGGER.info(
+            "statistics %dx%d %s: %d interval(s) with data, %.3f PU",
+            parsed.process.grid.width,
+            parsed.process.grid.height,
+            parsed.process.grid.crs.to_string(),
+            len(document["data"]),
+            units,
+        )
+        return JSONResponse(document, headers={"x-processingunits-spent": f"{units:.6g}"})
+
     # -- test hooks
 
     async def health(self, _: Request) -> Response:
@@ -501,6 +525,7 @@ def create_app(
         ),
         Route(f"{CATALOG_PATH}/search", _sh_errors(emulator.catalog_search), methods=["POST"]),
         Route(PROCESS_PATH, _sh_errors(emulator.process), methods=["POST"]),
+        Route(STATISTICS_PATH, _sh_errors(emulator.statistics), methods=["POST"]),
         Route(f"{STAC_PATH}/", emulator.stac_landing, methods=["GET"]),
         Route(STAC_PATH, emulator.stac_landing, methods=["GET"]),
         Route(f"{STAC_PATH}/collections", emulator.stac_collections, methods=["GET"]),

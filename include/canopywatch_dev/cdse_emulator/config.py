@@ -9,6 +9,7 @@ from canopywatch.sentinel2 import BANDS, SCL_BAND
 TOKEN_PATH = "/auth/realms/CDSE/protocol/openid-connect/token"  # noqa: S105
 CATALOG_PATH = "/api/v1/catalog/1.0.0"
 PROCESS_PATH = "/api/v1/process"
+STATISTICS_PATH = "/api/v1/statistics"
 STAC_PATH = "/stac/v1"
 COLLECTION_ID = "sentinel-2-l2a"
 PROCESS_TYPES = frozenset({COLLECTION_ID, "S2L2A"})
