@@ -282,5 +282,13 @@ def campaign(
             driver.run(index, kind, fault)
         hits = driver.canaries()
     report(table(driver.results))
+    if driver.results:
+        last = driver.results[-1].check
+        report(
+            f"checked: {last.expected_scenes} scenes (MinIO, Delta, PostGIS), "
+            f"{last.expected_alerts} alerts (Kafka, Delta, PostGIS); "
+            f"{sum(1 for r in driver.results if r.killed)} of {len(driver.results)} runs "
+            "had their kill -9"
+        )
     report(f"canary scan: {len(hits)} hit(s)" + (": " + "; ".join(hits[:5]) if hits else ""))
     return driver.results, hits
