@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/lake.py [--records 3000] [--batch 500] [--naive 100]
                                         [--rows 10000,100000,1000000] [--queries 200]
                                         [--lake minio|local] [--source kafka|memory]
+                                        [--quick] [--json OUT]
 
 1. Records per second of SceneDownloaded messages through the exactly-once writer
    (``write_scene_batch``: one Delta commit per batch with the Kafka offsets as
@@ -17,13 +18,19 @@
    box and a 30-day window) over 10k, 100k and 1M generated scenes, loaded with COPY.
 
 Works in a fresh bucket, fresh topics and a fresh PostGIS schema, all removed at the end.
+``--quick``: 3000 batched and 20 naive records, queries over 10k and 100k scenes.
+``--json OUT`` writes the figures as JSON. The layouts behind the query figures are
+compared in ``benchmarks/catalog_query.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -173,7 +180,20 @@ def main() -> int:
         default="kafka",
         help="kafka: through the real broker (produce, consume, commit); memory: the writer alone",
     )
+    parser.add_argument("--quick", action="store_true", help="20 naive records, 10k/100k scenes")
+    parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
+    if args.quick:
+        args.naive, args.rows = 20, "10000,100000"
+    try:
+        sizes = [int(r) for r in args.rows.split(",") if r]
+    except ValueError:
+        sizes = [-1]
+    if args.records < 1 or args.batch < 1 or args.naive < 1 or any(r < 1 for r in sizes):
+        print(
+            "lake.py: --records, --batch, --naive and --rows need positive counts", file=sys.stderr
+        )
+        return 2
     console = Console()
 
     base = with_credentials(Settings.from_env())
@@ -216,7 +236,7 @@ def main() -> int:
             )
             naive = measure_writer(lake("naive"), "naive, 1/commit", args.naive, 1, 0)
         query_results = []
-        for rows in (int(r) for r in args.rows.split(",") if r):
+        for rows in sizes:
             console.print(f"PostGIS: loading {rows:,} scenes and running {args.queries} queries")
             query_results.append(measure_queries(settings, schema, rows, args.queries))
     finally:
@@ -259,6 +279,40 @@ def main() -> int:
             f"{q.mean_hits:.1f}",
         )
     console.print(latency)
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "benchmark": "lake",
+                    "source": args.source,
+                    "lake": args.lake,
+                    "load_average": list(os.getloadavg()),
+                    "writers": [
+                        {
+                            "writer": r.label,
+                            "records": r.records,
+                            "commits": r.commits,
+                            "seconds": round(r.seconds, 3),
+                            "records_per_s": round(r.per_second, 1),
+                        }
+                        for r in (batched, naive)
+                    ],
+                    "batched_vs_naive": round(batched.per_second / naive.per_second, 1),
+                    "queries": [
+                        {
+                            "rows": q.rows,
+                            "load_s": round(q.load_seconds, 2),
+                            "p50_ms": round(q.p50_ms, 3),
+                            "p95_ms": round(q.p95_ms, 3),
+                            "mean_rows": round(q.mean_hits, 2),
+                        }
+                        for q in query_results
+                    ],
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     return 0
 
 

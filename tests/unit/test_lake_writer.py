@@ -344,3 +344,23 @@ def test_two_writers_of_one_partition_cannot_both_commit_its_offsets(lake: Lake)
     )
     assert replay.commit.version is None and replay.commit.replayed == 2
     assert rows(lake).num_rows == 2
+
+
+def test_stored_ids_are_found_in_files_written_elsewhere_and_after_compaction(lake: Lake) -> None:
+    from canopywatch.lake.keys import KEY_CACHE
+
+    write_scene_batch(messages([scene(1), scene(2)]), lake=lake, dlq=FakeProducer())
+    KEY_CACHE._keys.clear()  # as in another process: the files are read
+    again = write_scene_batch(messages([scene(1), scene(3)], 2), lake=lake, dlq=FakeProducer())
+    assert again.commit.inserted == 1
+    open_table(lake, SCENES_RAW).optimize.compact()  # new files, the old ones leave the table
+    later = write_scene_batch(
+        messages([scene(1), scene(3), scene(4)], 4), lake=lake, dlq=FakeProducer()
+    )
+    assert later.commit.inserted == 1
+    assert sorted(rows(lake).column("scene_id").to_pylist()) == [
+        "scene-00001",
+        "scene-00002",
+        "scene-00003",
+        "scene-00004",
+    ]

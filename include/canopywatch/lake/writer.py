@@ -33,9 +33,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, QueryBuilder, Transaction, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
+from canopywatch.lake.keys import KEY_CACHE, partition_paths, stored_keys
 from canopywatch.lake.tables import Lake, TableSpec, open_table
 
 log = logging.getLogger(__name__)
@@ -126,28 +127,6 @@ def _commit_properties(offsets: Mapping[str, int]) -> CommitProperties:
     )
 
 
-def stored_keys(table: DeltaTable, spec: TableSpec, rows: Sequence[Mapping[str, Any]]) -> set[Any]:
-    """Those of the rows' ids the table holds, read from the key column of the partitions
-    the rows fall in (the whole key column when rows are matched across partitions).
-
-    DataFusion (``QueryBuilder``) prunes the files by their partition values from the log,
-    so the cost follows the partitions the batch touches, not the files the table has."""
-    conditions = []
-    if spec.merge_in_partition:
-        for column in spec.partition_by:
-            values = ", ".join(_sql_text(str(v)) for v in sorted({r[column] for r in rows}))
-            conditions.append(f'"{column}" IN ({values})')
-    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-    statement = f'SELECT DISTINCT "{spec.key}" FROM t{where}'
-    stored = QueryBuilder().register("t", table).execute(statement).read_all()
-    wanted = {r[spec.key] for r in rows}
-    return {key for key in stored.column(0).to_pylist() if key in wanted}
-
-
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _merge(table: DeltaTable, spec: TableSpec, plan: BatchPlan) -> tuple[int, int]:
     merger = table.merge(
         to_arrow(spec, plan.rows),
@@ -168,11 +147,16 @@ def _merge(table: DeltaTable, spec: TableSpec, plan: BatchPlan) -> tuple[int, in
     )
 
 
-def _commit(table: DeltaTable, spec: TableSpec, plan: BatchPlan) -> tuple[int, int, int]:
+def _commit(
+    table: DeltaTable,
+    spec: TableSpec,
+    plan: BatchPlan,
+    storage_options: Mapping[str, str] | None = None,
+) -> tuple[int, int, int]:
     """Write the plan in one commit; returns (version, inserted, updated)."""
     inserted = updated = 0
     rows = list(plan.rows)
-    stored = stored_keys(table, spec, rows) if rows else set()
+    stored = stored_keys(table, spec, rows, storage_options) if rows else set()
     if stored and spec.updatable:
         # an id already there may carry changed values: the merge decides row by row
         inserted, updated = _merge(table, spec, plan)
@@ -180,6 +164,7 @@ def _commit(table: DeltaTable, spec: TableSpec, plan: BatchPlan) -> tuple[int, i
             return table.version(), inserted, updated
         rows = []
     new = [r for r in rows if r[spec.key] not in stored]
+    before_version, before_paths = table.version(), set(partition_paths(table))
     # the new rows (or none: a batch of replays and stored ids records its offsets alone)
     write_deltalake(
         table,
@@ -187,6 +172,8 @@ def _commit(table: DeltaTable, spec: TableSpec, plan: BatchPlan) -> tuple[int, i
         mode="append",
         commit_properties=_commit_properties(plan.offsets),
     )
+    if table.version() == before_version + 1:  # no other commit came between: files are ours
+        KEY_CACHE.remember(table, spec, before_paths, new)
     return table.version(), len(new), 0
 
 
@@ -225,7 +212,7 @@ def write_exactly_once(
             )
             return CommitResult(spec.name, None, replayed=plan.replayed, attempts=attempt)
         try:
-            version, inserted, updated = _commit(table, spec, plan)
+            version, inserted, updated = _commit(table, spec, plan, lake.options())
         except CommitFailedError as exc:
             if attempt == max_attempts:
                 raise
