@@ -23,7 +23,9 @@ copied into one ``scenes`` table per layout, each in a schema of its own:
 Every layout answers the same queries (``queries.SCENES_SQL``, the product's statement:
 a 0.5° box and a 30-day window at random places and times), taken in turn layout by
 layout so load from other work weighs on all of them alike, after a warm-up; p50 / p95
-per layout. Every layout must return the same rows for every query. The benchmark's
+per layout (client side, through psycopg), and for the first 40 queries EXPLAIN (ANALYZE,
+BUFFERS): the 8 kB pages a query touches (its work, whatever else loads the machine)
+and the server's execution time. Every layout must return the same rows for every query. The benchmark's
 schemas are dropped at the end, also after a failure. ``--quick``: 1 M rows, 200 queries.
 """
 
@@ -64,6 +66,7 @@ LAYOUTS = (
     "gist", "gist_cluster", "brin", "partitioned", "gist_time", "gist_time_cluster", "product",
 )  # fmt: skip
 WARM_UP = 20
+EXPLAINED = 40
 
 # the rows as the product stores them, from the COPY stage
 INSERT_SQL = """
@@ -86,6 +89,10 @@ class LayoutResult:
     table_mb: float
     timings_ms: list[float] = field(default_factory=list)
     hits: list[int] = field(default_factory=list)
+    # EXPLAIN (ANALYZE, BUFFERS) of the first EXPLAINED queries: the work of a query
+    # (8 kB pages touched) and the server's own execution time
+    pages: list[int] = field(default_factory=list)
+    server_ms: list[float] = field(default_factory=list)
 
     def quantile(self, q: int) -> float:
         return statistics.quantiles(self.timings_ms, n=100)[q - 1]
@@ -261,6 +268,21 @@ def build_layout(
     return LayoutResult(layout, rows, time.perf_counter() - started, table_mb)
 
 
+def explain_analyze(conn: psycopg.Connection[Any], query: queries.Query) -> tuple[int, float]:
+    """Pages (shared buffers hit + read) and execution ms of one run of the query."""
+    statement = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + queries.SCENES_SQL
+    with conn.cursor() as cur:
+        cur.execute(statement, query.params())  # type: ignore[arg-type]
+        row = cur.fetchone()
+    document = row[0] if row else None
+    if isinstance(document, str):
+        document = json.loads(document)
+    top = document[0] if document else {}
+    plan = top.get("Plan", {})
+    pages = int(plan.get("Shared Hit Blocks", 0)) + int(plan.get("Shared Read Blocks", 0))
+    return pages, float(top.get("Execution Time", 0.0))
+
+
 def run_queries(
     settings: Settings, schemas: dict[str, str], results: dict[str, LayoutResult], count: int
 ) -> int:
@@ -281,6 +303,10 @@ def run_queries(
                 if n >= WARM_UP:  # the first ones warm the cache and the prepared statement
                     results[layout].timings_ms.append(elapsed)
                     results[layout].hits.append(len(rows))
+                if WARM_UP <= n < WARM_UP + EXPLAINED:
+                    pages, server_ms = explain_analyze(conn, query)
+                    results[layout].pages.append(pages)
+                    results[layout].server_ms.append(server_ms)
             disagreements += len({tuple(ids) for ids in found.values()}) > 1
     finally:
         for conn in conns.values():
@@ -310,7 +336,7 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
-    console = Console()
+    console = Console(width=160)
     settings = with_credentials(Settings.from_env())
     stack.up(settings, ["postgres"])
     run = uuid.uuid4().hex[:8]
@@ -349,7 +375,8 @@ def main() -> int:
                 drop_schema(conn, schema)
 
     table = Table(title="Catalog bbox (0.5°) + time (30 days) query, queries.SCENES_SQL")
-    for column in ("scenes", "layout", "build s", "MB", "p50 ms", "p95 ms", "p99 ms", "rows"):
+    for column in ("scenes", "layout", "build s", "MB", "p50 ms", "p95 ms", "p99 ms", "rows",
+                   "pages/query", "server p95 ms"):  # fmt: skip
         table.add_column(column, justify="left" if column == "layout" else "right")
     figures = []
     for result in all_results:
@@ -362,6 +389,8 @@ def main() -> int:
             f"{result.p95:.2f}",
             f"{result.quantile(99):.2f}",
             f"{statistics.mean(result.hits):.1f}",
+            f"{statistics.mean(result.pages):.0f}",
+            f"{statistics.quantiles(result.server_ms, n=100)[94]:.2f}",
         )
         figures.append(
             {
@@ -373,6 +402,9 @@ def main() -> int:
                 "p95_ms": round(result.p95, 3),
                 "p99_ms": round(result.quantile(99), 3),
                 "mean_rows": round(statistics.mean(result.hits), 2),
+                "mean_pages": round(statistics.mean(result.pages), 1),
+                "server_p50_ms": round(statistics.median(result.server_ms), 3),
+                "server_p95_ms": round(statistics.quantiles(result.server_ms, n=100)[94], 3),
             }
         )
     console.print(table)

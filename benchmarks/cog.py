@@ -199,7 +199,7 @@ def main() -> int:
     if args.scenes < 1 or args.size < 64 or args.repeat < 1:
         print("cog.py: --scenes >= 1, --size >= 64 and --repeat >= 1", file=sys.stderr)
         return 2
-    console = Console()
+    console = Console(width=160)
 
     with tempfile.TemporaryDirectory(prefix="cog-bench-") as folder:
         root = Path(folder)
