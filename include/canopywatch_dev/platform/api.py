@@ -57,25 +57,19 @@ def healthy(settings: Settings) -> bool:
 
 @process.locked
 def up(settings: Settings) -> None:
-    # a process on its way out (or hung) is waited for, or stopped, never taken as running
-    pid = process.settle(settings, NAME, lambda: healthy(settings))
-    if pid is not None:
-        log.info("api: already running on %s (pid %d)", base_url(settings), pid)
-        return
-    if pid is None:
-        if process.port_open(HOST, settings.api_port):
-            raise process.PlatformError(
-                f"api: port {address(settings)} is taken by another process; "
-                "stop it or set CANOPYWATCH_API_PORT"
-            )
+    def launch() -> int:
         argv = [sys.executable, "-m", MODULE, "--host", HOST, "--port", str(settings.api_port)]
         env = os.environ | credential_env(settings) | {f"{PREFIX}API_KEY": admin_key(settings)}
-        pid = process.start_daemon(settings, NAME, argv, env=env)
-    took = process.wait_healthy(
-        settings, NAME, lambda: healthy(settings), pid=pid, timeout=START_TIMEOUT
-    )
-    log.info("api: started on %s, map %s/map (pid %d, %.1f s)", base_url(settings),
-             base_url(settings), pid, took)  # fmt: skip
+        return process.start_daemon(settings, NAME, argv, env=env)
+
+    started = process.up_single(
+        settings, NAME, address=address(settings), port_setting="CANOPYWATCH_API_PORT",
+        healthy=lambda: healthy(settings), launch=launch, timeout=START_TIMEOUT,
+    )  # fmt: skip
+    if started is not None:
+        pid, took = started
+        log.info("api: started on %s, map %s/map (pid %d, %.1f s)", base_url(settings),
+                 base_url(settings), pid, took)  # fmt: skip
 
 
 @process.locked

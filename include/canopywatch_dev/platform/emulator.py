@@ -80,17 +80,7 @@ def healthy(settings: Settings) -> bool:
 
 @process.locked
 def up(settings: Settings) -> None:
-    # a process on its way out (or hung) is waited for, or stopped, never taken as running
-    pid = process.settle(settings, NAME, lambda: healthy(settings))
-    if pid is not None:
-        log.info("emulator: already running on %s (pid %d)", address(settings), pid)
-        return
-    if pid is None:
-        if process.port_open(HOST, settings.emulator_port):
-            raise process.PlatformError(
-                f"emulator: port {address(settings)} is taken by another process; "
-                "stop it or set CANOPYWATCH_EMULATOR_PORT"
-            )
+    def launch() -> int:
         world = _world(settings)
         client_id, client_secret = credentials(settings)
         argv = [
@@ -102,11 +92,14 @@ def up(settings: Settings) -> None:
         ]  # fmt: skip
         # the secret goes through the environment, never the command line
         env = os.environ | {"CANOPYWATCH_CDSE_CLIENT_SECRET": client_secret}
-        pid = process.start_daemon(settings, NAME, argv, env=env, cwd=world.parent)
-    took = process.wait_healthy(
-        settings, NAME, lambda: healthy(settings), pid=pid, timeout=START_TIMEOUT
-    )
-    log.info("emulator: started on %s (pid %d, %.1f s)", address(settings), pid, took)
+        return process.start_daemon(settings, NAME, argv, env=env, cwd=world.parent)
+
+    started = process.up_single(
+        settings, NAME, address=address(settings), port_setting="CANOPYWATCH_EMULATOR_PORT",
+        healthy=lambda: healthy(settings), launch=launch, timeout=START_TIMEOUT,
+    )  # fmt: skip
+    if started is not None:
+        log.info("emulator: started on %s (pid %d, %.1f s)", address(settings), *started)
 
 
 def _world(settings: Settings) -> Path:

@@ -317,6 +317,31 @@ def http_ok(url: str, timeout: float = 3.0) -> bool:
         return False
 
 
+def up_single(
+    settings: Settings,
+    name: str,
+    *,
+    address: str,
+    port_setting: str,
+    healthy: Callable[[], bool],
+    launch: Callable[[], int],
+    timeout: float,
+) -> tuple[int, float] | None:
+    """``up`` of a one-process service on one port: a healthy one is kept (None), one on its
+    way out is settled, a port held by another process is an error naming ``port_setting``,
+    else ``launch()`` starts it (returns its pid) and it is waited for: (pid, seconds)."""
+    pid = settle(settings, name, healthy)
+    if pid is not None:
+        log.info("%s: already running on %s (pid %d)", name, address, pid)
+        return None
+    if port_open(*split_host_port(address)):
+        raise PlatformError(
+            f"{name}: port {address} is taken by another process; stop it or set {port_setting}"
+        )
+    pid = launch()
+    return pid, wait_healthy(settings, name, healthy, pid=pid, timeout=timeout)
+
+
 def split_host_port(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host.strip("[]") or "127.0.0.1", int(port)
