@@ -104,6 +104,22 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
     return result
 
 
+def _producer(settings: Settings, timeout_s: float) -> Any:
+    """An idempotent producer that gives up after ``timeout_s`` (one report, not a log line
+    per retry, when the broker is down)."""
+    from confluent_kafka import Producer
+
+    return Producer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "message.timeout.ms": int(timeout_s * 1000),
+            "log_level": 0,
+        }
+    )
+
+
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     from canopywatch.messages import SensorReading
     from canopywatch.sensors.ingest import ingest_rows
@@ -119,19 +135,11 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     except (InputError, StationError) as exc:
         print(f"canopywatch: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    from confluent_kafka import KafkaException, Producer
+    from confluent_kafka import KafkaException
 
     topic = settings.topic(SensorReading.topic_name)
     try:
-        producer = Producer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap,
-                "enable.idempotence": True,
-                "acks": "all",
-                "message.timeout.ms": int(args.timeout * 1000),
-                "log_level": 0,  # a broker that is down is reported once, not logged per retry
-            }
-        )
+        producer = _producer(settings, args.timeout)
         report = ingest_rows(rows, stations, producer, topic, flush_timeout=args.timeout)
     except (UndeliveredError, KafkaException) as exc:
         print(f"canopywatch: Kafka at {settings.kafka_bootstrap}: {exc}", file=sys.stderr)
@@ -172,22 +180,14 @@ def _corroborate(args: argparse.Namespace, settings: Settings) -> int:
     if not args.announce or not result.changed:
         print(line)
         return 0
-    from confluent_kafka import KafkaException, Producer
+    from confluent_kafka import KafkaException
 
     from canopywatch.messages import AlertPublished
     from canopywatch.transport import UndeliveredError
 
     topic = settings.topic(AlertPublished.topic_name)
     try:
-        producer = Producer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap,
-                "enable.idempotence": True,
-                "acks": "all",
-                "message.timeout.ms": int(args.timeout * 1000),
-                "log_level": 0,
-            }
-        )
+        producer = _producer(settings, args.timeout)
         for message in result.changed:
             producer.produce(topic, message.to_bytes(), key=message.key.encode())
         left = producer.flush(args.timeout)
