@@ -31,6 +31,7 @@ from canopywatch.airflow.dbt import dbt_marts
 from canopywatch.airflow.ids import KAFKA_PRODUCER_CONN, POSTGIS_CONN, S3_CONN
 from canopywatch.airflow.lake import lake_recorder, sync_catalog
 from canopywatch.airflow.notify import SubscriptionsNotifier
+from canopywatch.airflow.params import area_name, area_params, optional_date
 
 with DAG(
     dag_id="deforestation_detect_weekly",
@@ -48,43 +49,29 @@ with DAG(
     },
     tags=["canopywatch", "detection", "alerts"],
     params={
-        "bbox": Param(None, **form.bbox_schema("score every registered area")),
-        **{name: Param(None, **schema) for name, schema in form.corner_schemas().items()},
-        "aoi_name": Param(
-            None,
-            type=["null", "string"],
-            maxLength=48,
-            title="Area name",
-            description="the id of the area the bbox is (as registered or as the monitoring "
-            "run named it); empty: bbox-<geohash>",
+        **area_params("score every registered area"),
+        "aoi_name": area_name(
+            "the id of the area the bbox is (as registered or as the monitoring run named it); "
+            "empty: bbox-<geohash>"
         ),
-        "end": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            title="Score up to (date)",
-            description="the last day scored, included; empty: the end of the run's data "
-            "interval (a scheduled run: its week), or now for a manual run",
+        "end": optional_date(
+            "Score up to (date)",
+            "the last day scored, included; empty: the end of the run's data interval (a "
+            "scheduled run: its week), or now for a manual run",
         ),
         "method": Param(
             "harmonic",
             **form.choices_schema(form.METHOD_CHOICES, "Detector", "which detector scores:"),
         ),
-        "history_start": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            title="History start",
-            description="first date of the stable history the detector learns from (empty: "
-            "the first scene, at most 730 days before the end)",
+        "history_start": optional_date(
+            "History start",
+            "first date of the stable history the detector learns from (empty: the first "
+            "scene, at most 730 days before the end)",
         ),
-        "monitor_start": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            title="Monitoring start",
-            description="nothing is alerted before this date (empty: 90 days after the first "
-            "scene, or a third of a shorter series)",
+        "monitor_start": optional_date(
+            "Monitoring start",
+            "nothing is alerted before this date (empty: 90 days after the first scene, or a "
+            "third of a shorter series)",
         ),
     },
 ) as dag:

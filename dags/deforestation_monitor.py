@@ -45,6 +45,7 @@ from canopywatch.airflow.ids import SCENES_RAW as SCENES_RAW_ASSET
 from canopywatch.airflow.kafka_commits import CommitAfterBatchOperator
 from canopywatch.airflow.lake import lake_recorder, sync_catalog
 from canopywatch.airflow.notify import SubscriptionsNotifier
+from canopywatch.airflow.params import area_name, area_params, optional_date
 
 with DAG(
     dag_id="deforestation_monitor",
@@ -62,24 +63,17 @@ with DAG(
     },
     tags=["canopywatch", "sentinel-2", "monitoring"],
     params={
-        "bbox": Param(None, **form.bbox_schema("every registered area (a scheduled run)")),
-        **{name: Param(None, **schema) for name, schema in form.corner_schemas().items()},
-        "start": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            title="Start date",
-            description="first day to search (UTC). Needed with a bbox; empty for registered "
-            "areas: the run's data interval (scheduled daily: the day before the run) with "
+        **area_params("every registered area (a scheduled run)"),
+        "start": optional_date(
+            "Start date",
+            "first day to search (UTC). Needed with a bbox; empty for registered areas: the "
+            "run's data interval (scheduled daily: the day before the run) with "
             f"{LOOKBACK.days} days of look-back",
         ),
-        "end": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            title="End date (inclusive)",
-            description="last day to search, included. Needed with a bbox; empty for "
-            "registered areas: the end of the run's data interval",
+        "end": optional_date(
+            "End date (inclusive)",
+            "last day to search, included. Needed with a bbox; empty for registered areas: "
+            "the end of the run's data interval",
         ),
         "max_cloud": Param(
             80,
@@ -98,13 +92,9 @@ with DAG(
                 "what each scene holds:",
             ),
         ),
-        "aoi_name": Param(
-            None,
-            type=["null", "string"],
-            maxLength=48,
-            title="Area name",
-            description="a name for the bbox, used as its id in object keys and tables "
-            "(lower-case-dashes); empty: bbox-<geohash>",
+        "aoi_name": area_name(
+            "a name for the bbox, used as its id in object keys and tables (lower-case-dashes); "
+            "empty: bbox-<geohash>"
         ),
     },
 ) as dag:
