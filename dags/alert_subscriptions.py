@@ -15,28 +15,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import DAG, task
 
 from canopywatch.airflow.dag_config import SETTINGS
+from canopywatch.airflow.dag_defaults import dag_defaults
 from canopywatch.airflow.ids import KAFKA_PRODUCER_CONN, POSTGIS_CONN
-from canopywatch.airflow.notify import SubscriptionsNotifier
 
 with DAG(
     dag_id="alert_subscriptions",
     description="canopywatch.alerts -> subscribed webhooks (signed, retried, logged)",
     doc_md=__doc__,
     schedule=timedelta(minutes=15),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args={
-        "owner": "canopywatch",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "on_failure_callback": SubscriptionsNotifier(POSTGIS_CONN),
-    },
     tags=["canopywatch", "alerts", "subscriptions"],
+    **dag_defaults(retries=2, notify_subscribers=True),
 ) as dag:
 
     @task

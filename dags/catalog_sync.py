@@ -9,11 +9,9 @@ writes made elsewhere (other DAGs, Spark jobs, manual loads).
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-import pendulum
 from airflow.sdk import DAG, Param, get_current_context, task
 
+from canopywatch.airflow.dag_defaults import dag_defaults
 from canopywatch.airflow.ids import POSTGIS_CONN, S3_CONN
 
 with DAG(
@@ -21,11 +19,8 @@ with DAG(
     description="Delta lake -> PostGIS catalog, incrementally",
     doc_md=__doc__,
     schedule="@hourly",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args={"owner": "canopywatch", "retries": 2, "retry_delay": timedelta(minutes=1)},
     tags=["canopywatch", "catalog", "postgis"],
+    **dag_defaults(retries=2),
     params={
         "rebuild": Param(
             False,

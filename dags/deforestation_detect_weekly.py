@@ -21,16 +21,14 @@ their tests) -> `report` (per-area summary).
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import DAG, Param, get_current_context, task
 
 from canopywatch.airflow.dag_config import SETTINGS, Settings, form
+from canopywatch.airflow.dag_defaults import dag_defaults
 from canopywatch.airflow.dbt import dbt_marts
 from canopywatch.airflow.ids import KAFKA_PRODUCER_CONN, POSTGIS_CONN, S3_CONN
 from canopywatch.airflow.lake import lake_recorder, sync_catalog
-from canopywatch.airflow.notify import SubscriptionsNotifier
 from canopywatch.airflow.params import area_name, area_params, optional_date
 
 with DAG(
@@ -38,16 +36,8 @@ with DAG(
     description="Weekly change detection (season-aware harmonic model): dated, scored deforestation alerts per area",
     doc_md=__doc__,
     schedule="@weekly",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args={
-        "owner": "canopywatch",
-        "retries": 1,
-        "retry_delay": timedelta(minutes=1),
-        "on_failure_callback": SubscriptionsNotifier(POSTGIS_CONN),  # tells the subscribers
-    },
     tags=["canopywatch", "detection", "alerts"],
+    **dag_defaults(retries=1, notify_subscribers=True),
     params={
         **area_params("score every registered area"),
         "aoi_name": area_name(

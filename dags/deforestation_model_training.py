@@ -11,22 +11,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import DAG
 
 from canopywatch.airflow.dag_config import ML_DIR
+from canopywatch.airflow.dag_defaults import dag_defaults
 
 with DAG(
     dag_id="deforestation_model_training",
     description="Retrain the XGBoost change-detection model (dvc repro)",
     doc_md=__doc__,
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args={"owner": "canopywatch", "retries": 1, "retry_delay": timedelta(minutes=1)},
     tags=["canopywatch", "detection", "training", "dvc"],
+    **dag_defaults(retries=1),
 ) as dag:
     BashOperator(
         task_id="dvc_repro",

@@ -28,11 +28,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.providers.apache.kafka.operators.produce import ProduceToTopicOperator
 from airflow.sdk import DAG, Param, get_current_context, task
 
 from canopywatch.airflow.dag_config import FUNCTIONS, LOOKBACK, SETTINGS, Settings, form
+from canopywatch.airflow.dag_defaults import dag_defaults
 from canopywatch.airflow.ids import (
     CDSE_CONN,
     CDSE_POOL,
@@ -44,7 +44,6 @@ from canopywatch.airflow.ids import (
 from canopywatch.airflow.ids import SCENES_RAW as SCENES_RAW_ASSET
 from canopywatch.airflow.kafka_commits import CommitAfterBatchOperator
 from canopywatch.airflow.lake import lake_recorder, sync_catalog
-from canopywatch.airflow.notify import SubscriptionsNotifier
 from canopywatch.airflow.params import area_name, area_params, optional_date
 
 with DAG(
@@ -52,16 +51,10 @@ with DAG(
     description="Sentinel-2 scenes for an area and a time range, via Kafka, into MinIO",
     doc_md=__doc__,
     schedule="@daily",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=2,
-    default_args={
-        "owner": "canopywatch",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "on_failure_callback": SubscriptionsNotifier(POSTGIS_CONN),  # tells the subscribers
-    },
     tags=["canopywatch", "sentinel-2", "monitoring"],
+    **dag_defaults(
+        retries=2, retry_delay=timedelta(seconds=30), max_active_runs=2, notify_subscribers=True
+    ),
     params={
         **area_params("every registered area (a scheduled run)"),
         "start": optional_date(

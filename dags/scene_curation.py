@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import DAG, Param
 
 from canopywatch.airflow.cog import CogConvertOperator
 from canopywatch.airflow.dag_config import DEFAULT_PROFILE, PROFILES, SETTINGS, form
+from canopywatch.airflow.dag_defaults import dag_defaults
 from canopywatch.airflow.dbt import dbt_marts
 from canopywatch.airflow.ids import KAFKA_CONN, S3_CONN, SCENES_RAW, SPARK_CONN
 from canopywatch.airflow.lake import lake_recorder, sync_catalog
@@ -34,15 +34,8 @@ with DAG(
     description="Raw scenes -> validated COGs (Spark), scenes_cog in Delta, PostGIS, dbt marts",
     doc_md=__doc__,
     schedule=[SCENES_RAW],
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args={
-        "owner": "canopywatch",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-    },
     tags=["canopywatch", "cog", "spark", "dbt"],
+    **dag_defaults(retries=2),
     params={
         "scene_ids": Param(
             [],

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import DAG
 
 from canopywatch.airflow.dag_config import SETTINGS
+from canopywatch.airflow.dag_defaults import dag_defaults
 from canopywatch.airflow.dbt import dbt_marts
 from canopywatch.airflow.streaming import StreamIngestOperator, sync_sensors
 
@@ -30,11 +30,8 @@ with DAG(
     description="Kafka sensor readings and scenes -> Delta (Spark Structured Streaming) -> dbt",
     doc_md=__doc__,
     schedule="@hourly",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args={"owner": "canopywatch", "retries": 2, "retry_delay": timedelta(minutes=1)},
     tags=["canopywatch", "sensors", "spark", "dbt"],
+    **dag_defaults(retries=2),
 ) as dag:
     stream = StreamIngestOperator(task_id="stream_ingest", execution_timeout=timedelta(hours=1))
     dbt = dbt_marts(SETTINGS, group_id="dbt_sensors", select=["tag:sensors"])
