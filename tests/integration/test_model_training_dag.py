@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,40 +17,10 @@ from tests.integration.test_catalog_sync_dag import output_of
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
 
-def tiny_ml_project(root: Path) -> Path:
-    """A copy of ml/ (stages and scripts) with a tiny configuration, as a DVC project."""
-    import shutil
-    import subprocess
-    import sys
-
-    import yaml
-
-    from canopywatch.settings import REPO_ROOT
-
-    project = root / "ml"
-    project.mkdir()
-    for name in ("dvc.yaml", "train.py", "evaluate.py"):
-        shutil.copy(REPO_ROOT / "ml" / name, project / name)
-    (root / "include").symlink_to(REPO_ROOT / "include")  # the stages' ../include deps
-    params = yaml.safe_load((REPO_ROOT / "ml" / "params.yaml").read_text())
-    params["scenarios"].update(
-        types=["typical", "small_clearings"],
-        train_seeds_per_type=1,
-        heldout_seeds_per_type=1,
-        size_px=48,
-        n_clearings=3,
-    )
-    params["train"]["rounds"] = 10
-    (project / "params.yaml").write_text(yaml.safe_dump(params))
-    dvc = str(Path(sys.executable).with_name("dvc"))
-    for args in (["init", "--no-scm", "-q"], ["config", "core.analytics", "false"]):
-        subprocess.run([dvc, *args], cwd=project, check=True, capture_output=True)
-    return project
-
-
 def test_model_training_dag_trains_a_versioned_model_on_a_tiny_configuration(airflow_env, tmp_path):
     from canopywatch.detect.model import load_model
     from canopywatch.settings import REPO_ROOT
+    from canopywatch_dev.detection.ml_project import tiny_ml_project
 
     project = tiny_ml_project(tmp_path)
     tracked = {p.name: p.read_bytes() for p in (REPO_ROOT / "ml").glob("*") if p.is_file()}
