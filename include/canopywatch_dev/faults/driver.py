@@ -192,8 +192,10 @@ class Campaign:
         conf = self._conf()
         tasks = task_steps.MONITORING if kind == "monitoring" else task_steps.WEEKLY
         consumers = [s for s in tasks if s in task_steps.CONSUMERS]
-        # a service dies at a moment of any task but the last (so the run is still going)
-        step = rng.choice(consumers if fault == "consumer" else tasks[:-1])
+        # a service dies at a moment of a task with at least one consumer task after it or
+        # running (so the run is still going when the moment comes)
+        last_consumer = max(tasks.index(c) for c in consumers)
+        step = rng.choice(consumers if fault == "consumer" else tasks[: last_consumer + 1])
         delay, downtime = rng.uniform(0.0, 1.5), rng.uniform(1.0, 6.0)
         run_id = f"run{index:02d}-{kind}"
         log.info(
@@ -225,7 +227,18 @@ class Campaign:
         return outcome
 
     def canaries(self) -> list[str]:
-        return canary_hits(self.instance.settings, self.state, self.instance.canaries.values())
+        """Where a planted credential shows up; the scan first proves it finds one (a control
+        file holding a canary must be its one hit outside what the runs wrote)."""
+        control = self.state / "canary-control.txt"
+        control.write_text(f"control {self.instance.canaries.pg_password}\n", encoding="utf-8")
+        try:
+            hits = canary_hits(self.instance.settings, self.state, self.instance.canaries.values())
+        finally:
+            control.unlink()
+        found = [h for h in hits if h.startswith(control.name + ":")]
+        if not found:
+            raise RuntimeError("the canary scan did not find the control canary")
+        return [h for h in hits if h not in found]
 
 
 def _bring_back(instance: Instance, service: str, timeout: float = 90.0) -> None:
