@@ -350,6 +350,17 @@ class ProcessResult:
     scenes_used: int
 
 
+def scene_metadata(scenes: Sequence[Scene]) -> dict[str, Any]:
+    """What an evalscript sees of the mosaicked scenes (``updateOutputMetadata``'s input)."""
+    return {
+        "scenes": [
+            {"date": iso_time(s.datetime), "cloudCoverage": s.cloud_cover, "tileOriginalId": s.id}
+            for s in scenes
+        ],
+        "inputMetadata": {"serviceVersion": "canopywatch-emulator", "normalizationFactor": 0.0001},
+    }
+
+
 def render_process(world: World, request: ProcessRequest) -> ProcessResult:
     with Evalscript(request.evalscript) as script:
         setup = script.setup
@@ -386,20 +397,7 @@ def render_process(world: World, request: ProcessRequest) -> ProcessResult:
             scenes, request.grid, [n for n in input_names if n != DATA_MASK], request.inside
         )
         samples = {name: sample_values(mosaic, name, request.harmonize) for name in input_names}
-        metadata = {
-            "scenes": [
-                {
-                    "date": iso_time(s.datetime),
-                    "cloudCoverage": s.cloud_cover,
-                    "tileOriginalId": s.id,
-                }
-                for s in mosaic.scenes
-            ],
-            "inputMetadata": {
-                "serviceVersion": "canopywatch-emulator",
-                "normalizationFactor": 0.0001,
-            },
-        }
+        metadata = scene_metadata(mosaic.scenes)
         computed = script.evaluate(samples, band_scales(setup.inputs), metadata)
         files = []
         for response in request.responses:

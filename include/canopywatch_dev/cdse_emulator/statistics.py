@@ -36,13 +36,13 @@ import numpy as np
 
 from canopywatch_dev.cdse_emulator.config import DATA_MASK, SERVED_BANDS
 from canopywatch_dev.cdse_emulator.errors import BadPayload
-from canopywatch_dev.cdse_emulator.items import iso_time
 from canopywatch_dev.cdse_emulator.process import (
     ProcessRequest,
     order_scenes,
     parse_process_request,
     processing_units,
     sample_values,
+    scene_metadata,
 )
 from canopywatch_dev.cdse_emulator.search import Comparison, SceneQuery, parse_time
 from canopywatch_dev.cdse_world import World, footprint_lonlat, mosaic_simple
@@ -197,15 +197,7 @@ def render_statistics(world: World, request: StatisticalRequest) -> tuple[dict[s
                 process.inside,
             )
             samples = {n: sample_values(mosaic, n, process.harmonize) for n in input_names}
-            metadata = {
-                "scenes": [
-                    {"date": iso_time(s.datetime), "cloudCoverage": s.cloud_cover,
-                     "tileOriginalId": s.id}
-                    for s in mosaic.scenes
-                ],
-                "inputMetadata": {"serviceVersion": "canopywatch-emulator",
-                                  "normalizationFactor": 0.0001},
-            }  # fmt: skip
+            metadata = scene_metadata(mosaic.scenes)
             computed = script.evaluate(samples, band_scales(setup.inputs), metadata)
             has_value = inside & (computed[DATA_MASK][..., 0] != 0)
             outputs = {}
