@@ -218,3 +218,28 @@ def test_corroboration_is_stored_announced_and_carried_to_delta_and_the_export(
         for k, v in zip(exported["alert_id"], exported["corroborated_by"], strict=True)
     }
     assert values == {**expected, "corr-withdrawn": None, alerts[0].alert_id: None}
+
+
+def test_a_catalog_from_before_corroboration_gets_the_column(platform: Settings) -> None:
+    from canopywatch.sensors.corroboration import corroborate_catalog
+
+    older = replace(platform, pg_schema=f"{platform.pg_schema}_old")
+    try:
+        with connect(older) as conn:
+            ensure_schema(conn)
+            conn.execute("ALTER TABLE alerts DROP COLUMN corroborated_by")
+            conn.execute(
+                "INSERT INTO alerts (alert_id, aoi_id, alert_date, confidence, confidence_level,"
+                " status, area_ha, method, model_version, geohash, geom) VALUES ('old-1', %s,"
+                " '2024-03-05', 0.9, 'high', 'high', 1, 'harmonic', 'harmonic-v1', 'x',"
+                " ST_Multi(ST_MakeEnvelope(-55.4, -7.1, -55.39, -7.09, 4326)))",
+                (AOI,),
+            )
+            conn.commit()
+            result = corroborate_catalog(conn, aoi=AOI)
+            stored = conn.execute("SELECT alert_id, corroborated_by FROM alerts").fetchall()
+        assert result.values == {"old-1": ""} and [m.alert_id for m in result.changed] == ["old-1"]
+        assert stored == [("old-1", "")]  # checked, no readings: none found
+    finally:
+        with connect(platform) as conn:
+            drop_schema(conn, older.pg_schema)

@@ -96,11 +96,15 @@ def corroborate_catalog(conn: Any, aoi: str | None = None) -> CatalogCorroborati
     as messages, for the alerts topic. Committed in one transaction."""
     from psycopg.rows import dict_row
 
+    from canopywatch.catalog.schema import ensure_schema
     from canopywatch.messages import AlertPublished
     from canopywatch.sensors.catalog import ensure_table
     from canopywatch.sensors.evidence import evidence_postgis
 
-    ensure_table(conn)  # no readings yet: every alert is checked, none corroborated
+    # a catalog from before corroborated_by gets the column; no readings yet: every alert
+    # is checked, none corroborated
+    ensure_schema(conn)
+    ensure_table(conn)
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(_ALERTS_SQL, {"aoi": aoi})
         rows: Sequence[Mapping[str, Any]] = cur.fetchall()
