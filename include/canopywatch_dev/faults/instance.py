@@ -18,7 +18,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from canopywatch.settings import PREFIX, Settings
@@ -74,35 +74,17 @@ class Instance:
     canaries: Canaries
 
     def env(self) -> dict[str, str]:
-        """The CANOPYWATCH_* variables a task of this instance gets (with the canaries)."""
-        s = self.settings
-        return {
-            f"{PREFIX}HOME": str(s.home),
-            f"{PREFIX}PG_PORT": str(s.pg_port),
-            f"{PREFIX}PG_PASSWORD": s.pg_password,
-            f"{PREFIX}PG_SCHEMA": s.pg_schema,
-            f"{PREFIX}KAFKA_BOOTSTRAP": s.kafka_bootstrap,
-            f"{PREFIX}TOPIC_PREFIX": s.topic_prefix,
-            f"{PREFIX}BUCKET": s.bucket,
-            f"{PREFIX}EXPORTS_BUCKET": s.exports_bucket,
-            f"{PREFIX}KAFKA_CONTROLLER_PORT": str(s.kafka_controller_port),
-            f"{PREFIX}S3_ENDPOINT": s.s3_endpoint,
-            f"{PREFIX}S3_ACCESS_KEY": s.s3_access_key,
-            f"{PREFIX}S3_SECRET_KEY": s.s3_secret_key,
-            f"{PREFIX}MINIO_CONSOLE_PORT": str(s.minio_console_port),
-            f"{PREFIX}EMULATOR_PORT": str(s.emulator_port),
-            f"{PREFIX}EMULATOR_WORLD": s.emulator_world,
-            f"{PREFIX}SH_BASE_URL": s.sh_base_url,
-            f"{PREFIX}SH_TOKEN_URL": s.sh_token_url,
-            f"{PREFIX}CDSE_CLIENT_ID": s.cdse_client_id,
-            f"{PREFIX}CDSE_CLIENT_SECRET": s.cdse_client_secret,
-            f"{PREFIX}SH_MAX_RETRIES": "2",
-            f"{PREFIX}DOWNLOAD_CONCURRENCY": "2",
-            f"{PREFIX}AIRFLOW_PORT": str(s.airflow_port),
-            f"{PREFIX}API_PORT": str(s.api_port),
-            # the local CDSE endpoint speaks plain HTTP on the loopback (as in airflow_local)
-            "OAUTHLIB_INSECURE_TRANSPORT": "1",
+        """Every CANOPYWATCH_* variable a task of this instance gets (canaries included): all
+        the settings, so nothing of the calling process's environment (the user's platform,
+        another test's schema or topics) reaches a task."""
+        env = {
+            PREFIX + f.name.upper(): _text(getattr(self.settings, f.name)) for f in fields(Settings)
         }
+        env[f"{PREFIX}SH_MAX_RETRIES"] = "2"
+        env[f"{PREFIX}DOWNLOAD_CONCURRENCY"] = "2"
+        # the local CDSE endpoint speaks plain HTTP on the loopback (as in airflow_local)
+        env["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+        return env
 
     def pid(self, service: str) -> int | None:
         return read_pid(self.settings, service)
@@ -136,6 +118,13 @@ def _warm_up(settings: Settings, timeout: float = 120.0) -> None:
             return
         if time.monotonic() > deadline:
             raise RuntimeError(f"kafka of the instance takes no message: {failures[:1]}")
+
+
+def _text(value: object) -> str:
+    """A settings value as ``Settings.from_env`` reads it back (empty: the default)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _link_installed(base: Settings, home: Path) -> None:
