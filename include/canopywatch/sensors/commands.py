@@ -100,8 +100,9 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
     handler = getattr(args, "sensors_handler", None)
     if handler is None:
         return None
-    result: int = handler(args, settings)
-    return result
+    from canopywatch.command_errors import run_verb
+
+    return run_verb(handler, args, settings)
 
 
 def _producer(settings: Settings, timeout_s: float) -> Any:
@@ -157,21 +158,11 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _corroborate(args: argparse.Namespace, settings: Settings) -> int:
-    import psycopg
-
     from canopywatch.catalog.schema import connect
     from canopywatch.sensors.corroboration import corroborate_catalog
 
-    try:
-        with connect(settings) as conn:
-            result = corroborate_catalog(conn, aoi=args.aoi)
-    except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(
-            f"canopywatch: PostGIS at {settings.pg_host}:{settings.pg_port}: {reason}",
-            file=sys.stderr,
-        )
-        return EXIT_UNAVAILABLE
+    with connect(settings) as conn:  # PostGIS down: one line (run_verb)
+        result = corroborate_catalog(conn, aoi=args.aoi)
     kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(result.by_kind().items())) or "none"
     line = (
         f"{result.checked} active alert(s) checked: {result.corroborated} corroborated "

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -131,21 +130,15 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
     handler: Handler | None = getattr(args, "subscription_handler", None)
     if handler is None:
         return None
-    import psycopg
-
+    from canopywatch.command_errors import run_verb
     from canopywatch.subscriptions.store import UnknownAoiError, UnknownSubscriptionError
 
-    try:
-        return handler(args, settings)
-    except (ValueError, UnknownAoiError, UnknownSubscriptionError) as exc:
-        print(f"canopywatch: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (psycopg.OperationalError, OSError) as exc:
-        text = str(exc).strip()
-        print(
-            f"canopywatch: {text.splitlines()[0] if text else type(exc).__name__}", file=sys.stderr
-        )
-        return EXIT_UNAVAILABLE
+    return run_verb(
+        handler,
+        args,
+        settings,
+        usage_errors=(ValueError, UnknownAoiError, UnknownSubscriptionError),
+    )
 
 
 def _connect(settings: Settings) -> Any:
