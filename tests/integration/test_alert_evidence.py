@@ -18,7 +18,6 @@ import shapely
 from deltalake import DeltaTable
 
 from canopywatch.catalog.schema import connect
-from canopywatch.messages import SensorReading
 from canopywatch.sensors.catalog import COLUMNS, ensure_table
 from canopywatch.sensors.evidence import (
     EVIDENCE_COLUMNS,
@@ -26,7 +25,6 @@ from canopywatch.sensors.evidence import (
     evidence_postgis,
     evidence_spark,
 )
-from canopywatch.sensors.firms import firms_fields
 from canopywatch.settings import Settings
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
@@ -47,18 +45,6 @@ def platform(platform: Settings):  # type: ignore[no-redef]
         drop_schema(conn, own.pg_schema)
 
 
-def _readings(world) -> pd.DataFrame:
-    rows = []
-    raws = [{k: v for k, v in r.items() if k[0] != "_"} for r in world.readings]
-    raws += [firms_fields(f) for f in world.firms]
-    for raw in raws:
-        reading = SensorReading.model_validate(raw)
-        rows.append({name: getattr(reading, name, None) for name, _ in COLUMNS[:20]})
-    frame = pd.DataFrame(rows).drop_duplicates("reading_id")
-    frame["observed_at"] = pd.to_datetime(frame["observed_at"], utc=True)
-    return frame
-
-
 def _key(frame: pd.DataFrame) -> set[tuple[str, str, str]]:
     return set(zip(frame["alert_id"], frame["kind"], frame["evidence_id"], strict=True))
 
@@ -69,12 +55,12 @@ def test_spark_and_geopandas_evidence_match_postgis(
     from pyspark.sql import SparkSession
 
     monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)  # workers need canopywatch
-    from canopywatch_dev.sensors import demo_clearings, simulate
+    from canopywatch_dev.sensors import demo_clearings, readings_frame, simulate
 
     settings = platform
     clearings = demo_clearings()
     world = simulate(clearings, start=dt.date(2024, 3, 1), days=90, seed=7)
-    readings = _readings(world)
+    readings = readings_frame(world)
     alerts = pd.DataFrame(
         {
             "alert_id": [c.event_id for c in clearings],
