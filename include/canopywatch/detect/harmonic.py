@@ -115,11 +115,7 @@ class HarmonicParams:
     # HOT = B02 - 0.5 B04 (Zhang et al. 2002) exceeds the pixel's usual HOT by this much is
     # atmospheric, not a surface change: it is skipped (bare soil raises B04 more than B02)
     haze_hot: float | None = 0.02
-    # a pixel is monitored once its history holds this many inlying clear looks: a series
-    # that starts in a wet-season gap leaves many forest pixels with 2-5 looks at the
-    # monitoring start, and a clearing soon after it (its looks far below the fit, never
-    # learnt) kept such a pixel unmonitored for good; the model keeps learning the season
-    min_history_obs: int = 3
+    min_history_obs: int = 6
     forest_peak_ndvi: float | None = 0.70
     forest_mean_ndvi: float | None = 0.50
     max_history_breaks: int = 1
