@@ -72,6 +72,21 @@ def test_a_clearing_that_spreads_for_months_is_one_polygon_apart_from_an_older_o
     )
 
 
+def test_a_small_clearing_cut_on_scattered_dates_over_a_season_is_one_polygon() -> None:
+    shape = (20, 20)
+    first = np.full(shape, -1, dtype=np.int64)
+    rng = np.random.default_rng(4)
+    first[5:8, 5:10] = DAY + rng.permutation(np.arange(0, 105, 7)).reshape(3, 5)  # over 98 days
+    first[8, 5:9] = DAY - 730  # 4 stale pixels two years before, touching it
+    pixels = PixelAlerts(first, first.copy(), np.full(shape, 0.9, np.float32), first >= 0)
+    alerts = polygonize(pixels, TRANSFORM, CRS, aoi="a", model_version="m")
+    assert alerts["area_ha"].round(2).tolist() == [0.15]  # the stale pixels stay apart
+    # dated when 10 of its pixels (the 0.1 ha unit) had gone
+    assert alerts.iloc[0]["alert_date"] == pd.Timestamp(
+        dt.date(2024, 3, 1) + dt.timedelta(days=63), tz="UTC"
+    )
+
+
 def test_ids_are_stable_across_reruns_and_growth() -> None:
     first = polygonize(pixel_alerts(), TRANSFORM, CRS, aoi="a", model_version="m")
     again = polygonize(pixel_alerts(), TRANSFORM, CRS, aoi="a", model_version="m")

@@ -62,14 +62,26 @@ LOW_CONFIDENCE_CAP = 0.79
 class AlertPolicy:
     mmu_ha: float = 0.1
     connectivity: int = 8
-    # pixels of one polygon have first-disturbance dates at most this far apart
+    # neighbouring pixels whose first-disturbance dates are this close belong together
     max_date_spread_days: int = 30
+    # a group under the MMU joins the groups it touches whose median date is this close: a
+    # small clearing whose pixels went on scattered dates over a season is one polygon
+    fragment_merge_days: int = 90
 
 
 def mmu_pixels(mmu_ha: float, pixel_area_m2: float) -> int:
     """Pixels a polygon needs to reach ``mmu_ha``, to the nearest pixel: one 30 m pixel
     (0.09 ha) meets a 0.1 ha unit within its resolution, ten 10 m pixels make 0.1 ha."""
     return max(1, round(mmu_ha * 10000.0 / pixel_area_m2))
+
+
+def _connected(
+    head: npt.NDArray[np.int64], tail: npt.NDArray[np.int64], n: int
+) -> tuple[int, npt.NDArray[np.int64]]:
+    """Connected components of an undirected graph of ``n`` nodes given by its edges."""
+    graph = coo_matrix((np.ones(head.size, dtype=np.int8), (head, tail)), (n, n))
+    count, labels = connected_components(graph, directed=False)
+    return int(count), np.asarray(labels, dtype=np.int64)
 
 
 def _dated_components(
@@ -84,7 +96,9 @@ def _dated_components(
     within ``policy.max_date_spread_days`` of each other: a clearing that spreads week by
     week over months is one polygon (each pixel next to one cut a few days before it),
     while a clearing next to an older one, or a few stale pixels years before, are apart.
-    Groups of at least the MMU are kept.
+    A group under the MMU then joins the groups it touches whose median date is within
+    ``policy.fragment_merge_days`` (a small clearing whose pixels went on scattered dates
+    over a season); groups of at least the MMU are kept.
     """
     min_pixels = mmu_pixels(policy.mmu_ha, pixel_area_m2)
     out = np.zeros(mask.shape, dtype=np.int32)
@@ -103,18 +117,28 @@ def _dated_components(
     for dy, dx in offsets:
         x0, x1 = max(0, -dx), width - max(0, dx)
         a, b = node_grid[: height - dy, x0:x1], node_grid[dy:, x0 + dx : x1 + dx]
-        da, db = first_day[: height - dy, x0:x1], first_day[dy:, x0 + dx : x1 + dx]
-        linked = (a >= 0) & (b >= 0) & (np.abs(da - db) <= policy.max_date_spread_days)
-        heads.append(a[linked])
-        tails.append(b[linked])
+        both = (a >= 0) & (b >= 0)
+        heads.append(a[both])
+        tails.append(b[both])
     head, tail = np.concatenate(heads), np.concatenate(tails)
-    graph = coo_matrix((np.ones(head.size, dtype=np.int8), (head, tail)), (flat.size, flat.size))
-    count, component = connected_components(graph, directed=False)
+    days = first_day.ravel()[flat]
+    close = np.abs(days[head] - days[tail]) <= policy.max_date_spread_days
+    count, component = _connected(head[close], tail[close], flat.size)
     sizes = np.bincount(component, minlength=count)
-    kept = np.flatnonzero(sizes >= min_pixels)
-    renumber = np.zeros(count, dtype=np.int32)
+    # fragments under the MMU join touching groups of a close median date
+    medians = np.asarray(
+        ndimage.median(days, labels=component + 1, index=np.arange(1, count + 1)), dtype=float
+    ).reshape(count)
+    ca, cb = component[head], component[tail]
+    touching = (ca != cb) & ((sizes[ca] < min_pixels) | (sizes[cb] < min_pixels))
+    touching &= np.abs(medians[ca] - medians[cb]) <= policy.fragment_merge_days
+    groups, group_of = _connected(ca[touching], cb[touching], count)
+    group = group_of[component]
+    group_sizes = np.bincount(group, minlength=groups)
+    kept = np.flatnonzero(group_sizes >= min_pixels)
+    renumber = np.zeros(groups, dtype=np.int32)
     renumber[kept] = np.arange(1, kept.size + 1, dtype=np.int32)
-    out.ravel()[flat] = renumber[component]
+    out.ravel()[flat] = renumber[group]
     return out, int(kept.size)
 
 
