@@ -364,8 +364,8 @@ def test_forest_baseline_collection_mirrors_the_baseline_rasters(
 
 
 def test_ogc_bad_input_is_4xx(client: TestClient) -> None:
-    unknown = client.get("/collections/forest_baseline/items")
-    assert unknown.status_code == 404 and "forest_baseline" in unknown.json()["detail"]
+    unknown = client.get("/collections/deforestation_2019/items")
+    assert unknown.status_code == 404 and "deforestation_2019" in unknown.json()["detail"]
     for params in ({"bbox": "1,2,3"}, {"limit": "-1"}, {"datetime": "not-a-date"}):
         reply = client.get("/collections/alerts/items", params=params)
         assert 400 <= reply.status_code < 500, params
