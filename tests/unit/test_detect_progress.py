@@ -38,15 +38,10 @@ def test_two_windows_at_a_time_give_exactly_what_one_at_a_time_gives() -> None:
             n_clearings=3, cropland_share=0.1, forest_share=0.7, cloudiness=0.3,
         )
     )  # fmt: skip
+    source = SimulationSource(simulation)
     runs = [
-        detect_area(
-            SimulationSource(simulation),
-            build_detector("harmonic"),
-            aoi="w",
-            window_size=40,
-            workers=workers,
-        )  # fmt: skip
-        for workers in (1, 2)
+        detect_area(source, build_detector("harmonic"), aoi="w", window_size=40, workers=n)
+        for n in (1, 2)
     ]
     one, two = (run.pixel_alerts for run in runs)
     assert (one.first_day == two.first_day).all() and (one.status == two.status).all()
