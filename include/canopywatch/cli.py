@@ -33,6 +33,7 @@ from canopywatch.evalscripts import FUNCTIONS, get_function
 from canopywatch.output import Column, add_listing_options, emit, with_examples
 from canopywatch.sensors import commands as sensor_commands
 from canopywatch.settings import Settings, SettingsError
+from canopywatch.sources import commands as stats_commands
 from canopywatch.subscriptions import commands as subscription_commands
 
 EXIT_USAGE = 2
@@ -150,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     subscription_commands.register(commands)
     eudr_commands.register(commands)
     sensor_commands.register(commands)
+    stats_commands.register(commands)
     return parser
 
 
@@ -240,6 +242,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if handled is not None:
         return handled
     handled = sensor_commands.dispatch(args, settings)
+    if handled is not None:
+        return handled
+    handled = stats_commands.dispatch(args, settings)
     if handled is not None:
         return handled
     if getattr(args, "handler", None) is not None:

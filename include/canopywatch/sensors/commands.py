@@ -32,11 +32,6 @@ SHOWN_REJECTS = 20
 
 
 def register(subparsers: Any) -> None:
-    # ``canopywatch stats`` (the Statistical API) rides here until canopywatch.cli registers
-    # canopywatch.sources.commands itself (cli.py is being reworked for issue 10)
-    from canopywatch.sources import commands as stats_commands
-
-    stats_commands.register(subparsers)
     sensors = subparsers.add_parser(
         "sensors",
         **with_examples(
@@ -92,11 +87,6 @@ def register(subparsers: Any) -> None:
 
 
 def dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
-    from canopywatch.sources import commands as stats_commands
-
-    handled = stats_commands.dispatch(args, settings)
-    if handled is not None:
-        return handled
     handler = getattr(args, "sensors_handler", None)
     if handler is None:
         return None
