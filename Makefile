@@ -46,7 +46,7 @@ platform-down:  ## stop every service (data stays under .platform/; PROFILE=clus
 platform-status:  ## one line per service: state, address, pid, log file (PROFILE=cluster: the cluster)
 	@$(PY) -m $(PLATFORM_CLI) status
 
-test-cluster: install  ## the cluster profile's end-to-end test (kill -9 mid-run; ~20 min, its own cluster)
+test-cluster: install  ## the cluster profile's end-to-end test (kill -9 mid-run; 13-17 min here, its own cluster)
 	@$(PY) -m pytest -p no:cacheprovider -p no:randomly -m cluster tests/cluster
 
 test-faults: install  ## the long fault campaign (40 runs, a kill -9 each; FAULTS_RUNS=N, FAULTS_SEED=S replays)
