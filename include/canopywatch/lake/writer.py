@@ -127,6 +127,19 @@ def _commit_properties(offsets: Mapping[str, int]) -> CommitProperties:
     )
 
 
+def conform(table: DeltaTable, data: pa.Table) -> pa.Table:
+    """``data`` with the table's columns in the table's order: a column the table has and
+    the spec does not (added by a newer writer) is null, as the merge would leave it."""
+    target = pa.schema(table.schema().to_arrow())
+    if data.schema.names == target.names:
+        return data
+    columns = [
+        data.column(f.name) if f.name in data.schema.names else pa.nulls(data.num_rows, f.type)
+        for f in target
+    ]
+    return pa.Table.from_arrays(columns, schema=target)
+
+
 def _merge(table: DeltaTable, spec: TableSpec, plan: BatchPlan) -> tuple[int, int]:
     merger = table.merge(
         to_arrow(spec, plan.rows),
@@ -168,7 +181,7 @@ def _commit(
     # the new rows (or none: a batch of replays and stored ids records its offsets alone)
     write_deltalake(
         table,
-        to_arrow(spec, new) if new else spec.schema.empty_table(),
+        conform(table, to_arrow(spec, new) if new else spec.schema.empty_table()),
         mode="append",
         commit_properties=_commit_properties(plan.offsets),
     )
