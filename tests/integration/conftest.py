@@ -254,3 +254,32 @@ def first_run(airflow_env: AirflowEnv, cdse: Cdse) -> tuple[AirflowEnv, Any, int
     before = cdse.emulator.stats.count("process")
     result = airflow_dags_test(airflow_env, CONF)
     return airflow_env, result, cdse.emulator.stats.count("process") - before
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """The session's one in-process Spark (local[2], Delta jars, Arrow). A JVM takes its
+    jars when it starts, so a second session built later in the same process could not
+    load Delta: every test that needs Spark in-process shares this one."""
+    import sys
+
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers need the venv's packages
+    jars_dir = Settings.from_env().home / "lib" / "spark"
+    jars = ",".join(sorted(str(p) for p in jars_dir.glob("delta-*.jar")))
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("canopywatch-tests")
+        .config("spark.jars", jars)
+        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+        .config(
+            "spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+        )
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
+    yield session
+    session.stop()

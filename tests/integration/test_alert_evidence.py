@@ -9,8 +9,8 @@ burned ones, patrols, and the noise: vehicles, gunshots, far chainsaws).
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -50,11 +50,8 @@ def _key(frame: pd.DataFrame) -> set[tuple[str, str, str]]:
 
 
 def test_spark_and_geopandas_evidence_match_postgis(
-    platform: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    platform: Settings, tmp_path: Path, spark: Any
 ) -> None:
-    from pyspark.sql import SparkSession
-
-    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)  # workers need canopywatch
     from canopywatch_dev.sensors import demo_clearings, readings_frame, simulate
 
     settings = platform
@@ -106,18 +103,6 @@ def test_spark_and_geopandas_evidence_match_postgis(
     merged = geopandas.merge(reference, on=["alert_id", "kind", "evidence_id"])
     assert (merged["distance_m_x"] - merged["distance_m_y"]).abs().max() < 1.0  # metres
 
-    jars = ",".join(sorted(str(p) for p in (settings.home / "lib" / "spark").glob("delta-*.jar")))
-    spark = (
-        SparkSession.builder.master("local[1]")
-        .config("spark.jars", jars)
-        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-        .config(
-            "spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"
-        )
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.ui.enabled", "false")
-        .getOrCreate()
-    )
     try:
         bounds = shapely.bounds(alerts["geometry"].values)
         spark_alerts = spark.createDataFrame(
@@ -137,7 +122,7 @@ def test_spark_and_geopandas_evidence_match_postgis(
         out = str(tmp_path / "alert_evidence")
         evidence_spark(spark, spark_alerts, spark_readings).write.format("delta").save(out)
     finally:
-        spark.stop()
+        spark.catalog.clearCache()
     written = DeltaTable(out).to_pandas()
     assert list(written.columns) == list(EVIDENCE_COLUMNS)
     assert _key(written) == _key(reference)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,10 +12,7 @@ from canopywatch.detect.spark_scoring import score_dataframe
 pytestmark = [pytest.mark.slow]
 
 
-def test_spark_job_and_task_give_the_same_probabilities(tmp_path, monkeypatch):
-    from pyspark.sql import SparkSession
-
-    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)  # workers need the venv's packages
+def test_spark_job_and_task_give_the_same_probabilities(tmp_path, spark):
     rng = np.random.default_rng(0)
     features = ["ndvi_dev", "nbr_dev", "run_length", "neighbours"]
     matrix = rng.normal(size=(2000, len(features))).astype(np.float32)
@@ -28,18 +23,11 @@ def test_spark_job_and_task_give_the_same_probabilities(tmp_path, monkeypatch):
 
     in_task = load_model(model_dir).predict(matrix)
 
-    spark = (
-        SparkSession.builder.master("local[2]")
-        .appName("canopywatch-model-scoring-test")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .getOrCreate()
-    )
     try:
         frame = spark.createDataFrame(
             pd.DataFrame(matrix, columns=features).assign(row=np.arange(len(matrix)))
         )
         scored = score_dataframe(frame.repartition(4), model_dir).toPandas().sort_values("row")
     finally:
-        spark.stop()
+        spark.catalog.clearCache()
     assert scored["probability"].to_numpy(dtype=np.float32).tolist() == in_task.tolist()

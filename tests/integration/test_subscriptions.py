@@ -22,6 +22,7 @@ from canopywatch.storage import aois
 from canopywatch.subscriptions import store
 from canopywatch.subscriptions.consumer import run
 from canopywatch.subscriptions.signing import verify
+from tests.integration.conftest import topics_of_their_own
 
 pytestmark = pytest.mark.service
 
@@ -45,7 +46,7 @@ class Receiver:
 
 
 @pytest.fixture(scope="module")
-def platform() -> Iterator[Settings]:
+def services() -> Iterator[Settings]:
     """PostgreSQL/PostGIS and Kafka (no object store needed), a schema and topics of our own."""
     from canopywatch.catalog.schema import drop_schema
     from canopywatch_dev.platform import kafka, stack
@@ -60,6 +61,24 @@ def platform() -> Iterator[Settings]:
     with connect(base) as conn:
         drop_schema(conn, settings.pg_schema)
     kafka.admin_client(settings).delete_topics(kafka.topic_names(settings), operation_timeout=30)
+
+
+@pytest.fixture()
+def platform(services: Settings) -> Iterator[Settings]:
+    """Each test reads the alerts topic from the start and redelivers every dead letter it
+    finds: it gets topics and a schema of its own, so what another test of this module
+    published or dead-lettered (in any order) is never delivered to it."""
+    from canopywatch.catalog.schema import drop_schema
+
+    suffix = uuid.uuid4().hex[:6]
+    with topics_of_their_own(services, suffix) as topics:
+        settings = replace(topics, pg_schema=f"{services.pg_schema}_{suffix}")
+        connect(settings).close()
+        try:
+            yield settings
+        finally:
+            with connect(services) as conn:
+                drop_schema(conn, settings.pg_schema)
 
 
 @pytest.fixture()
