@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
+from canopywatch.command_errors import run_verb
 from canopywatch.output import with_examples
 from canopywatch.settings import Settings
-
-EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 1
 
 
 def register(subparsers: Any) -> None:
@@ -62,19 +59,7 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
     handler = getattr(args, "plots_handler", None)
     if handler is None:
         return None
-    import psycopg
-
-    try:
-        return int(handler(args, settings))
-    except ValueError as exc:
-        print(f"canopywatch: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (psycopg.OperationalError, OSError) as exc:
-        text = str(exc).strip()
-        print(
-            f"canopywatch: {text.splitlines()[0] if text else type(exc).__name__}", file=sys.stderr
-        )
-        return EXIT_UNAVAILABLE
+    return run_verb(handler, args, settings)
 
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
