@@ -29,7 +29,7 @@ from canopywatch.airflow.dag_defaults import dag_defaults
 from canopywatch.airflow.dbt import dbt_marts
 from canopywatch.airflow.ids import KAFKA_PRODUCER_CONN, POSTGIS_CONN, S3_CONN
 from canopywatch.airflow.lake import lake_recorder, sync_catalog
-from canopywatch.airflow.params import area_name, area_params, optional_date
+from canopywatch.airflow.params import area_name, area_params, optional_date, optional_layer
 
 with DAG(
     dag_id="deforestation_detect_weekly",
@@ -63,6 +63,16 @@ with DAG(
             "nothing is alerted before this date (empty: 90 days after the first scene, or a "
             "third of a shorter series)",
         ),
+        "forest_mask": optional_layer(
+            "Forest baseline",
+            "a forest map (raster: non-zero = forest, or polygons) as s3://bucket/key or a "
+            "path the workers read; only its forest is monitored (empty: from the history)",
+        ),
+        "plantations": optional_layer(
+            "Plantation map",
+            "planted forest (raster or polygons, e.g. the Spatial Database of Planted Trees) "
+            "as s3://bucket/key or a path: a cut there is a plantation_harvest, not an alert",
+        ),
     },
 ) as dag:
 
@@ -87,20 +97,22 @@ with DAG(
     @task(map_index_template="{{ aoi_label }}")
     def detect_area(area: str) -> str:
         from canopywatch.airflow import weekly
-        from canopywatch.airflow.payloads import AreaJob, DetectionPeriods
+        from canopywatch.airflow.payloads import AreaJob, DetectionOptions
 
         job = AreaJob.from_json(area)
         context = get_current_context()
         context["aoi_label"] = job.aoi.aoi_id  # type: ignore[typeddict-unknown-key]
         params = context["params"]
-        periods = DetectionPeriods(
+        options = DetectionOptions(
             method=params.get("method"),
             history_start=params.get("history_start"),
             monitor_start=params.get("monitor_start"),
+            forest_mask=params.get("forest_mask") or None,
+            plantations=params.get("plantations") or None,
         )
         return weekly.detect_area_alerts(
             job,
-            periods,
+            options,
             aws_conn_id=S3_CONN,
             postgres_conn_id=POSTGIS_CONN,
             kafka_conn_id=KAFKA_PRODUCER_CONN,

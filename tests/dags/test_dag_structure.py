@@ -233,6 +233,8 @@ def test_weekly_params_and_flow(dagbag):
     dag = dagbag.dags["deforestation_detect_weekly"]
     params = dag.params
     assert {"bbox", "aoi_name", "end", "method", "history_start", "monitor_start"} <= set(params)
+    assert {"forest_mask", "plantations"} <= set(params)
+    assert params["forest_mask"] is None and params["plantations"] is None
     assert params["method"] == "harmonic"
     assert set(params.get_param("method").schema["enum"]) == {"harmonic", "baseline", "xgboost"}
     marts = {

@@ -222,6 +222,58 @@ def test_cli_reads_band_names_and_offset_from_the_files(tmp_path: Path) -> None:
     assert (tmp_path / "alerts_forest_baseline.tif").exists()
 
 
+def _cell_polygons(path: Path, rows: slice, cols: slice) -> Path:
+    """One polygon over the pixels ``rows`` x ``cols`` of the test grid, as GeoJSON."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    x0, y0 = TRANSFORM * (cols.start, rows.stop)
+    x1, y1 = TRANSFORM * (cols.stop, rows.start)
+    gpd.GeoDataFrame(geometry=[box(x0, y0, x1, y1)], crs=CRS_UTM).to_file(path)
+    return path
+
+
+def test_cli_plantation_map_makes_the_cut_a_plantation_harvest(tmp_path: Path) -> None:
+    """A cut inside the user's plantation map (``--plantations``, e.g. SDPT polygons) is a
+    ``plantation_harvest`` in the other-changes file, not a deforestation alert; the same cut
+    with no map is one high alert."""
+    import geopandas as gpd
+
+    stack = series(clear_day=520, old_day=10_000)
+    write_l2a(stack, tmp_path / "scenes", tags=True)
+    planted = _cell_polygons(tmp_path / "sdpt.geojson", slice(3, 10), slice(3, 10))
+    out = tmp_path / "alerts.geojson"
+    argv = ["detect", "--scenes", str(tmp_path / "scenes"), "--out", str(out)]
+    assert main([*argv, "--plantations", str(planted)]) == 0
+    assert len(gpd.read_file(out)) == 0
+    others = gpd.read_file(tmp_path / "alerts_other_changes.geojson")
+    assert list(others["status"]) == ["plantation_harvest"]
+    assert float(others["area_ha"].iloc[0]) == pytest.approx(0.25)
+
+
+def test_cli_forest_mask_limits_what_is_monitored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A forest baseline without the cut block: nothing there is monitored, so no alert;
+    a missing mask file is one line and exit 2."""
+    import geopandas as gpd
+
+    stack = series(clear_day=520, old_day=10_000)
+    write_l2a(stack, tmp_path / "scenes", tags=True)
+    forest = _cell_polygons(tmp_path / "forest.geojson", slice(12, SIZE), slice(0, SIZE))
+    out = tmp_path / "alerts.geojson"
+    argv = ["detect", "--scenes", str(tmp_path / "scenes"), "--out", str(out)]
+    assert main([*argv, "--forest-mask", str(forest)]) == 0
+    assert len(gpd.read_file(out)) == 0
+    with rasterio.open(tmp_path / "alerts_forest_baseline.tif") as src:
+        monitored = src.read(1)
+    assert int(monitored[:12].sum()) == 0 and int(monitored[12:].sum()) > 0
+    capsys.readouterr()
+    assert main([*argv, "--plantations", str(tmp_path / "missing.gpkg")]) == EXIT_USAGE
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--plantations" in err and "no such file" in err
+
+
 def test_cli_refuses_dn_with_the_offset_left_in(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -59,3 +59,52 @@ def test_alert_messages_carry_wgs84_geometry_and_dates():
     assert message.geometry["type"] == "MultiPolygon"
     lon, lat = message.geometry["coordinates"][0][0][0]
     assert -58 < lon < -57 and -8 < lat < -7  # UTM 21S easting 455 km
+
+
+class _BucketOfBytes:
+    """The two members of ``ObjectStore`` that ``with_layers`` uses, over a dict."""
+
+    bucket = "canopywatch"
+
+    def __init__(self, objects: dict[str, bytes]) -> None:
+        self.objects = objects
+
+    def get(self, key: str) -> bytes:
+        return self.objects[key]
+
+
+def test_weekly_layers_come_from_the_bucket_or_a_path(tmp_path):
+    import pytest
+    from rasterio.crs import CRS
+
+    from canopywatch.airflow.payloads import DetectionOptions
+    from canopywatch.airflow.weekly import detector_for, with_layers
+    from canopywatch.detect.detector import HarmonicDetector
+    from canopywatch.geo import Grid
+    from canopywatch.settings import Settings
+
+    grid = Grid(CRS.from_epsg(32721), from_origin(500000, 8800000, 10, 10), 20, 20)
+    planted = tmp_path / "sdpt.geojson"
+    gpd.GeoDataFrame(geometry=[box(500000, 8799900, 500100, 8800000)], crs=grid.crs).to_file(
+        planted
+    )
+    store = _BucketOfBytes({"layers/sdpt.geojson": planted.read_bytes()})
+    detector = detector_for(Settings.from_env())
+    assert with_layers(detector, DetectionOptions(), grid, store, tmp_path) is detector
+    from_bucket = with_layers(
+        detector, DetectionOptions(plantations="s3://canopywatch/layers/sdpt.geojson"), grid,
+        store, tmp_path,
+    )  # fmt: skip
+    assert isinstance(from_bucket, HarmonicDetector) and from_bucket.forest_mask is None
+    assert int(from_bucket.plantations.mask.sum()) == 100  # the 10 x 10 px polygon
+    assert from_bucket.plantations.mask[:10, :10].all()
+    from_path = with_layers(
+        detector, DetectionOptions(forest_mask=str(planted)), grid, store, tmp_path
+    )
+    assert int(from_path.forest_mask.mask.sum()) == 100 and from_path.plantations is None
+    with pytest.raises(ValueError, match="layers are read from s3://canopywatch/"):
+        with_layers(
+            detector, DetectionOptions(plantations="s3://other/x.gpkg"), grid, store, tmp_path
+        )
+    with pytest.raises(ValueError, match=r"forest_mask /nope\.gpkg: no such file"):
+        with_layers(detector, DetectionOptions(forest_mask="/nope.gpkg"), grid, store, tmp_path)

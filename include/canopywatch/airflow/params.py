@@ -31,3 +31,15 @@ def area_name(description: str) -> Param:
 def optional_date(title: str, description: str) -> Param:
     """A date the form may leave empty (``description`` says what empty means)."""
     return Param(None, type=["null", "string"], format="date", title=title, description=description)
+
+
+def optional_layer(title: str, description: str) -> Param:
+    """A raster or polygon layer (``s3://bucket/key`` or a path) the form may leave empty."""
+    return Param(
+        None,
+        type=["null", "string"],
+        maxLength=1024,
+        pattern=r"^(s3://[a-z0-9.\-]{3,63}/\S+|/\S+)$",
+        title=title,
+        description=description,
+    )

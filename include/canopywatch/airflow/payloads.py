@@ -123,12 +123,15 @@ class ExportedReview(Payload):
 
 # ------------------------------------------------------------------ deforestation_detect_weekly
 @dataclass(frozen=True)
-class DetectionPeriods(Payload):
-    """The detector and its periods, from the weekly DAG's params (empty: the defaults)."""
+class DetectionOptions(Payload):
+    """The detector, its periods and the user's layers, from the weekly DAG's params (empty:
+    the defaults). A layer is ``s3://bucket/key`` or a path the workers can read."""
 
     method: str | None = None
     history_start: str | None = None
     monitor_start: str | None = None
+    forest_mask: str | None = None
+    plantations: str | None = None
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from canopywatch.airflow.connections import kafka_producer, object_store, postgi
 from canopywatch.airflow.payloads import (
     AreaDetection,
     AreaJob,
-    DetectionPeriods,
+    DetectionOptions,
     ExportedFile,
     WeeklyReport,
 )
@@ -61,6 +61,36 @@ def detector_for(
     return detector
 
 
+def with_layers(
+    detector: Any, options: DetectionOptions, grid: Any, store: Any, scratch: Path
+) -> Any:
+    """``detector`` with the user's forest baseline and plantation map on ``grid``; a layer
+    given as ``s3://<bucket>/<key>`` of the platform's object store is fetched first."""
+    from dataclasses import replace
+
+    from canopywatch.detect.detector import HarmonicDetector, load_grid_mask
+
+    layers = {"forest_mask": options.forest_mask, "plantations": options.plantations}
+    if not any(layers.values()):
+        return detector
+    if not isinstance(detector, HarmonicDetector):
+        raise ValueError("forest_mask and plantations need method harmonic")
+    masks: dict[str, Any] = {}
+    for name, where in layers.items():
+        if not where:
+            continue
+        path = Path(where)
+        if where.startswith("s3://"):
+            bucket, _, key = where[len("s3://") :].partition("/")
+            if bucket != store.bucket:
+                raise ValueError(f"{name} {where}: layers are read from s3://{store.bucket}/")
+            path = scratch / f"{name}{Path(key).suffix}"
+            path.write_bytes(store.get(key))
+        masks[name] = load_grid_mask(path, grid, name)
+    log.info("user layers: %s", ", ".join(f"{k} {v}" for k, v in layers.items() if v))
+    return replace(detector, **masks)
+
+
 def scene_keys_by_tile(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[tuple[datetime, str]]]:
     """Raw s2l2a_bands scenes grouped by request tile (the key's bbox segment), oldest first."""
     tiles: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
@@ -82,7 +112,7 @@ def alert_messages(alerts: Any, aoi_id: str) -> list[AlertPublished]:
 
 def detect_area_alerts(
     area: AreaJob,
-    periods: DetectionPeriods,
+    options: DetectionOptions,
     *,
     aws_conn_id: str,
     postgres_conn_id: str,
@@ -114,7 +144,7 @@ def detect_area_alerts(
     tiles = scene_keys_by_tile(rows)
     log.info("%s: %d scene(s) in the catalog over %d tile(s), %s .. %s", aoi.aoi_id, len(rows),
              len(tiles), start.date(), end.date())  # fmt: skip
-    detector = detector_for(settings, periods.method, periods.history_start, periods.monitor_start)
+    detector = detector_for(settings, options.method, options.history_start, options.monitor_start)
     raw_store = object_store(aws_conn_id, settings.bucket)
     exports = object_store(aws_conn_id, settings.exports_bucket)
     producer = kafka_producer(kafka_conn_id)
@@ -142,7 +172,8 @@ def detect_area_alerts(
                 log.info("%s %s: only %d readable scene(s); skipped", aoi.aoi_id, tile, len(files))
                 continue
             source = SceneFilesSource(files)
-            result = detect_area(source, detector, aoi=aoi.aoi_id)
+            tile_detector = with_layers(detector, options, source.grid, raw_store, Path(tmp))
+            result = detect_area(source, tile_detector, aoi=aoi.aoi_id)
             if aoi.outline is not None:  # a polygon area: alerts outside it are not its own
                 from canopywatch.area_geometry import clip_alerts
 

@@ -106,6 +106,13 @@ def register(subparsers: Any) -> None:
         help="forest baseline raster (non-zero = forest) or polygons; default: from the history",
     )
     detect.add_argument(
+        "--plantations",
+        type=Path,
+        default=None,
+        help="plantation map raster (non-zero = planted) or polygons, e.g. the Spatial Database "
+        "of Planted Trees: a cut there is a plantation_harvest, not a deforestation alert",
+    )
+    detect.add_argument(
         "--forest-min", type=float, default=None, help="forest threshold of the index (peak)"
     )
     detect.add_argument(
@@ -253,7 +260,7 @@ def _day_arg(value: str | None, flag: str) -> int | None:
 
 
 def choose_detector(args: argparse.Namespace, index_stack: bool, grid: Any) -> Any:
-    from canopywatch.detect.detector import build_detector, load_forest_mask
+    from canopywatch.detect.detector import build_detector, load_grid_mask
 
     method = "xgboost" if args.model is not None and args.method == "harmonic" else args.method
     history_start = _day_arg(args.history_start, "--history-start")
@@ -266,7 +273,10 @@ def choose_detector(args: argparse.Namespace, index_stack: bool, grid: Any) -> A
         model_dir=args.model,
         history_start_day=history_start,
         monitor_start_day=monitor_start,
-        forest_mask=None if args.forest_mask is None else load_forest_mask(args.forest_mask, grid),
+        forest_mask=None if args.forest_mask is None else load_grid_mask(args.forest_mask, grid),
+        plantations=None
+        if args.plantations is None
+        else load_grid_mask(args.plantations, grid, "--plantations"),
         forest_min=args.forest_min,
     )
 

@@ -25,6 +25,9 @@ from tqdm import tqdm
 
 from canopywatch.detect.alerts import AlertPolicy, polygonize
 from canopywatch.detect.baseline import (
+    STATUS_HIGH,
+    STATUS_LOW,
+    STATUS_PLANTATION_HARVEST,
     AlertTracker,
     BaselineParams,
     PixelAlerts,
@@ -69,8 +72,8 @@ class BaselineDetector:
 
 
 @dataclass(frozen=True)
-class ForestMask:
-    """A forest baseline given by the user, on the area's grid (True: forest)."""
+class GridMask:
+    """A user's layer on the area's grid (True: inside): a forest baseline, or plantations."""
 
     mask: npt.NDArray[np.bool_]
     transform: Affine
@@ -81,7 +84,7 @@ class ForestMask:
         height, width = stack.shape
         part: npt.NDArray[np.bool_] = self.mask[row : row + height, col : col + width]
         if part.shape != (height, width):
-            raise ValueError("the forest mask does not cover the stack's grid")
+            raise ValueError("the mask layer does not cover the stack's grid")
         return part
 
 
@@ -90,7 +93,10 @@ class HarmonicDetector:
     """The default: season-aware per-pixel history model (``detect.harmonic``)."""
 
     params: HarmonicParams = field(default_factory=HarmonicParams)
-    forest_mask: ForestMask | None = None
+    forest_mask: GridMask | None = None
+    # a plantation map (e.g. the Spatial Database of Planted Trees): a break there is a
+    # plantation harvest, never a deforestation alert
+    plantations: GridMask | None = None
 
     @property
     def version(self) -> str:
@@ -100,12 +106,17 @@ class HarmonicDetector:
         mask = None if self.forest_mask is None else self.forest_mask.window_of(stack)
         state = run_harmonic(stack, self.params, mask)
         shape = stack.shape
+        status = state.status.reshape(shape)
+        if self.plantations is not None:
+            planted = self.plantations.window_of(stack)
+            active = (status == STATUS_LOW) | (status == STATUS_HIGH)
+            status = np.where(planted & active, STATUS_PLANTATION_HARVEST, status).astype(np.int8)
         return PixelAlerts(
             first_day=state.first_day.reshape(shape),
             confirmed_day=state.confirmed_day.reshape(shape),
             score=state.score.reshape(shape),
             monitored=state.monitored.reshape(shape),
-            status=state.status.reshape(shape),
+            status=status,
         )
 
 
@@ -296,7 +307,8 @@ def build_detector(
     model_dir: Path | None = None,
     history_start_day: int | None = None,
     monitor_start_day: int | None = None,
-    forest_mask: ForestMask | None = None,
+    forest_mask: GridMask | None = None,
+    plantations: GridMask | None = None,
     forest_min: float | None = None,
 ) -> Detector:
     """The detector for ``method`` (``harmonic``, the default everywhere; ``baseline``;
@@ -310,9 +322,11 @@ def build_detector(
         elif forest_min is not None:
             params = replace(params, forest_peak_ndvi=forest_min)
         params = params.with_periods(history_start_day, monitor_start_day)
-        return HarmonicDetector(params, forest_mask)
-    if forest_mask is not None or history_start_day is not None or monitor_start_day is not None:
-        raise ValueError("--forest-mask and the history/monitoring periods need method harmonic")
+        return HarmonicDetector(params, forest_mask, plantations)
+    if any(v is not None for v in (forest_mask, plantations, history_start_day, monitor_start_day)):
+        raise ValueError(
+            "--forest-mask, --plantations and the history/monitoring periods need method harmonic"
+        )
     baseline = BaselineParams()
     if index is not None:
         baseline = baseline.for_index(index.lower(), forest_min)
@@ -334,31 +348,31 @@ def build_detector(
     return ModelDetector(model, baseline)
 
 
-def load_forest_mask(path: Path, grid: Grid) -> ForestMask:
-    """A user's forest baseline on ``grid``: a raster (non-zero = forest, nearest
-    resampling) or polygons (GeoPackage, GeoJSON, Shapefile; inside = forest)."""
+def load_grid_mask(path: Path, grid: Grid, flag: str = "--forest-mask") -> GridMask:
+    """A user's layer (``flag`` names it in errors) on ``grid``: a raster (non-zero =
+    inside, nearest resampling) or polygons (GeoPackage, GeoJSON, Shapefile)."""
     import rasterio.features
 
     from canopywatch.detect.observations import read_aligned
 
     if not path.exists():
-        raise ValueError(f"--forest-mask {path}: no such file")
+        raise ValueError(f"{flag} {path}: no such file")
     if path.suffix.lower() in {".tif", ".tiff", ".vrt"}:
         data, nodata = read_aligned(path, grid, Window(0, 0, grid.width, grid.height), [1])
         band = data[0]
         mask = band != 0
         if nodata is not None:
             mask &= band != nodata
-        return ForestMask(mask & np.isfinite(band), grid.transform)
+        return GridMask(mask & np.isfinite(band), grid.transform)
     polygons = gpd.read_file(path)
     if polygons.empty:
-        raise ValueError(f"--forest-mask {path}: no polygons")
+        raise ValueError(f"{flag} {path}: no polygons")
     if polygons.crs is not None:
         polygons = polygons.to_crs(grid.crs)
     burned = rasterio.features.geometry_mask(
         list(polygons.geometry), out_shape=grid.shape, transform=grid.transform, invert=True
     )
-    return ForestMask(burned, grid.transform)
+    return GridMask(burned, grid.transform)
 
 
 def write_forest_baseline(result: AreaDetection, path: Path) -> Path:
