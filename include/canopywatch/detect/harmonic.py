@@ -108,6 +108,9 @@ class HarmonicParams:
     recover_count: int = 2
     regrowth_days: int = 180  # a confirmed cut back at its pre-event state later: replanted
     transient_days: int = 45  # a confirmed drop withdrawn sooner is a harvest, not a season
+    # an open alert that drops again by a break's size after this long at a partial level (a
+    # leaf-off or an understorey fire that a clearing follows) is re-dated at the second drop
+    second_drop_days: int | None = 30
     block_days: int = 64  # the model is refitted from the grown history this often
     learn_days: int = 400  # the history stops growing once it spans this many days
     learn_min_obs: int = 24  # ... and holds this many looks (cloudy series learn longer)
@@ -488,6 +491,7 @@ def run_harmonic(
     back = np.zeros(n_pixels, dtype=np.int64)
     strength = np.zeros(n_pixels, dtype=np.float32)
     depth = np.zeros((n_idx, n_pixels), dtype=np.float32)
+    early_depth = np.zeros((n_idx, n_pixels), dtype=np.float32)  # depth in its first days
     withdrawn_first = np.full(n_pixels, -1, dtype=np.int64)
     harvest_first = np.full(n_pixels, -1, dtype=np.int64)
     ever_monitored = np.zeros(n_pixels, dtype=bool)
@@ -580,6 +584,7 @@ def run_harmonic(
             run[opening] = 0
             strength[opening] = 0.0
             depth[:, opening] = 0.0
+            early_depth[:, opening] = 0.0
             open_ = first >= 0
             # the accepted history grows; observations of an open alert wait
             to_learn[position] = inlying & ~open_ & ~brk
@@ -590,6 +595,25 @@ def run_harmonic(
             z_primary = np.nan_to_num(-raw[0] / sd[0])
             strength[brk] = np.maximum(strength[brk], z_primary[brk])
             depth[:, brk] = np.minimum(depth[:, brk], raw[:, brk])
+            if params.second_drop_days is not None:
+                age = day - first
+                young = brk & (age < params.second_drop_days)
+                early_depth[:, young] = np.minimum(early_depth[:, young], raw[:, young])
+                with np.errstate(invalid="ignore"):
+                    second = (
+                        brk
+                        & (age >= params.second_drop_days)
+                        & (raw <= early_depth - min_drop[:, None]).all(axis=0)
+                    )
+                if second.any():
+                    # a leaf-off or a fire alerted before the clearing: the alert is the
+                    # clearing's, dated and confirmed from its own looks
+                    first[second] = day
+                    run[second] = 1
+                    confirmed[second] = -1
+                    strength[second] = z_primary[second]
+                    depth[:, second] = raw[:, second]
+                    early_depth[:, second] = raw[:, second]
             confirm = brk & (confirmed < 0) & (run >= params.confirm_count)
             confirmed[confirm] = day
 
