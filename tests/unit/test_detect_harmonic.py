@@ -328,3 +328,28 @@ def test_evaluate_scores_one_loss_year(tmp_path: Path) -> None:
     area = metrics["area"]
     assert area["mapped_deforestation_ha"] == pytest.approx(0.36)
     assert area["users_accuracy"] == 1.0 and "producers_accuracy_ci95" in area
+
+
+def test_a_clearing_after_a_partial_drop_is_dated_at_the_clearing() -> None:
+    """An understorey fire or an early leaf-off (the leaf-off spectrum from day 250) that a
+    clearing follows (bare soil, day 330): the alert is dated at the clearing's first clear
+    look, not at the partial drop; without the second-drop rule it would be 80 days early."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(3)
+    offsets = np.arange(0, 500, 5)
+    days = days_since_epoch(START) + offsets
+    block = (slice(2, 8), slice(2, 8))
+    bands = {}
+    for band in S2_BANDS:
+        value = np.full((offsets.size, SIZE, SIZE), LEAF_ON[band], dtype=np.float64)
+        value[(offsets >= 250) & (offsets < 330), block[0], block[1]] = LEAF_OFF[band]
+        value[offsets >= 330, block[0], block[1]] = BARE[band]
+        bands[band] = (value + rng.normal(0, 0.004, value.shape)).astype(np.float32)
+    clear = np.ones((offsets.size, SIZE, SIZE), dtype=bool)
+    stack = ObservationStack(days.astype(np.int64), bands, clear, TRANSFORM, CRS_UTM)
+    start = days_since_epoch(START)
+    dated = run_harmonic(stack, HarmonicParams()).first_day.reshape(SIZE, SIZE)[block]
+    assert (dated == start + 330).all()
+    undated = run_harmonic(stack, replace(HarmonicParams(), second_drop_days=None))
+    assert (undated.first_day.reshape(SIZE, SIZE)[block] == start + 250).all()
