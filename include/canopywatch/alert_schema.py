@@ -12,11 +12,13 @@ Pure Python and pydantic: no geospatial libraries at import.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 ConfidenceLevel = Literal["low", "high"]
 Status = Literal["low", "high", "withdrawn", "plantation_harvest"]
@@ -52,6 +54,8 @@ ALERT_FIELDS: tuple[AlertField, ...] = (
     AlertField("method", "text", True, "the detector: harmonic, baseline, xgboost"),
     AlertField("model_version", "text", True, "model or parameter version"),
     AlertField("corroborated_by", "text", False, "sensor evidence that backs it: acoustic,fire,patrol (sorted); '': none; null: unchecked"),
+    AlertField("evidence_ids", "text", False, 'JSON {kind: [evidence ids]} of corroborated_by\'s kinds (reading ids; patrol: track ids); {}: none; null: unchecked'),
+    AlertField("drought_anomaly", "text", False, "JSON: the rain anomaly before a leaf-off / dry-spell alert (value, window_days, station_ids, flag, ...); {}: none; null: unchecked"),
     AlertField("geometry", "geometry", True, "the outline, MultiPolygon EPSG:4326"),
 )  # fmt: skip
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in ALERT_FIELDS)
@@ -77,7 +81,32 @@ class Alert(BaseModel):
     method: str = Field(min_length=1)
     model_version: str = Field(min_length=1)
     corroborated_by: str | None = None
+    evidence_ids: str | None = None
+    drought_anomaly: str | None = None
     geometry: dict[str, Any]
+
+    @field_validator("evidence_ids", "drought_anomaly", mode="before")
+    @classmethod
+    def _json_object(cls, value: Any, info: ValidationInfo) -> Any:
+        """A mapping is stored as compact JSON text; text must be a JSON object."""
+        if value is None:
+            return None
+        if isinstance(value, Mapping):
+            value = json.dumps(dict(value), sort_keys=True, separators=(",", ":"))
+        if not isinstance(value, str):
+            return value  # pydantic reports the type
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{info.field_name} is not JSON: {exc.msg}") from None
+        if not isinstance(parsed, dict):
+            raise ValueError(f"{info.field_name} must be a JSON object")
+        if info.field_name == "evidence_ids" and not all(
+            isinstance(ids, list) and all(isinstance(i, str) for i in ids)
+            for ids in parsed.values()
+        ):
+            raise ValueError("evidence_ids must map each kind to a list of id strings")
+        return value
 
 
 def confidence_level(score: float) -> str:

@@ -98,7 +98,7 @@ STAGE_DDL = "CREATE TEMP TABLE stage ({}) ON COMMIT DROP".format(
 _TARGET_COLUMNS = (*ATTRIBUTE_NAMES, "geohash", GEOMETRY_COLUMN)
 # set apart from the detector (canopywatch.sensors.corroboration): a row that arrives
 # without it (null: not checked) keeps the stored check
-KEPT_WHEN_NULL = ("corroborated_by",)
+KEPT_WHEN_NULL = ("corroborated_by", "evidence_ids", "drought_anomaly")
 
 
 def _updated(column: str) -> str:

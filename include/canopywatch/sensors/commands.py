@@ -1,5 +1,6 @@
 """``canopywatch sensors ingest FILE|-``: sensor rows (CSV, JSON lines, FIRMS CSV) to Kafka;
-``canopywatch sensors corroborate``: the alerts' ``corroborated_by`` from that evidence.
+``canopywatch sensors corroborate``: the alerts' ``corroborated_by``, ``evidence_ids`` and
+``drought_anomaly`` from that evidence and the weather readings.
 
     canopywatch sensors ingest readings.csv [--format auto|csv|jsonl|firms]
                                             [--stations include/sensor_stations.csv]
@@ -12,7 +13,8 @@ Exit 0 when the input was read (even with bad rows: the summary counts them), 2 
 the input or the station registry is unreadable, 1 when Kafka did not take the messages.
 
 ``corroborate`` checks the active alerts in PostGIS against ``sensor_readings``
-(``canopywatch.sensors.corroboration``), stores the value and announces each changed alert
+(``canopywatch.sensors.corroboration``) and the weather near them
+(``canopywatch.sensors.drought``), stores the values and announces each changed alert
 on ``<prefix>.alerts`` (so Delta and every export carry it); exit 1 when PostGIS or Kafka
 is unavailable.
 """
@@ -156,7 +158,8 @@ def _corroborate(args: argparse.Namespace, settings: Settings) -> int:
     kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(result.by_kind().items())) or "none"
     line = (
         f"{result.checked} active alert(s) checked: {result.corroborated} corroborated "
-        f"({kinds}); {len(result.changed)} changed"
+        f"({kinds}); {result.droughts} in a dry spell (drought_anomaly); "
+        f"{len(result.changed)} changed"
     )
     if not args.announce or not result.changed:
         print(line)

@@ -7,16 +7,23 @@ of ``canopywatch.sensors.evidence`` (any of its three engines). A corroborating 
 raises the confidence by ``CONFIDENCE_STEP`` (the dbt mart ``mart_alert_corroboration``
 applies the same rule); the stored score stays the detector's.
 
+``evidence_ids`` (also in the schema) names what: ``{kind: [evidence ids]}`` as JSON text
+(the reading ids of chainsaws and hotspots, the track ids of patrols), beside
+``corroborated_by`` so that stays a plain, filterable list of kinds for the rows and the
+consumers that had it first. ``drought_anomaly`` (``canopywatch.sensors.drought``) is set in
+the same pass; neither it nor the evidence changes the alert's status.
+
 ``corroborate_catalog`` checks the active alerts in PostGIS against ``sensor_readings``
-(the PostGIS reference join), stores the value on each alert and returns the alerts whose
-value changed, as ``AlertPublished`` messages to announce on the alerts topic: from
+(the PostGIS reference join), stores the values on each alert and returns the alerts whose
+values changed, as ``AlertPublished`` messages to announce on the alerts topic: from
 there Delta, the sync and every export carry it like any other field.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from canopywatch.alert_schema import ACTIVE_STATUSES, ATTRIBUTE_NAMES
@@ -55,6 +62,29 @@ def corroborated_by(alert_ids: Iterable[str], evidence: pd.DataFrame) -> dict[st
     return {alert_id: corroboration(kinds) for alert_id, kinds in by_alert.items()}
 
 
+def evidence_ids(alert_ids: Iterable[str], evidence: pd.DataFrame) -> dict[str, str]:
+    """Each alert's ``evidence_ids``: compact JSON ``{kind: [evidence ids, sorted]}`` for the
+    kinds in its ``corroborated_by`` (``{}`` for none); every alert given is checked."""
+    by_alert: dict[str, dict[str, set[str]]] = {alert_id: {} for alert_id in alert_ids}
+    for alert_id, kind, evidence_id in zip(
+        evidence["alert_id"], evidence["kind"], evidence["evidence_id"], strict=True
+    ):
+        if alert_id in by_alert:
+            corroboration([str(kind)])  # a known kind, or ValueError
+            by_alert[alert_id].setdefault(str(kind), set()).add(str(evidence_id))
+    return {
+        alert_id: json.dumps(
+            {kind: sorted(ids) for kind, ids in sorted(kinds.items())}, separators=(",", ":")
+        )
+        for alert_id, kinds in by_alert.items()
+    }
+
+
+def ids_of(value: str | None) -> dict[str, list[str]]:
+    """The ids an ``evidence_ids`` value holds, by kind (none for null or ``{}``)."""
+    return dict(json.loads(value)) if value else {}
+
+
 def raised_confidence(confidence: float, value: str | None) -> float:
     """The score raised by ``CONFIDENCE_STEP`` per corroborating kind (at most 1)."""
     return min(1.0, confidence + CONFIDENCE_STEP * len(kinds_of(value)))
@@ -71,7 +101,14 @@ ORDER BY alert_date, alert_id
 @dataclass(frozen=True)
 class CatalogCorroboration:
     values: dict[str, str]  # alert id -> corroborated_by, for every active alert checked
-    changed: list[AlertPublished]  # the alerts whose stored value changed, as messages
+    changed: list[AlertPublished]  # the alerts whose stored values changed, as messages
+    ids: dict[str, str] = field(default_factory=dict)  # alert id -> evidence_ids
+    drought: dict[str, str] = field(default_factory=dict)  # alert id -> drought_anomaly
+
+    @property
+    def droughts(self) -> int:
+        """How many alerts carry a drought anomaly report."""
+        return sum(1 for value in self.drought.values() if value not in ("", "{}"))
 
     @property
     def checked(self) -> int:
@@ -99,6 +136,7 @@ def corroborate_catalog(conn: Any, aoi: str | None = None) -> CatalogCorroborati
     from canopywatch.catalog.schema import ensure_schema
     from canopywatch.messages import AlertPublished
     from canopywatch.sensors.catalog import ensure_table
+    from canopywatch.sensors.drought import drought_postgis
     from canopywatch.sensors.evidence import evidence_postgis
 
     # a catalog from before corroborated_by gets the column; no readings yet: every alert
@@ -114,16 +152,32 @@ def corroborate_catalog(conn: Any, aoi: str | None = None) -> CatalogCorroborati
         _ACTIVE, "" if aoi is None else " AND aoi_id = %(aoi)s"
     )
     evidence = evidence_postgis(conn, alerts=scope, params={"aoi": aoi})
-    values = corroborated_by([r["alert_id"] for r in rows], evidence)
-    changed = [r for r in rows if r["corroborated_by"] != values[r["alert_id"]]]
+    alert_ids = [r["alert_id"] for r in rows]
+    values = corroborated_by(alert_ids, evidence)
+    ids = evidence_ids(alert_ids, evidence)
+    drought = drought_postgis(
+        conn, [(r["alert_id"], r["alert_date"]) for r in rows], scope, {"aoi": aoi}
+    )
+    new = {
+        r["alert_id"]: {
+            "corroborated_by": values[r["alert_id"]],
+            "evidence_ids": ids[r["alert_id"]],
+            "drought_anomaly": drought[r["alert_id"]],
+        }
+        for r in rows
+    }
+    changed = [r for r in rows if any(r[k] != v for k, v in new[r["alert_id"]].items())]
     with conn.cursor() as cur:
         if changed:
             cur.executemany(
-                "UPDATE alerts SET corroborated_by = %s WHERE alert_id = %s",
-                [(values[r["alert_id"]], r["alert_id"]) for r in changed],
+                "UPDATE alerts SET corroborated_by = %s, evidence_ids = %s, drought_anomaly = %s"
+                " WHERE alert_id = %s",
+                [(*new[r["alert_id"]].values(), r["alert_id"]) for r in changed],
             )
     conn.commit()
     return CatalogCorroboration(
         values,
-        [AlertPublished(**{**row, "corroborated_by": values[row["alert_id"]]}) for row in changed],
+        [AlertPublished(**{**row, **new[row["alert_id"]]}) for row in changed],
+        ids,
+        drought,
     )
