@@ -1,15 +1,20 @@
-"""``corroborated_by`` through the real services: sensor evidence in PostGIS marks the alerts,
-``canopywatch sensors corroborate`` announces the changed ones on Kafka, the lake consumer
-writes them to Delta, the sync keeps them in PostGIS and the GeoPackage export carries them.
+"""``corroborated_by``, ``evidence_ids`` and ``drought_anomaly`` through the real services:
+sensor evidence and weather in PostGIS mark the alerts, ``canopywatch sensors corroborate``
+announces the changed ones on Kafka, the lake consumer writes them to Delta, the sync keeps
+them in PostGIS, the GeoPackage and GeoJSON exports and the API carry them.
 
 Alerts are the demo area's simulated clearings (dated a few days after the cut, written
-Kafka-less into Delta and synced, as the weekly run would), readings 90 days of the demo
-stations; the expected value of each alert is the PostGIS reference join on the same rows.
+Kafka-less into Delta and synced, as the weekly run would) and one more dated in the dry
+season; readings 90 days of the demo stations plus the year of weather before them (the
+record the drought anomaly needs). The expected evidence of each alert is the PostGIS
+reference join on the same rows; the expected drought anomaly is computed in pandas from
+the readings frames (daily sums, the four weather stations of the area).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -32,7 +37,8 @@ from canopywatch.lake.consume import write_alert_batch
 from canopywatch.lake.tables import ALERTS, lake_from_settings, open_table
 from canopywatch.messages import AlertPublished
 from canopywatch.sensors.catalog import COLUMNS, ensure_table
-from canopywatch.sensors.corroboration import corroboration
+from canopywatch.sensors.corroboration import corroboration, ids_of
+from canopywatch.sensors.drought import anomalies_for
 from canopywatch.sensors.evidence import evidence_postgis
 from canopywatch.settings import Settings
 from tests.integration.conftest import topics_of_their_own
@@ -113,7 +119,22 @@ def test_corroboration_is_stored_announced_and_carried_to_delta_and_the_export(
     assert len(clearings) >= 4
     world = simulate(demo_clearings(), start=START, days=90, seed=7)
     readings = readings_frame(world)
+    # the year before, same seed: the same four weather stations (their places are drawn first)
+    year = readings_frame(simulate(demo_clearings(), start=START - dt.timedelta(days=365),
+                                   days=365, seed=7))  # fmt: skip
+    year = year[year["kind"] == "weather"]
+    assert set(year["station_id"]) == set(readings.loc[readings["kind"] == "weather", "station_id"])
+    assert (year[["station_id", "lon", "lat"]].drop_duplicates().shape[0]) == 4
+    readings = pd.concat([readings, year], ignore_index=True)
     alerts = _alerts(clearings)
+    # and a clearing seen again late in May, in the dry season (no rain since the end of April)
+    alerts.append(
+        alerts[-1].model_copy(
+            update={"alert_id": "corr-dry-season",
+                    "alert_date": dt.datetime(2024, 5, 26, 14, tzinfo=dt.UTC),
+                    "confirmed_date": dt.datetime(2024, 5, 28, 14, tzinfo=dt.UTC)}
+        )
+    )  # fmt: skip
     withdrawn = alerts[0].model_copy(
         update={"alert_id": "corr-withdrawn", "status": "withdrawn", "confidence": 0.01,
                 "confidence_level": "low", "confirmed_date": None}
@@ -162,12 +183,39 @@ def test_corroboration_is_stored_announced_and_carried_to_delta_and_the_export(
                 )
         conn.commit()
         reference = evidence_postgis(conn, alerts="(SELECT * FROM alerts WHERE status = 'high')")
-        before = dict(conn.execute("SELECT alert_id, corroborated_by FROM alerts").fetchall())
-    assert set(before.values()) == {None}  # nothing checked yet
+        before = conn.execute(
+            "SELECT alert_id, corroborated_by, evidence_ids, drought_anomaly, status, confidence"
+            " FROM alerts"
+        ).fetchall()
+    assert {r[1:4] for r in before} == {(None, None, None)}  # nothing checked yet
     expected = {
         a.alert_id: corroboration(reference.loc[reference["alert_id"] == a.alert_id, "kind"])
         for a in alerts
     }
+    expected_ids = {
+        a.alert_id: json.dumps(
+            {kind: sorted(group["evidence_id"]) for kind, group in
+             reference[reference["alert_id"] == a.alert_id].groupby("kind")},
+            separators=(",", ":"),
+        )
+        for a in alerts
+    }  # fmt: skip
+    # the drought anomaly from the readings frame: per station and UTC day, the rain summed
+    weather = readings[readings["kind"] == "weather"]
+    daily = (
+        weather.assign(day=weather["observed_at"].dt.tz_convert("UTC").dt.date)
+        .groupby(["station_id", "day"], as_index=False)["rain_mm"]
+        .sum()
+    )
+    stations = sorted(weather["station_id"].unique())  # all within 25 km of the demo area
+    expected_drought = anomalies_for(
+        [(a.alert_id, a.alert_date) for a in alerts], {a.alert_id: stations for a in alerts}, daily
+    )
+    reports = {k: json.loads(v) for k, v in expected_drought.items() if v != "{}"}
+    assert reports["corr-dry-season"]["station_ids"] == stations
+    assert reports["corr-dry-season"]["window_days"] == 30
+    assert reports["corr-dry-season"]["precip_mm"] < 60  # a dry month
+    assert "{}" in expected_drought.values()  # the wet-season alerts report none
     assert {"acoustic", "fire"} <= {k for v in expected.values() for k in v.split(",")}
     assert "" in expected.values() or len(set(expected.values())) > 1  # not all alike
 
@@ -179,12 +227,35 @@ def test_corroboration_is_stored_announced_and_carried_to_delta_and_the_export(
     ), done.stdout
     assert f"{len(alerts)} changed, announced on {settings.topic('alerts')}" in done.stdout
 
+    assert f"{len(reports)} in a dry spell (drought_anomaly)" in done.stdout
+
     with connect(settings) as conn:
-        stored = dict(conn.execute("SELECT alert_id, corroborated_by FROM alerts").fetchall())
+        rows = conn.execute(
+            "SELECT alert_id, corroborated_by, evidence_ids, drought_anomaly, status, confidence"
+            " FROM alerts"
+        ).fetchall()
+        kinds_of_ids = dict(conn.execute("SELECT reading_id, kind FROM sensor_readings").fetchall())
+        tracks = {r[0] for r in conn.execute("SELECT DISTINCT track_id FROM sensor_readings")}
+    stored = {r[0]: r[1] for r in rows}
     assert stored == {**expected, "corr-withdrawn": None}  # only active alerts are checked
+    assert {r[0]: r[2] for r in rows} == {**expected_ids, "corr-withdrawn": None}
+    assert {r[0]: r[3] for r in rows} == {**expected_drought, "corr-withdrawn": None}
+    assert {(r[0], r[4], r[5]) for r in rows} == {(r[0], r[4], r[5]) for r in before}  # unchanged
+    # the ids are the readings themselves: chainsaws and hotspots by reading id, patrols by track
+    for value in expected_ids.values():
+        for kind, ids in ids_of(value).items():
+            if kind == "patrol":
+                assert set(ids) <= tracks
+            else:
+                assert {kinds_of_ids[i] for i in ids} == {
+                    "acoustic" if kind == "acoustic" else "fire_hotspot"
+                }
+    assert {k for v in expected_ids.values() for k in ids_of(v)} >= {"acoustic", "fire"}
 
     announced = [AlertPublished.from_json(m.value()) for m in _consume_all(settings)]
     assert {m.alert_id: m.corroborated_by for m in announced} == expected
+    assert {m.alert_id: m.evidence_ids for m in announced} == expected_ids
+    assert {m.alert_id: m.drought_anomaly for m in announced} == expected_drought
 
     again = _corroborate(settings)
     assert again.returncode == 0 and again.stdout.rstrip().endswith("0 changed"), again.stdout
@@ -199,14 +270,40 @@ def test_corroboration_is_stored_announced_and_carried_to_delta_and_the_export(
         **expected,
         "corr-withdrawn": None,
     }
+    assert {r["alert_id"]: r["evidence_ids"] for r in rows} == {
+        **expected_ids,
+        "corr-withdrawn": None,
+    }
+    assert {r["alert_id"]: r["drought_anomaly"] for r in rows} == {
+        **expected_drought,
+        "corr-withdrawn": None,
+    }
     # a later weekly run re-sends an alert unchecked (null): the stored check stays
     write_alert_batch([Record(alerts[0], 200)], lake=lake, dlq=FakeProducer())
     with connect(settings) as conn:
         sync_catalog(conn, lake)
         kept = conn.execute(
-            "SELECT corroborated_by FROM alerts WHERE alert_id = %s", (alerts[0].alert_id,)
+            "SELECT corroborated_by, evidence_ids, drought_anomaly FROM alerts WHERE alert_id = %s",
+            (alerts[0].alert_id,),
         ).fetchone()
-    assert kept == (expected[alerts[0].alert_id],)
+    first = alerts[0].alert_id
+    assert kept == (expected[first], expected_ids[first], expected_drought[first])
+
+    # the API: the alert's own route and the OGC features collection
+    from fastapi.testclient import TestClient
+
+    from canopywatch.api.app import create_app
+
+    with TestClient(create_app(replace(settings, api_public_read=True))) as client:
+        detail = client.get("/alerts/corr-dry-season")
+        assert detail.status_code == 200, detail.text
+        properties = detail.json()["properties"]
+        assert properties["evidence_ids"] == expected_ids["corr-dry-season"]
+        assert json.loads(properties["drought_anomaly"]) == reports["corr-dry-season"]
+        items = client.get("/collections/alerts/items", params={"limit": 100}).json()
+        served = {f["properties"]["alert_id"]: f["properties"] for f in items["features"]}
+        assert served[first]["evidence_ids"] == expected_ids[first]
+        assert served["corr-dry-season"]["drought_anomaly"] == expected_drought["corr-dry-season"]
 
     # the GeoPackage export of the lake carries the field as a text column (the lake holds the
     # latest announcement: the re-sent alert is unchecked there)
@@ -218,6 +315,16 @@ def test_corroboration_is_stored_announced_and_carried_to_delta_and_the_export(
         for k, v in zip(exported["alert_id"], exported["corroborated_by"], strict=True)
     }
     assert values == {**expected, "corr-withdrawn": None, alerts[0].alert_id: None}
+    # GeoJSON: GDAL writes the JSON text as objects (its AUTODETECT_JSON_STRINGS default)
+    geojson = json.loads(
+        write_alerts(from_lake_rows(rows), tmp_path / "alerts.geojson").read_text()
+    )
+    properties = {f["properties"]["alert_id"]: f["properties"] for f in geojson["features"]}
+    dry = properties["corr-dry-season"]
+    assert dry["evidence_ids"] == json.loads(expected_ids["corr-dry-season"])
+    assert dry["drought_anomaly"] == reports["corr-dry-season"]
+    assert dry["corroborated_by"] == expected["corr-dry-season"]
+    assert properties[alerts[0].alert_id]["evidence_ids"] is None  # re-sent unchecked
 
 
 def test_a_catalog_from_before_corroboration_gets_the_column(platform: Settings) -> None:
@@ -227,7 +334,8 @@ def test_a_catalog_from_before_corroboration_gets_the_column(platform: Settings)
     try:
         with connect(older) as conn:
             ensure_schema(conn)
-            conn.execute("ALTER TABLE alerts DROP COLUMN corroborated_by")
+            for column in ("corroborated_by", "evidence_ids", "drought_anomaly"):
+                conn.execute(f"ALTER TABLE alerts DROP COLUMN {column}")
             conn.execute(
                 "INSERT INTO alerts (alert_id, aoi_id, alert_date, confidence, confidence_level,"
                 " status, area_ha, method, model_version, geohash, geom) VALUES ('old-1', %s,"
@@ -237,9 +345,11 @@ def test_a_catalog_from_before_corroboration_gets_the_column(platform: Settings)
             )
             conn.commit()
             result = corroborate_catalog(conn, aoi=AOI)
-            stored = conn.execute("SELECT alert_id, corroborated_by FROM alerts").fetchall()
+            stored = conn.execute(
+                "SELECT alert_id, corroborated_by, evidence_ids, drought_anomaly FROM alerts"
+            ).fetchall()
         assert result.values == {"old-1": ""} and [m.alert_id for m in result.changed] == ["old-1"]
-        assert stored == [("old-1", "")]  # checked, no readings: none found
+        assert stored == [("old-1", "", "{}", "{}")]  # checked, no readings: none found
     finally:
         with connect(platform) as conn:
             drop_schema(conn, older.pg_schema)
