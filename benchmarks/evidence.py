@@ -17,7 +17,10 @@ Rows, events >= 0.1 ha, date-aware (``detect.evaluate``: an alert dated before i
 is false): every alert and the high-confidence ones without the table; with it, the
 corroborated ones (any kind, then each kind, then acoustic or fire: patrols pass most
 clearings), the rest, and the high-confidence ones once each corroborating kind has
-raised the score by 0.1. UA = true alerts / alerts; PA = detected events / events.
+raised the score by 0.1; then the alerts that ``drought_anomaly``
+(``canopywatch.sensors.drought``, from the area's four weather stations simulated hourly)
+reports in a dry spell, those it flags ``drought``, and the rest.
+UA = true alerts / alerts; PA = detected events / events.
 ``--quick``: one seed, typical and agriculture, a 0.02 degree box. Needs no service.
 """
 
@@ -42,6 +45,7 @@ from canopywatch.detect.alerts import active_alerts, polygonize
 from canopywatch.detect.detector import HarmonicDetector
 from canopywatch.detect.evaluate import evaluate_alerts
 from canopywatch.sensors.corroboration import EVIDENCE_KINDS, corroborated_by, raised_confidence
+from canopywatch.sensors.drought import anomalies_for
 from canopywatch.sensors.evidence import evidence_geopandas
 
 START, END = dt.date(2023, 6, 1), dt.date(2024, 7, 31)
@@ -87,6 +91,7 @@ def one_area(seed: int, size_deg: float, kind: str = "typical") -> dict[str, Any
     )
     values = corroborated_by(alerts["alert_id"], evidence)
     alerts["corroborated_by"] = alerts["alert_id"].map(values)
+    alerts["drought_anomaly"] = alerts["alert_id"].map(drought_of(alerts, bbox, seed))
     return {
         "alerts": alerts,
         "reference": reference,
@@ -94,6 +99,34 @@ def one_area(seed: int, size_deg: float, kind: str = "typical") -> dict[str, Any
         "readings": len(readings),
         "evidence": len(evidence),
     }
+
+
+def drought_of(alerts: gpd.GeoDataFrame, bbox: tuple[float, ...], seed: int) -> dict[str, str]:
+    """Each alert's ``drought_anomaly`` from the area's weather stations, simulated hourly
+    (the simulator's rain is per reading) in a run of its own, so the evidence run above
+    keeps its random draws; all four stations stand in the area, well within the radius."""
+    from canopywatch_dev.sensors import simulate
+
+    world = simulate([], bbox=bbox, start=START, days=(END - START).days, seed=seed)
+    seen: set[tuple[str, str]] = set()
+    rows = []
+    for r in world.readings:
+        if r["kind"] == "weather" and (r["station_id"], r["observed_at"]) not in seen:
+            seen.add((r["station_id"], r["observed_at"]))  # a resend counted once
+            rows.append(
+                (r["station_id"], dt.date.fromisoformat(r["observed_at"][:10]), r["rain_mm"])
+            )
+    daily = (
+        pd.DataFrame(rows, columns=["station_id", "day", "rain_mm"])
+        .groupby(["station_id", "day"], as_index=False)["rain_mm"]
+        .sum()
+    )
+    stations = sorted(daily["station_id"].unique())
+    dates = [
+        (a, pd.Timestamp(d).to_pydatetime())
+        for a, d in zip(alerts["alert_id"], alerts["alert_date"], strict=True)
+    ]
+    return anomalies_for(dates, {a: stations for a, _ in dates}, daily)
 
 
 def subsets(alerts: gpd.GeoDataFrame) -> dict[str, Any]:
@@ -104,6 +137,9 @@ def subsets(alerts: gpd.GeoDataFrame) -> dict[str, Any]:
     def by(kind: str) -> Any:
         return value.str.split(",").apply(lambda kinds: kind in kinds).values
 
+    report = alerts["drought_anomaly"].fillna("{}")
+    dry = report != "{}"
+    drought = report.str.contains('"flag":"drought"', regex=False)
     raised = np.array(
         [
             raised_confidence(c, v)
@@ -118,6 +154,9 @@ def subsets(alerts: gpd.GeoDataFrame) -> dict[str, Any]:
         "corroborated by acoustic or fire (evidence table)": by("acoustic") | by("fire"),
         "not corroborated (evidence table)": (~corroborated).values,
         "high after +0.1 per kind (evidence table)": raised >= HIGH_CONFIDENCE,
+        "in a dry spell (drought_anomaly reported)": dry.values,
+        "  of which flagged drought": drought.values,
+        "not in a dry spell": (~dry).values,
     }
 
 
