@@ -221,3 +221,106 @@ def canary_hits(settings: Settings, state: Path, canaries: Iterable[str]) -> lis
             obj = s3.get_object(Bucket=bucket, Key=key)
             scan(f"s3://{bucket}/{key}", obj["Body"].read() + repr(obj["Metadata"]).encode())
     return hits
+
+
+def _scanner(canaries: Iterable[str], hits: list[str]) -> Any:
+    needles = [c.encode() for c in canaries]
+
+    def scan(place: str, data: bytes) -> None:
+        for needle in needles:
+            if needle in data:
+                hits.append(f"{place}: {needle[:8].decode()}...")
+
+    return scan
+
+
+def file_canary_hits(roots: Iterable[Path], canaries: Iterable[str]) -> list[str]:
+    """Where any canary appears in the files under ``roots`` (task and service logs):
+    ``["<root>/<file>: <canary kind>...", ...]``."""
+    hits: list[str] = []
+    scan = _scanner(canaries, hits)
+    for root in roots:
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            scan(f"{root.name}/{path.relative_to(root)}", path.read_bytes())
+    return hits
+
+
+CONTROL_KEY = "canary_control"
+
+
+def metadata_canary_hits(
+    settings: Settings, canaries: Iterable[str], *, control: str | None = None
+) -> list[str]:
+    """Where any canary appears in the Airflow metadata database
+    (``settings.pg_airflow_database``): every ``xcom.value`` and every field of
+    ``rendered_task_instance_fields.rendered_fields``.
+
+    With ``control`` (a text holding a canary), the scan first plants it, in a transaction
+    it rolls back afterwards, as one more XCom (key ``canary_control``, a copy of an existing
+    row's ids) and as one more rendered field (``canary_control``) of an existing row: those
+    two hits (``... canary_control: ...``) prove the scan reads both columns. It raises when
+    there is no row to plant them beside (nothing ran, so nothing could be scanned).
+    """
+    import psycopg
+
+    from canopywatch_dev.platform import postgres
+
+    hits: list[str] = []
+    scan = _scanner(canaries, hits)
+    params = postgres.connection_params(settings, settings.pg_airflow_database)
+    with psycopg.connect(**params, connect_timeout=10) as conn:
+        try:
+            if control is not None:
+                planted = conn.execute(
+                    "INSERT INTO xcom (dag_run_id, task_id, map_index, key, dag_id, run_id,"
+                    " value, timestamp)"
+                    " SELECT dag_run_id, task_id, map_index, %s, dag_id, run_id,"
+                    " to_jsonb(%s::text), timestamp FROM xcom LIMIT 1",
+                    (CONTROL_KEY, control),
+                ).rowcount
+                planted += conn.execute(
+                    "UPDATE rendered_task_instance_fields SET rendered_fields ="
+                    " (rendered_fields::jsonb || jsonb_build_object(%s::text, %s::text))::json"
+                    " WHERE ctid = (SELECT ctid FROM rendered_task_instance_fields LIMIT 1)",
+                    (CONTROL_KEY, control),
+                ).rowcount
+                if planted != 2:
+                    raise RuntimeError(
+                        "no XCom or no rendered fields to plant the control canary beside"
+                    )
+            for dag_id, task_id, map_index, key, value in conn.execute(
+                "SELECT dag_id, task_id, map_index, key, value::text FROM xcom"
+                " ORDER BY dag_id, run_id, task_id, map_index, key"
+            ):
+                scan(f"xcom {dag_id}.{task_id}[{map_index}] {key}", (value or "").encode())
+            for dag_id, task_id, map_index, field, value in conn.execute(
+                "SELECT r.dag_id, r.task_id, r.map_index, f.key, f.value::text"
+                " FROM rendered_task_instance_fields r,"
+                " json_each(r.rendered_fields) AS f"
+                " ORDER BY r.dag_id, r.run_id, r.task_id, r.map_index, f.key"
+            ):
+                scan(
+                    f"rendered_fields {dag_id}.{task_id}[{map_index}] {field}",
+                    (value or "").encode(),
+                )
+        finally:
+            conn.rollback()
+    return hits
+
+
+def metadata_counts(settings: Settings) -> dict[str, int]:
+    """Rows of ``xcom`` and ``rendered_task_instance_fields`` (what the scan read)."""
+    import psycopg
+
+    from canopywatch_dev.platform import postgres
+
+    params = postgres.connection_params(settings, settings.pg_airflow_database)
+    with psycopg.connect(**params, connect_timeout=10) as conn:
+        return {
+            table: int(conn.execute(query).fetchone()[0])  # type: ignore[index]
+            for table, query in (
+                ("xcom", "SELECT count(*) FROM xcom"),
+                ("rendered_task_instance_fields",
+                 "SELECT count(*) FROM rendered_task_instance_fields"),
+            )
+        }  # fmt: skip
