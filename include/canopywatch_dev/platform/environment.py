@@ -10,15 +10,26 @@ from __future__ import annotations
 from dataclasses import replace
 
 from canopywatch.settings import PREFIX, Settings
-from canopywatch_dev.platform import minio, postgres
+from canopywatch_dev.platform import minio, postgres, roles
 
 
 def credential_env(settings: Settings) -> dict[str, str]:
-    """``CANOPYWATCH_PG_PASSWORD``, ``CANOPYWATCH_S3_ACCESS_KEY`` and
-    ``CANOPYWATCH_S3_SECRET_KEY`` of the platform (values set in ``settings`` win)."""
+    """The GIS logins of the platform, none a superuser: ``CANOPYWATCH_PG_USER`` /
+    ``_PASSWORD`` (``cw_writer``: the CLI, the sync, areas, alerts),
+    ``CANOPYWATCH_PG_READ_USER`` / ``_PASSWORD`` (``cw_reader``: the API's OGC features) and
+    ``CANOPYWATCH_DBT_USER`` / ``_PASSWORD`` (``cw_dbt``: ``dbt`` with dbt/profiles.yml);
+    then ``CANOPYWATCH_S3_ACCESS_KEY`` and ``CANOPYWATCH_S3_SECRET_KEY``."""
     access_key, secret_key = minio.credentials(settings)
+    user, password = roles.login(settings, roles.WRITER)
+    read_user, read_password = roles.login(settings, roles.READER)
+    dbt_user, dbt_password = roles.login(settings, roles.DBT)
     return {
-        f"{PREFIX}PG_PASSWORD": postgres.password(settings),
+        f"{PREFIX}PG_USER": user,
+        f"{PREFIX}PG_PASSWORD": password,
+        f"{PREFIX}PG_READ_USER": read_user,
+        f"{PREFIX}PG_READ_PASSWORD": read_password,
+        f"{PREFIX}DBT_USER": dbt_user,
+        f"{PREFIX}DBT_PASSWORD": dbt_password,
         f"{PREFIX}S3_ACCESS_KEY": access_key,
         f"{PREFIX}S3_SECRET_KEY": secret_key,
     }

@@ -3,9 +3,12 @@
 PostgreSQL refuses to run as root, so when we are root the cluster belongs to the
 ``postgres`` system user and its processes run as that user. The cluster listens on
 ``127.0.0.1:<pg_port>`` only (sockets under ``<home>/run/postgres``), with scram-sha-256
-authentication; its superuser is ``settings.pg_user`` with a password generated on first
-start into ``secrets/postgres.json``. Databases: ``settings.pg_database`` (PostGIS) and
-``settings.pg_airflow_database`` (Airflow metadata).
+authentication; its superuser (``settings.pg_user`` unless that names one of the platform's
+roles, then the one recorded) has a password generated on first start into
+``secrets/postgres.json`` and is used for bootstrapping only (``connection_params``, ``dsn``:
+roles, databases, extensions). Databases: ``settings.pg_database`` (PostGIS) and
+``settings.pg_airflow_database`` (Airflow metadata). The GIS side logs in with the roles of
+:mod:`canopywatch_dev.platform.roles` (``cw_writer``, ``cw_reader``, ``cw_dbt``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 from canopywatch.settings import Settings
-from canopywatch_dev.platform import process
+from canopywatch_dev.platform import process, roles
 from canopywatch_dev.platform.credentials import load_or_create, new_password
 from canopywatch_dev.platform.paths import ensure_layout, log_file, service_data_dir
 from canopywatch_dev.platform.prerequisites import PG_BIN, require
@@ -39,26 +42,54 @@ log = logging.getLogger("canopywatch_dev.platform")
 # -- connection ------------------------------------------------------------------------
 
 
+DEFAULT_SUPERUSER = "canopywatch"
+
+
+def superuser(settings: Settings) -> tuple[str, str]:
+    """(name, password) of the cluster's superuser, for bootstrapping only: ``settings.pg_user``
+    with ``settings.pg_password`` (or the generated one, stored 0600), unless ``pg_user`` is a
+    platform role (``CANOPYWATCH_PG_USER=cw_writer``): then the superuser recorded in
+    ``secrets/postgres.json``."""
+    if settings.pg_user not in roles.ROLES:
+        if settings.pg_password:
+            return settings.pg_user, settings.pg_password
+        values = load_or_create(
+            settings, NAME, lambda: {"user": settings.pg_user, "password": new_password()}
+        )
+        return settings.pg_user, values["password"]
+    values = load_or_create(
+        settings, NAME, lambda: {"user": DEFAULT_SUPERUSER, "password": new_password()}
+    )
+    return values.get("user") or DEFAULT_SUPERUSER, values["password"]
+
+
 def password(settings: Settings) -> str:
     """The password of ``settings.pg_user``: ``settings.pg_password`` when set, else the
-    platform's (generated on first use, stored 0600)."""
+    platform's: a role's from ``secrets/postgres-roles.json``, the superuser's otherwise."""
     if settings.pg_password:
         return settings.pg_password
-    values = load_or_create(
-        settings, NAME, lambda: {"user": settings.pg_user, "password": new_password()}
-    )
-    return values["password"]
+    if settings.pg_user in roles.ROLES:
+        return roles.passwords(settings)[settings.pg_user]
+    return superuser(settings)[1]
 
 
 def connection_params(settings: Settings, database: str | None = None) -> dict[str, Any]:
-    """Keyword arguments for ``psycopg.connect`` / ``psycopg2.connect``."""
+    """Keyword arguments for ``psycopg.connect`` / ``psycopg2.connect``, as the superuser
+    (bootstrapping and administration only)."""
+    user, secret = superuser(settings)
     return {
         "host": settings.pg_host,
         "port": settings.pg_port,
-        "user": settings.pg_user,
-        "password": password(settings),
+        "user": user,
+        "password": secret,
         "dbname": database or settings.pg_database,
     }
+
+
+def role_params(settings: Settings, role: str, database: str | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``psycopg.connect`` as one of the platform's roles."""
+    user, secret = roles.login(settings, role)
+    return connection_params(settings, database) | {"user": user, "password": secret}
 
 
 def dsn(
@@ -70,7 +101,7 @@ def dsn(
     """``postgresql[+driver]://user:password@host:port/database`` (holds the password);
     ``login``: (role, password) instead of the superuser's."""
     scheme = f"postgresql+{driver}" if driver else "postgresql"
-    user, secret = login or (settings.pg_user, password(settings))
+    user, secret = login or superuser(settings)
     return (
         f"{scheme}://{quote(user, safe='')}:{quote(secret, safe='')}"
         f"@{settings.pg_host}:{settings.pg_port}/{database or settings.pg_database}"
@@ -156,8 +187,9 @@ def _init_cluster(settings: Settings) -> None:
         _chown(pw_dir, user)
         pw_file = pw_dir / "pw"
         fd = os.open(pw_file, os.O_WRONLY | os.O_CREAT, 0o600)
+        name, secret = superuser(settings)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(password(settings) + "\n")
+            handle.write(secret + "\n")
         _chown(pw_file, user)
         log.info("postgres: initialising a new cluster in %s", data)
         with log_file(settings, NAME).open("ab") as out:
@@ -165,7 +197,7 @@ def _init_cluster(settings: Settings) -> None:
                 [
                     str(PG_BIN / "initdb"),
                     "-D", str(data),
-                    "-U", settings.pg_user,
+                    "-U", name,
                     f"--pwfile={pw_file}",
                     "--auth-host=scram-sha-256",
                     "--auth-local=scram-sha-256",
@@ -220,11 +252,10 @@ def _start(settings: Settings) -> int:
 
 
 def ensure_databases(settings: Settings) -> None:
-    """Create the GIS and Airflow databases and the PostGIS extension (idempotent)."""
+    """Create the GIS and Airflow databases, the PostGIS and btree_gist extensions and the
+    least-privilege roles with their grants (idempotent)."""
     import psycopg
     from psycopg import sql
-
-    from canopywatch_dev.platform import roles
 
     def superuser(database: str) -> psycopg.Connection[Any]:
         return psycopg.connect(**connection_params(settings, database), autocommit=True)
@@ -250,6 +281,8 @@ def ensure_databases(settings: Settings) -> None:
             )
     with psycopg.connect(**connection_params(settings), autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        # the catalog's DDL names both; cw_writer may not create extensions
+        conn.execute("CREATE EXTENSION IF NOT EXISTS btree_gist SCHEMA public")
     roles.ensure_roles(settings, superuser)
 
 
