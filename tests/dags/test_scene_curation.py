@@ -84,7 +84,7 @@ def test_cosmos_group_renders_every_model_with_its_tests_after_it(dag):
     (across,) = [t for t in dag.tasks if t.task_id.startswith("dbt.relationships_")]
     assert across.upstream_task_ids == {"dbt.stg_scenes.test", "dbt.mart_latest_usable_scene.test"}
     run = dag.get_task("dbt.stg_scenes.run")
-    assert run.profile_config.profile_mapping.conn_id == "postgis_default"
+    assert run.profile_config.profile_mapping.conn_id == "postgis_dbt"  # cw_dbt locally
     assert run.owner == "canopywatch" and run.retries > 0
 
 

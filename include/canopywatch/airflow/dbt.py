@@ -15,7 +15,7 @@ from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, 
 from cosmos.constants import LoadMode, TestBehavior
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
-from canopywatch.airflow.ids import POSTGIS_CONN
+from canopywatch.airflow.ids import POSTGIS_DBT_CONN
 from canopywatch.settings import REPO_ROOT, Settings
 
 DBT_PROJECT = REPO_ROOT / "dbt"
@@ -59,7 +59,7 @@ def dbt_marts(
             profile_name="canopywatch",
             target_name="airflow",
             profile_mapping=PostgresUserPasswordProfileMapping(
-                conn_id=POSTGIS_CONN, profile_args={"schema": dbt_schema(settings)}
+                conn_id=POSTGIS_DBT_CONN, profile_args={"schema": dbt_schema(settings)}
             ),
         ),
         render_config=RenderConfig(

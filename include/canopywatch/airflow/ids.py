@@ -19,7 +19,8 @@ KAFKA_LAKE_CONN = "kafka_lake"  # the lake writers' own consumer group
 # stderr) about the consumer-only group.id / enable.auto.commit / auto.offset.reset
 KAFKA_PRODUCER_CONN = "kafka_producer"
 S3_CONN = "minio_default"  # aws: MinIO or any S3 (raw scenes, COGs, exports, Delta tables)
-POSTGIS_CONN = "postgis_default"  # postgres: the catalog
+POSTGIS_CONN = "postgis_default"  # postgres: the catalog (its writer)
+POSTGIS_DBT_CONN = "postgis_dbt"  # postgres: the catalog as dbt's role (Cosmos' profile)
 SPARK_CONN = "spark_default"  # spark: local[*] or a cluster
 
 CONNECTIONS: tuple[str, ...] = (
@@ -29,6 +30,7 @@ CONNECTIONS: tuple[str, ...] = (
     KAFKA_PRODUCER_CONN,
     S3_CONN,
     POSTGIS_CONN,
+    POSTGIS_DBT_CONN,
     SPARK_CONN,
 )
 

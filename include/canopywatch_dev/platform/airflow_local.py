@@ -150,6 +150,24 @@ def _is_loopback_http(url: str) -> bool:
     return parts.scheme == "http" and parts.hostname in {"127.0.0.1", "localhost", "::1"}
 
 
+def _postgis(settings: Settings, role: str) -> dict[str, Any]:
+    """A postgres connection to the GIS database as one of the platform's roles."""
+    user, password = roles.login(settings, role)
+    return {
+        "conn_type": "postgres",
+        "host": settings.pg_host,
+        "port": settings.pg_port,
+        "login": user,
+        "password": password,
+        "schema": settings.pg_database,
+        **(
+            {"extra": {"options": f"-c search_path={settings.pg_schema},public"}}
+            if settings.pg_schema != "public"
+            else {}
+        ),
+    }
+
+
 def connections(settings: Settings) -> dict[str, dict[str, Any]]:
     """The Airflow connections, by connection id (values hold credentials)."""
     access_key, secret_key = minio.credentials(settings)
@@ -193,19 +211,9 @@ def connections(settings: Settings) -> dict[str, dict[str, Any]]:
                 "config_kwargs": {"s3": {"addressing_style": "path"}},
             },
         },
-        ids.POSTGIS_CONN: {
-            "conn_type": "postgres",
-            "host": settings.pg_host,
-            "port": settings.pg_port,
-            "login": settings.pg_user,
-            "password": postgres.password(settings),
-            "schema": settings.pg_database,
-            **(
-                {"extra": {"options": f"-c search_path={settings.pg_schema},public"}}
-                if settings.pg_schema != "public"
-                else {}
-            ),
-        },
+        # the catalog writers (sync, areas, alerts) log in as cw_writer, dbt as cw_dbt
+        ids.POSTGIS_CONN: _postgis(settings, roles.WRITER),
+        ids.POSTGIS_DBT_CONN: _postgis(settings, roles.DBT),
         ids.SPARK_CONN: {"conn_type": "spark", "host": "local[*]"},
         ids.CDSE_CONN: {
             "conn_type": "generic",
@@ -266,8 +274,8 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
     }
     for conn_id, conn in connections(settings).items():
         env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
-    # the same credentials for code that reads Settings (the canopywatch CLI after
-    # ``source .platform/airflow/env.sh``)
+    # the same logins for code that reads Settings (the canopywatch CLI after
+    # ``source .platform/airflow/env.sh``: cw_writer) and for ``dbt`` (cw_dbt)
     from canopywatch_dev.platform.environment import credential_env
 
     env.update(credential_env(settings))
