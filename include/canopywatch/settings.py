@@ -43,6 +43,9 @@ class Settings:
     pg_port: int = 55432
     pg_user: str = "canopywatch"
     pg_password: str = field(default="", repr=False)
+    # a read-only login for the API's OGC features (empty: pg_user / pg_password)
+    pg_read_user: str = ""
+    pg_read_password: str = field(default="", repr=False)
     pg_database: str = "canopywatch"
     pg_airflow_database: str = "airflow"
     # schema of the catalog tables (tests use one of their own)

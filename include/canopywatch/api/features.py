@@ -36,9 +36,13 @@ CATALOG_TTL_S = 60
 
 
 def database_url(settings: Settings) -> str:
-    password = f":{quote(settings.pg_password, safe='')}" if settings.pg_password else ""
+    """The pool's DSN: the read-only login (``CANOPYWATCH_PG_READ_USER``) when one is set."""
+    user, secret = settings.pg_user, settings.pg_password
+    if settings.pg_read_user:
+        user, secret = settings.pg_read_user, settings.pg_read_password
+    password = f":{quote(secret, safe='')}" if secret else ""
     return (
-        f"postgresql://{quote(settings.pg_user, safe='')}{password}"
+        f"postgresql://{quote(user, safe='')}{password}"
         f"@{settings.pg_host}:{settings.pg_port}/{settings.pg_database}"
     )
 
