@@ -36,7 +36,7 @@ from canopywatch.detect.baseline import (
     tracker_result,
 )
 from canopywatch.detect.features import feature_names, stack_bands_at, step_features
-from canopywatch.detect.harmonic import HarmonicParams, run_harmonic
+from canopywatch.detect.harmonic import HarmonicParams, nan_median, run_harmonic
 from canopywatch.detect.model import TrainedModel
 from canopywatch.detect.observations import Grid, ObservationStack, StackSource, iter_windows
 
@@ -177,23 +177,24 @@ class AreaDetection:
 def true_colour(stack: ObservationStack, dates: npt.NDArray[np.bool_]) -> FloatArray:
     """Median composite (3, H, W) of clear observations on ``dates`` (red, green, blue)."""
     names = ("B04", "B03", "B02") if stack.has_reflectance else (next(iter(stack.bands)),) * 3
-    layers = []
-    for name in names:
-        values = stack.bands[name][dates]
-        with np.errstate(all="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                layers.append(np.nanmedian(values, axis=0) if values.shape[0] else values[0:1][0])
-    composite: FloatArray = np.stack(layers).astype(np.float32)
+    height, width = stack.shape
+    medians: dict[str, FloatArray] = {}
+    for name in dict.fromkeys(names):
+        values = stack.bands[name][dates].reshape(-1, height * width).astype(np.float32)
+        # one sort per band (np.nanmedian goes through masked arrays on short axes)
+        medians[name] = (
+            nan_median(values).reshape(height, width)
+            if values.shape[0]
+            else np.full((height, width), np.nan, dtype=np.float32)
+        )
+    composite: FloatArray = np.stack([medians[name] for name in names])
     if not stack.has_reflectance:
         composite = composite * np.float32(0.15)  # index 0..1 shown on the reflectance stretch
     return composite
 
 
 def default_workers() -> int:
-    """Windows scored at once: numpy releases the GIL in the heavy steps, so two threads
+    """Windows scored at once: the compiled loops and numpy release the GIL, so two threads
     keep two cores busy; more would hold more windows in memory for little gain."""
     return max(1, min(2, os.cpu_count() or 1))
 

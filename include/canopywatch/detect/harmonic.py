@@ -45,8 +45,10 @@ Why each part is there (real-world confounders it answers):
   its clear looks in a long history (unflagged clouds are rare, not absent). A user
   forest mask replaces the greenness and stability rules.
 
-Everything is vectorised over pixels (one small linear system per pixel, solved batched),
-so a window costs a few passes over its (T, H, W) arrays.
+The per-pixel work (the normal equations, one small ridge system per pixel solved by
+Cholesky, and the monitoring of each block of dates) runs in compiled loops without the
+GIL (``detect.harmonic_kernels``, numba), so a window costs a few passes over its (T, H, W)
+arrays and the detector's window threads keep every core busy.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import numpy.typing as npt
 
+from canopywatch.detect import harmonic_kernels as kernels
 from canopywatch.detect.baseline import (
     STATUS_HIGH,
     STATUS_LOW,
@@ -186,36 +189,22 @@ def predict(design: Float64Array, coefficients: Float64Array) -> FloatArray:
     return predicted
 
 
-def _slope(days: IntArray, coefficients: Float64Array, harmonics: int) -> FloatArray:
-    """|dy/dt| per day of the fitted seasonal curve, (T, N)."""
+def slope_design(days: IntArray, harmonics: int) -> Float64Array:
+    """The time derivative of ``design_matrix`` (per day): ``|slope_design @ beta|`` is
+    the steepness of the fitted seasonal curve on each date."""
     t = days.astype(np.float64)
-    total = np.zeros((t.size, coefficients.shape[0]))
+    columns = [np.zeros_like(t)]
     for k in range(1, harmonics + 1):
-        a = coefficients[:, 2 * k - 1]
-        b = coefficients[:, 2 * k]
-        total += (
-            k * OMEGA * (-np.sin(k * OMEGA * t)[:, None] * a + np.cos(k * OMEGA * t)[:, None] * b)
-        )
-    slope: FloatArray = np.abs(total).astype(np.float32)
-    return slope
+        columns += [-k * OMEGA * np.sin(k * OMEGA * t), k * OMEGA * np.cos(k * OMEGA * t)]
+    matrix: Float64Array = np.stack(columns, axis=1)
+    return matrix
 
 
-PHASE_DESIGNS: dict[int, FloatArray] = {}
-
-
-def _annual_range(coefficients: Float64Array, harmonics: int) -> tuple[FloatArray, FloatArray]:
-    """Mean and peak of the fitted seasonal curve over one year, (N,) each. The harmonics
-    average to zero over a year, so the mean is the constant term; the peak is the largest
-    of 24 evenly spaced phases."""
-    design = PHASE_DESIGNS.get(harmonics)
-    if design is None:
-        phase_days = np.linspace(0.0, YEAR_DAYS, 24, endpoint=False).astype(np.int64)
-        design = design_matrix(phase_days, harmonics).astype(np.float32)
-        PHASE_DESIGNS[harmonics] = design
-    curve = design @ coefficients.T.astype(np.float32)  # (24, N)
-    mean: FloatArray = coefficients[:, 0].astype(np.float32)
-    peak: FloatArray = curve.max(axis=0)
-    return mean, peak
+def phase_design(harmonics: int) -> Float64Array:
+    """The design of 24 evenly spaced days of one year: the fitted curve's peak is the
+    largest of them (the harmonics average to zero, so its mean is the constant term)."""
+    phase_days = np.linspace(0.0, YEAR_DAYS, 24, endpoint=False).astype(np.int64)
+    return design_matrix(phase_days, harmonics)
 
 
 def nan_median(values: FloatArray) -> FloatArray:
@@ -230,25 +219,6 @@ def nan_median(values: FloatArray) -> FloatArray:
     median = 0.5 * (ordered[low, columns] + ordered[high, columns])
     out: FloatArray = np.where(counts > 0, median, np.nan).astype(np.float32)
     return out
-
-
-def shorth(values: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Row-wise location and scale of the shortest half (Rousseeuw's shorth / LMS).
-
-    50 % breakdown like the median, but the location is the centre of the densest half and
-    the scale its width: a clearing over 40 % of a small area shifts neither, where it
-    would drag the median and inflate the MAD until nothing breaks.
-    """
-    ordered = np.sort(values, axis=1)
-    n = ordered.shape[1]
-    half = n // 2 + 1
-    widths = ordered[:, half - 1 :] - ordered[:, : n - half + 1]
-    start = np.argmin(widths, axis=1)
-    rows = np.arange(ordered.shape[0])
-    low, high = ordered[rows, start], ordered[rows, start + half - 1]
-    centre: FloatArray = (0.5 * (low + high)).astype(np.float32)
-    scale: FloatArray = ((high - low) / 1.349).astype(np.float32)  # 2 x 0.674 sigma
-    return centre, scale
 
 
 def _date_offsets(
@@ -305,47 +275,44 @@ class _History:
     def add_weights(
         self, design: Float64Array, values: list[FloatArray], weights: BoolArray
     ) -> None:
-        """Add the observations where ``weights`` (T, N) holds, one matrix product per term."""
-        n_dates, n_params = design.shape
-        w = weights.astype(np.float32)
-        outer = (design[:, :, None] * design[:, None, :]).reshape(n_dates, n_params * n_params)
-        filled = [np.where(weights, v, np.float32(0.0)).astype(np.float32) for v in values]
-        design32 = design.astype(np.float32)
-        self.normal += (w.T @ outer.astype(np.float32)).reshape(-1, n_params, n_params)
-        self.rhs += np.stack([f.T @ design32 for f in filled], axis=2)
-        self.squares += np.stack([(f * f).sum(axis=0, dtype=np.float64) for f in filled], axis=1)
-        added = weights.sum(axis=0)
-        self.count += added
-        self.changed |= added > 0
+        """Add the observations where ``weights`` (T, N) holds."""
+        stacked = np.stack([np.asarray(v, dtype=np.float32) for v in values])
+        rows = np.arange(design.shape[0], dtype=np.int64)
+        self.add_rows(design, rows, stacked, np.zeros(stacked.shape[:2], np.float32), weights)
+
+    def add_rows(
+        self,
+        design: Float64Array,
+        rows: IntArray,
+        values: FloatArray,
+        offsets: FloatArray,
+        weights: BoolArray,
+    ) -> None:
+        """Add date ``rows[r]`` of pixel ``n`` where ``weights[r, n]``: values (K, T, N) less
+        the per-date offsets (K, T)."""
+        kernels.accumulate(
+            np.ascontiguousarray(design), rows, values, offsets, weights,
+            self.normal, self.rhs, self.squares, self.count, self.changed,
+        )  # fmt: skip
 
     def solve(self, ridge: float, floors: list[float]) -> tuple[Float64Array, FloatArray]:
-        """Coefficients (K, N, P) and residual sigma (K, N) of the ridge fit."""
+        """Coefficients (K, N, P) and residual sigma (K, N) of the ridge fit; only the pixels
+        that learnt something are solved again."""
+        n_pixels, n_params, n_indices = self.rhs.shape
         if self.solution is None:
-            pixels = np.arange(self.count.size)
+            self.solution = (
+                np.zeros((n_indices, n_pixels, n_params)),
+                np.zeros((n_indices, n_pixels), dtype=np.float32),
+            )
+            pixels = np.arange(n_pixels, dtype=np.int64)
         else:
-            pixels = np.flatnonzero(self.changed)
-            if pixels.size == 0:
-                return self.solution
-        n_params = self.normal.shape[1]
-        penalised = self.normal[pixels]
-        diagonal = np.arange(n_params)
-        penalised[:, diagonal[1:], diagonal[1:]] += ridge
-        penalised[:, 0, 0] += 1e-6
-        rhs = self.rhs[pixels]
-        beta = np.asarray(np.linalg.solve(penalised, rhs), dtype=np.float64)  # (n, P, K)
-        # (A + R) beta = b, so beta'A beta = beta'b - beta'R beta: no second quadratic form
-        fitted = (beta * rhs).sum(axis=1)
-        penalty = ridge * (beta[:, 1:, :] ** 2).sum(axis=1) + 1e-6 * beta[:, 0, :] ** 2
-        rss = np.maximum(self.squares[pixels] - fitted - penalty, 0.0)
-        dof = np.maximum(self.count[pixels] - 1, 1)[:, None]
-        sigma = np.sqrt(rss / dof).T.astype(np.float32)
-        sigma = np.maximum(sigma, np.asarray(floors, dtype=np.float32)[:, None])
-        if self.solution is None:
-            self.solution = (np.moveaxis(beta, 2, 0).copy(), sigma)
-        else:
-            all_beta, all_sigma = self.solution
-            all_beta[:, pixels] = np.moveaxis(beta, 2, 0)
-            all_sigma[:, pixels] = sigma
+            pixels = np.flatnonzero(self.changed).astype(np.int64)
+        if pixels.size:
+            beta, sigma = self.solution
+            kernels.ridge_solve(
+                pixels, self.normal, self.rhs, self.squares, self.count, float(ridge),
+                np.asarray(floors, dtype=np.float32), beta, sigma,
+            )  # fmt: skip
         self.changed[:] = False
         return self.solution
 
@@ -485,15 +452,16 @@ def run_harmonic(
     pending = np.zeros((n_dates, n_pixels), dtype=bool)
     to_learn = np.zeros((n_dates, n_pixels), dtype=bool)
     date_offsets = np.zeros((n_idx, n_dates), dtype=np.float32)
-    first = np.full(n_pixels, -1, dtype=np.int64)
-    confirmed = np.full(n_pixels, -1, dtype=np.int64)
-    run = np.zeros(n_pixels, dtype=np.int64)
-    back = np.zeros(n_pixels, dtype=np.int64)
+    # per pixel: the first break of the open alert, the day it was confirmed, and the first
+    # day of the last withdrawn / harvested one (-1: none); its run of breaks and of looks
+    # back at the pre-event state
+    state_days = np.full((4, n_pixels), -1, dtype=np.int64)
+    first, confirmed, withdrawn_first, harvest_first = state_days
+    state_int = np.zeros((2, n_pixels), dtype=np.int64)
+    run = state_int[0]
     strength = np.zeros(n_pixels, dtype=np.float32)
     depth = np.zeros((n_idx, n_pixels), dtype=np.float32)
     early_depth = np.zeros((n_idx, n_pixels), dtype=np.float32)  # depth in its first days
-    withdrawn_first = np.full(n_pixels, -1, dtype=np.int64)
-    harvest_first = np.full(n_pixels, -1, dtype=np.int64)
     ever_monitored = np.zeros(n_pixels, dtype=bool)
 
     positions = np.flatnonzero(days >= monitor_start)
@@ -503,149 +471,58 @@ def run_harmonic(
             block_starts.append(int(position))
     block_ends = [*block_starts[1:], n_dates]
 
+    stacked = np.stack(values)  # (K, T, N)
+    slopes = slope_design(days, params.harmonics)
+    phases = phase_design(params.harmonics)
+    settings = np.asarray(
+        [params.z, params.recover_z, params.outlier_z, params.timing_days, params.trough_share],
+        dtype=np.float64,
+    )
+    counts = np.asarray(
+        [
+            params.confirm_count, params.recover_count, params.regrowth_days,
+            params.transient_days,
+            -1 if params.second_drop_days is None else params.second_drop_days,
+            int(params.spatial_normalization), params.min_reference_pixels, REFERENCE_SAMPLE,
+        ],
+        dtype=np.int64,
+    )  # fmt: skip
+    haze = -1.0
+    hot_values = np.zeros((1, 1), dtype=np.float32)
+    if hot is not None and params.haze_hot is not None:
+        haze, hot_values = float(params.haze_hot), np.ascontiguousarray(hot, dtype=np.float32)
+
     def learn_waiting() -> None:
         waiting_rows = np.flatnonzero(to_learn.any(axis=1))
         if waiting_rows.size:
-            learnt = [
-                values[i][waiting_rows] - date_offsets[i, waiting_rows, None] for i in range(n_idx)
-            ]
             young = (days[waiting_rows][:, None] < learn_until[None, :]) | (
                 history.count < params.learn_min_obs
             )[None, :]
-            history.add_weights(design[waiting_rows], learnt, to_learn[waiting_rows] & young)
+            history.add_rows(
+                design, waiting_rows.astype(np.int64), stacked, date_offsets,
+                to_learn[waiting_rows] & young,
+            )  # fmt: skip
             to_learn[waiting_rows] = False
 
     for block_start, block_end in zip(block_starts, block_ends, strict=True):
         learn_waiting()
         beta, sigma = history.solve(params.ridge, floors)
-        ranges = [_annual_range(beta[i], params.harmonics) for i in range(n_idx)]
-        mean_primary, peak_primary = ranges[0]
+        means, peaks = kernels.annual_range(beta, phases)
         eligible = history.count >= params.min_history_obs
         if user_forest is not None:
             eligible &= user_forest
         else:
             eligible &= stable_history
             if params.forest_peak_ndvi is not None:
-                eligible &= peak_primary >= params.forest_peak_ndvi
+                eligible &= peaks[0] >= params.forest_peak_ndvi
             if params.forest_mean_ndvi is not None:
-                eligible &= mean_primary >= params.forest_mean_ndvi
-        block = np.arange(block_start, block_end)
-        block_design = design[block]
-        noise = np.empty((n_idx, block.size, n_pixels), dtype=np.float32)
-        predicted = np.empty((n_idx, block.size, n_pixels), dtype=np.float32)
-        for i in range(n_idx):
-            curve = predict(block_design, beta[i])
-            peak = ranges[i][1]
-            slope = _slope(days[block], beta[i], params.harmonics)
-            trough = np.maximum(peak[None, :] - curve, 0.0)
-            predicted[i] = curve
-            noise[i] = np.sqrt(
-                sigma[i][None, :] ** 2
-                + (np.float32(params.timing_days) * slope) ** 2
-                + (np.float32(params.trough_share) * trough) ** 2
-            )
-        for offset_in_block, position in enumerate(block):
-            day = int(days[position])
-            monitored = eligible | (first >= 0)
-            ever_monitored |= monitored
-            ok = clear[position]
-            if hot is not None and params.haze_hot is not None:
-                with np.errstate(invalid="ignore"):
-                    ok = ok & ~(hot[position] - hot_usual > params.haze_hot)
-            raw = np.stack(
-                [values[i][position] - predicted[i][offset_in_block] for i in range(n_idx)]
-            )
-            sd = noise[:, offset_in_block]
-            if params.spatial_normalization:
-                reference = ok & monitored & (first < 0)
-                reference_pixels = np.flatnonzero(reference)
-                if reference_pixels.size >= params.min_reference_pixels:
-                    # a few thousand pixels pin the offset to well under a sigma
-                    step = max(1, reference_pixels.size // REFERENCE_SAMPLE)
-                    centre, spread = shorth(raw[:, reference_pixels[::step]])
-                    # the date's own spread (snow, haze, leaf-off hitting pixels unevenly)
-                    # is a date effect added to every pixel's noise
-                    raw -= centre[:, None].astype(np.float32)
-                    date_offsets[:, position] = centre
-                    sd = np.sqrt(sd**2 + spread[:, None].astype(np.float32) ** 2)
-            with np.errstate(invalid="ignore"):
-                below = (raw < -params.z * sd) & (raw <= -min_drop[:, None])
-                brk = ok & monitored & below.all(axis=0)
-                # back at the pre-event state: within recover_z sigmas of the prediction and
-                # closer to it than the smallest break (a seasonal transition's wide
-                # uncertainty alone cannot withdraw a clearing)
-                normal = ok & ((raw > -params.recover_z * sd) & (raw > -min_drop[:, None])).all(
-                    axis=0
-                )
-                inlying = ok & (raw >= -params.outlier_z * sd).all(axis=0)
-
-            opening = brk & (first < 0)
-            first[opening] = day
-            run[opening] = 0
-            strength[opening] = 0.0
-            depth[:, opening] = 0.0
-            early_depth[:, opening] = 0.0
-            open_ = first >= 0
-            # the accepted history grows; observations of an open alert wait
-            to_learn[position] = inlying & ~open_ & ~brk
-            pending[position] = ok & open_
-
-            run[brk] += 1
-            back[brk] = 0
-            z_primary = np.nan_to_num(-raw[0] / sd[0])
-            strength[brk] = np.maximum(strength[brk], z_primary[brk])
-            depth[:, brk] = np.minimum(depth[:, brk], raw[:, brk])
-            if params.second_drop_days is not None:
-                age = day - first
-                young = brk & (age < params.second_drop_days)
-                early_depth[:, young] = np.minimum(early_depth[:, young], raw[:, young])
-                with np.errstate(invalid="ignore"):
-                    second = (
-                        brk
-                        & (age >= params.second_drop_days)
-                        & (raw <= early_depth - min_drop[:, None]).all(axis=0)
-                    )
-                if second.any():
-                    # a leaf-off or a fire alerted before the clearing: the alert is the
-                    # clearing's, dated and confirmed from its own looks
-                    first[second] = day
-                    run[second] = 1
-                    confirmed[second] = -1
-                    strength[second] = z_primary[second]
-                    depth[:, second] = raw[:, second]
-                    early_depth[:, second] = raw[:, second]
-            confirm = brk & (confirmed < 0) & (run >= params.confirm_count)
-            confirmed[confirm] = day
-
-            # back at the pre-event state: an unconfirmed alert goes at once, a confirmed one
-            # after ``recover_count`` such observations
-            back[normal & open_] += 1
-            withdraw = normal & open_ & ((confirmed < 0) | (back >= params.recover_count))
-            # a confirmed cut whose canopy closed again after months: cut and replanted (a
-            # plantation rotation); a seasonal dip or a late leaf-off comes back sooner
-            regrown = withdraw & (confirmed >= 0) & (day - first >= params.regrowth_days)
-            seasonal = withdraw & ~regrown
-            withdrawn_first[seasonal] = first[seasonal]
-            harvest_first[seasonal] = -1
-            harvest_first[regrown] = first[regrown]
-            withdrawn_first[regrown] = -1
-            # a confirmed dip that came back within weeks is a harvest-like history break
-            transient = withdraw & (confirmed >= 0) & (day - first <= params.transient_days)
-            # ... and deep, down to bare soil (a late leaf-off while the season is being
-            # learnt dips less)
-            transient &= (depth <= -2.0 * min_drop[:, None]).all(axis=0)
-            stable_history[transient] = False
-            # a late leaf-off teaches the pixel its season; a replanting's bare months do not
-            learn = np.flatnonzero(seasonal & (run >= params.confirm_count))
-            if learn.size:
-                to_learn[: position + 1, learn] |= pending[: position + 1, learn]
-            ended_pixels = np.flatnonzero(withdraw)
-            if ended_pixels.size:
-                pending[: position + 1, ended_pixels] = False
-            first[withdraw] = -1
-            confirmed[withdraw] = -1
-            run[withdraw] = 0
-            back[withdraw] = 0
+                eligible &= means[0] >= params.forest_mean_ndvi
+        kernels.monitor_block(
+            block_start, block_end, days, design, slopes, beta, sigma, peaks, stacked, clear,
+            hot_values, hot_usual, haze, eligible, min_drop, settings, counts, state_days,
+            state_int, strength, depth, early_depth, stable_history, ever_monitored, pending,
+            to_learn, date_offsets,
+        )  # fmt: skip
 
     learn_waiting()
     status = np.zeros(n_pixels, dtype=np.int8)

@@ -11,10 +11,12 @@ FloatArray = npt.NDArray[np.float32]
 
 
 def normalized_difference(a: FloatArray, b: FloatArray) -> FloatArray:
-    total = a + b
+    total = np.add(a, b, dtype=np.float32)
+    ratio = np.subtract(a, b, dtype=np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(np.abs(total) > 1e-6, (a - b) / total, np.nan)
-    return ratio.astype(np.float32)
+        np.divide(ratio, total, out=ratio)
+    ratio[~(np.abs(total) > 1e-6)] = np.nan  # also where a band is missing (NaN)
+    return ratio
 
 
 def ndvi(bands: Mapping[str, FloatArray]) -> FloatArray:
