@@ -62,14 +62,16 @@ def test_alert_messages_carry_wgs84_geometry_and_dates():
 
 
 class _BucketOfBytes:
-    """The two members of ``ObjectStore`` that ``with_layers`` uses, over a dict."""
+    """The two members of ``ObjectStore`` that ``fetch_layers`` uses, over a dict; counts gets."""
 
     bucket = "canopywatch"
 
     def __init__(self, objects: dict[str, bytes]) -> None:
         self.objects = objects
+        self.gets: list[str] = []
 
     def get(self, key: str) -> bytes:
+        self.gets.append(key)
         return self.objects[key]
 
 
@@ -78,33 +80,44 @@ def test_weekly_layers_come_from_the_bucket_or_a_path(tmp_path):
     from rasterio.crs import CRS
 
     from canopywatch.airflow.payloads import DetectionOptions
-    from canopywatch.airflow.weekly import detector_for, with_layers
+    from canopywatch.airflow.weekly import detector_for, fetch_layers, with_layers
     from canopywatch.detect.detector import HarmonicDetector
     from canopywatch.geo import Grid
     from canopywatch.settings import Settings
 
     grid = Grid(CRS.from_epsg(32721), from_origin(500000, 8800000, 10, 10), 20, 20)
+    next_tile = Grid(CRS.from_epsg(32721), from_origin(500000, 8800100, 10, 10), 20, 20)
     planted = tmp_path / "sdpt.geojson"
     gpd.GeoDataFrame(geometry=[box(500000, 8799900, 500100, 8800000)], crs=grid.crs).to_file(
         planted
     )
     store = _BucketOfBytes({"layers/sdpt.geojson": planted.read_bytes()})
     detector = detector_for(Settings.from_env())
-    assert with_layers(detector, DetectionOptions(), grid, store, tmp_path) is detector
-    from_bucket = with_layers(
-        detector, DetectionOptions(plantations="s3://canopywatch/layers/sdpt.geojson"), grid,
-        store, tmp_path,
-    )  # fmt: skip
+    assert fetch_layers(DetectionOptions(), store, tmp_path) == {}
+    assert with_layers(detector, {}, grid) is detector
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    layers = fetch_layers(
+        DetectionOptions(plantations="s3://canopywatch/layers/sdpt.geojson"), store, scratch
+    )
+    # one download per area, read onto every tile's grid
+    from_bucket = with_layers(detector, layers, grid)
+    on_next_tile = with_layers(detector, layers, next_tile)
+    assert store.gets == ["layers/sdpt.geojson"]
     assert isinstance(from_bucket, HarmonicDetector) and from_bucket.forest_mask is None
     assert int(from_bucket.plantations.mask.sum()) == 100  # the 10 x 10 px polygon
     assert from_bucket.plantations.mask[:10, :10].all()
+    assert int(on_next_tile.plantations.mask.sum()) == 100  # 100 m north: rows 10-19
+    assert on_next_tile.plantations.mask[10:, :10].all()
     from_path = with_layers(
-        detector, DetectionOptions(forest_mask=str(planted)), grid, store, tmp_path
+        detector, fetch_layers(DetectionOptions(forest_mask=str(planted)), store, scratch), grid
     )
     assert int(from_path.forest_mask.mask.sum()) == 100 and from_path.plantations is None
+    assert len(store.gets) == 1  # a path is read where it is
     with pytest.raises(ValueError, match="layers are read from s3://canopywatch/"):
-        with_layers(
-            detector, DetectionOptions(plantations="s3://other/x.gpkg"), grid, store, tmp_path
-        )
+        fetch_layers(DetectionOptions(plantations="s3://other/x.gpkg"), store, scratch)
     with pytest.raises(ValueError, match=r"forest_mask /nope\.gpkg: no such file"):
-        with_layers(detector, DetectionOptions(forest_mask="/nope.gpkg"), grid, store, tmp_path)
+        fetch_layers(DetectionOptions(forest_mask="/nope.gpkg"), store, scratch)
+    baseline = detector_for(Settings.from_env(), "baseline")
+    with pytest.raises(ValueError, match="need method harmonic"):
+        with_layers(baseline, layers, grid)

@@ -61,22 +61,16 @@ def detector_for(
     return detector
 
 
-def with_layers(
-    detector: Any, options: DetectionOptions, grid: Any, store: Any, scratch: Path
-) -> Any:
-    """``detector`` with the user's forest baseline and plantation map on ``grid``; a layer
-    given as ``s3://<bucket>/<key>`` of the platform's object store is fetched first."""
-    from dataclasses import replace
+LAYER_NAMES = ("forest_mask", "plantations")
 
-    from canopywatch.detect.detector import HarmonicDetector, load_grid_mask
 
-    layers = {"forest_mask": options.forest_mask, "plantations": options.plantations}
-    if not any(layers.values()):
-        return detector
-    if not isinstance(detector, HarmonicDetector):
-        raise ValueError("forest_mask and plantations need method harmonic")
-    masks: dict[str, Any] = {}
-    for name, where in layers.items():
+def fetch_layers(options: DetectionOptions, store: Any, scratch: Path) -> dict[str, Path]:
+    """The user's forest baseline and plantation map as local files, fetched once per area:
+    a layer given as ``s3://<bucket>/<key>`` of the platform's object store is downloaded
+    into ``scratch``, a path is used as it is (the workers read it)."""
+    layers: dict[str, Path] = {}
+    for name in LAYER_NAMES:
+        where = getattr(options, name)
         if not where:
             continue
         path = Path(where)
@@ -86,9 +80,30 @@ def with_layers(
                 raise ValueError(f"{name} {where}: layers are read from s3://{store.bucket}/")
             path = scratch / f"{name}{Path(key).suffix}"
             path.write_bytes(store.get(key))
-        masks[name] = load_grid_mask(path, grid, name)
-    log.info("user layers: %s", ", ".join(f"{k} {v}" for k, v in layers.items() if v))
-    return replace(detector, **masks)
+        elif not path.exists():
+            raise ValueError(f"{name} {where}: no such file")
+        layers[name] = path
+    if layers:
+        log.info("user layers: %s", ", ".join(f"{k} {getattr(options, k)}" for k in layers))
+    return layers
+
+
+def with_layers(detector: Any, layers: Mapping[str, Path], grid: Any) -> Any:
+    """``detector`` with the fetched layers (``fetch_layers``) read onto one tile's ``grid``."""
+    from dataclasses import replace
+
+    from canopywatch.detect.detector import HarmonicDetector, load_grid_mask
+
+    if not layers:
+        return detector
+    if not isinstance(detector, HarmonicDetector):
+        raise ValueError("forest_mask and plantations need method harmonic")
+    masks = {name: load_grid_mask(path, grid, name) for name, path in layers.items()}
+    return replace(
+        detector,
+        forest_mask=masks.get("forest_mask", detector.forest_mask),
+        plantations=masks.get("plantations", detector.plantations),
+    )
 
 
 def scene_keys_by_tile(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[tuple[datetime, str]]]:
@@ -124,7 +139,7 @@ def detect_area_alerts(
     from canopywatch.catalog import queries
     from canopywatch.dates import days_since_epoch
     from canopywatch.detect.alerts import active_alerts, publishable
-    from canopywatch.detect.detector import detect_area
+    from canopywatch.detect.detector import HarmonicDetector, detect_area
     from canopywatch.detect.observations import SceneFilesSource
     from canopywatch.detect.quicklook import (
         composite_periods,
@@ -150,69 +165,83 @@ def detect_area_alerts(
     producer = kafka_producer(kafka_conn_id)
     out_dir = settings.home / "exports" / "alerts" / aoi.aoi_id / _safe(run_id)
     n_alerts, n_high, total_ha, outputs = 0, 0, 0.0, []
-    for tile, scenes in tiles.items():
-        if len(scenes) < 4:
-            log.info(
-                "%s %s: only %d scene(s), too few to score; skipped", aoi.aoi_id, tile, len(scenes)
-            )
-            continue
-        log.info("%s %s (tile %d of %d): reading %d scene(s) from s3://%s", aoi.aoi_id, tile,
-                 list(tiles).index(tile) + 1, len(tiles), len(scenes), raw_store.bucket)  # fmt: skip
-        with tempfile.TemporaryDirectory() as tmp:
-            files = []
-            for acquired_at, key in scenes:
-                path = Path(tmp) / f"{acquired_at:%Y%m%dT%H%M%S}.tif"
-                path.write_bytes(raw_store.get(key))
-                if not _readable(path):
-                    log.warning("%s: s3://%s/%s is not a readable GeoTIFF; skipped",
-                                aoi.aoi_id, raw_store.bucket, key)  # fmt: skip
-                    continue
-                files.append((days_since_epoch(acquired_at.date()), path))
-            if len(files) < 4:
-                log.info("%s %s: only %d readable scene(s); skipped", aoi.aoi_id, tile, len(files))
+    if (options.forest_mask or options.plantations) and not isinstance(detector, HarmonicDetector):
+        raise ValueError("forest_mask and plantations need method harmonic")
+    with tempfile.TemporaryDirectory(prefix="canopywatch-layers-") as layer_dir:
+        layers = fetch_layers(options, raw_store, Path(layer_dir))
+        for tile, scenes in tiles.items():
+            if len(scenes) < 4:
+                log.info(
+                    "%s %s: only %d scene(s), too few to score; skipped",
+                    aoi.aoi_id,
+                    tile,
+                    len(scenes),
+                )
                 continue
-            source = SceneFilesSource(files)
-            tile_detector = with_layers(detector, options, source.grid, raw_store, Path(tmp))
-            result = detect_area(source, tile_detector, aoi=aoi.aoi_id)
-            if aoi.outline is not None:  # a polygon area: alerts outside it are not its own
-                from canopywatch.area_geometry import clip_alerts
+            log.info("%s %s (tile %d of %d): reading %d scene(s) from s3://%s", aoi.aoi_id, tile,
+                     list(tiles).index(tile) + 1, len(tiles), len(scenes), raw_store.bucket)  # fmt: skip
+            with tempfile.TemporaryDirectory() as tmp:
+                files = []
+                for acquired_at, key in scenes:
+                    path = Path(tmp) / f"{acquired_at:%Y%m%dT%H%M%S}.tif"
+                    path.write_bytes(raw_store.get(key))
+                    if not _readable(path):
+                        log.warning("%s: s3://%s/%s is not a readable GeoTIFF; skipped",
+                                    aoi.aoi_id, raw_store.bucket, key)  # fmt: skip
+                        continue
+                    files.append((days_since_epoch(acquired_at.date()), path))
+                if len(files) < 4:
+                    log.info(
+                        "%s %s: only %d readable scene(s); skipped", aoi.aoi_id, tile, len(files)
+                    )
+                    continue
+                source = SceneFilesSource(files)
+                tile_detector = with_layers(detector, layers, source.grid)
+                result = detect_area(source, tile_detector, aoi=aoi.aoi_id)
+                if aoi.outline is not None:  # a polygon area: alerts outside it are not its own
+                    from canopywatch.area_geometry import clip_alerts
 
-                result.alerts = clip_alerts(result.alerts, aoi.area_geometry())
-            # the NDVI panel of the quicklook reads the largest alert's window while the files exist
-            series = largest_alert_series(source, active_alerts(result.alerts))
-        alerts = active_alerts(result.alerts)
-        # withdrawn (or harvested) alerts go out as updates of the alerts the catalog holds
-        with postgis(postgres_conn_id) as conn:
-            known = queries.known_alert_ids(conn, result.alerts["alert_id"])
-        published = publishable(result.alerts, known)
-        messages = alert_messages(published, aoi.aoi_id)
-        for message in messages:
-            producer.produce(settings.topic("alerts"), message.to_bytes(), key=message.key.encode())
-        left = producer.flush(30)
-        if left:
-            # the task fails and retries; alert ids are stable, so a retry replaces, never doubles
-            raise RuntimeError(
-                f"{aoi.aoi_id} {tile}: {left} of {len(messages)} alert message(s) not delivered "
-                f"to {settings.topic('alerts')}"
-            )
-        stem = f"{aoi.aoi_id}_{tile}"
-        gpkg = write_alerts(published, out_dir / f"{stem}.gpkg")
-        png = write_quicklook(result.before_rgb, result.after_rgb, alerts, result.grid.transform,
-                              out_dir / f"{stem}.png", title=f"{aoi.name} {tile}",
-                              dates=composite_periods(result.days), crs=result.grid.crs,
-                              series=series)  # fmt: skip
-        for path, content_type in ((gpkg, "application/geopackage+sqlite3"), (png, "image/png")):
-            key = f"alerts/{aoi.aoi_id}/{_safe(run_id)}/{path.name}"
-            exports.put(key, path.read_bytes(), content_type, {"run-id": run_id})
-            outputs.append(ExportedFile(local=str(path), uri=f"s3://{exports.bucket}/{key}"))
-        high = int((alerts["confidence_level"] == "high").sum()) if len(alerts) else 0
-        area_ha = float(alerts["area_ha"].sum()) if len(alerts) else 0.0
-        n_alerts += len(alerts)
-        n_high += high
-        total_ha += area_ha
-        log.info("%s %s: %d scene(s) scored with %s: %d alert(s) (%d high confidence), %.2f ha; "
-                 "published to %s; GeoPackage %s; quicklook %s", aoi.aoi_id, tile, len(scenes),
-                 result.model_version, len(alerts), high, area_ha, settings.topic("alerts"), gpkg, png)  # fmt: skip
+                    result.alerts = clip_alerts(result.alerts, aoi.area_geometry())
+                # the NDVI panel of the quicklook reads the largest alert's window while the files exist
+                series = largest_alert_series(source, active_alerts(result.alerts))
+            alerts = active_alerts(result.alerts)
+            # withdrawn (or harvested) alerts go out as updates of the alerts the catalog holds
+            with postgis(postgres_conn_id) as conn:
+                known = queries.known_alert_ids(conn, result.alerts["alert_id"])
+            published = publishable(result.alerts, known)
+            messages = alert_messages(published, aoi.aoi_id)
+            for message in messages:
+                producer.produce(
+                    settings.topic("alerts"), message.to_bytes(), key=message.key.encode()
+                )
+            left = producer.flush(30)
+            if left:
+                # the task fails and retries; alert ids are stable, so a retry replaces, never doubles
+                raise RuntimeError(
+                    f"{aoi.aoi_id} {tile}: {left} of {len(messages)} alert message(s) not delivered "
+                    f"to {settings.topic('alerts')}"
+                )
+            stem = f"{aoi.aoi_id}_{tile}"
+            gpkg = write_alerts(published, out_dir / f"{stem}.gpkg")
+            png = write_quicklook(result.before_rgb, result.after_rgb, alerts, result.grid.transform,
+                                  out_dir / f"{stem}.png", title=f"{aoi.name} {tile}",
+                                  dates=composite_periods(result.days), crs=result.grid.crs,
+                                  series=series)  # fmt: skip
+            for path, content_type in (
+                (gpkg, "application/geopackage+sqlite3"),
+                (png, "image/png"),
+            ):
+                key = f"alerts/{aoi.aoi_id}/{_safe(run_id)}/{path.name}"
+                exports.put(key, path.read_bytes(), content_type, {"run-id": run_id})
+                outputs.append(ExportedFile(local=str(path), uri=f"s3://{exports.bucket}/{key}"))
+            high = int((alerts["confidence_level"] == "high").sum()) if len(alerts) else 0
+            area_ha = float(alerts["area_ha"].sum()) if len(alerts) else 0.0
+            n_alerts += len(alerts)
+            n_high += high
+            total_ha += area_ha
+            log.info("%s %s: %d scene(s) scored with %s: %d alert(s) (%d high confidence), %.2f ha; "
+                     "published to %s; GeoPackage %s; quicklook %s", aoi.aoi_id, tile, len(scenes),
+                     result.model_version, len(alerts), high, area_ha, settings.topic("alerts"), gpkg, png)  # fmt: skip
     return AreaDetection(
         aoi_id=aoi.aoi_id,
         scenes=len(rows),
