@@ -16,9 +16,22 @@ install:  ## install everything (apt, Python venv, Kafka jars, MinIO), skipping 
 demo: install  ## bring the platform up and run deforestation_monitor over the demo area
 	@$(PY) -m canopywatch_dev.demo
 
-test: install  ## the whole test suite (starts the services it needs), then ruff and mypy
-	@$(PY) -m pytest -p no:cacheprovider
-	@$(MAKE) --no-print-directory lint
+# the cluster profile's end-to-end test: a pytest run of its own (marker `cluster`)
+CLUSTER_PYTEST := $(PY) -m pytest -p no:cacheprovider -p no:randomly -m cluster tests/cluster
+
+# The whole suite, what .ci/run runs: the pytest run (everything but the `cluster` and
+# `faults` markers; starts the services it needs), then the cluster test (its own cluster,
+# ports 31000-31600), then lint. All three run whatever the others gave; make test fails
+# when any failed, and its last line says which.
+test: install  ## the whole test suite: pytest, the cluster test (its own cluster), ruff and mypy
+	@suite=0; cluster=0; lint=0; \
+	$(PY) -m pytest -p no:cacheprovider || suite=$$?; \
+	echo "== make test: the cluster test (tests/cluster, marker cluster; 13-17 min)"; \
+	$(CLUSTER_PYTEST) || cluster=$$?; \
+	$(MAKE) --no-print-directory lint || lint=$$?; \
+	word() { if [ "$$1" = 0 ]; then echo passed; else echo "FAILED (exit $$1)"; fi; }; \
+	echo "== make test: pytest $$(word $$suite), cluster test $$(word $$cluster), lint $$(word $$lint)"; \
+	[ "$$suite$$cluster$$lint" = 000 ]
 
 test-fast: ## unit and DAG tests only (no services)
 	@$(PY) -m pytest -m "not service and not slow"
@@ -46,8 +59,8 @@ platform-down:  ## stop every service (data stays under .platform/; PROFILE=clus
 platform-status:  ## one line per service: state, address, pid, log file (PROFILE=cluster: the cluster)
 	@$(PY) -m $(PLATFORM_CLI) status
 
-test-cluster: install  ## the cluster profile's end-to-end test (kill -9 mid-run; 13-17 min here, its own cluster)
-	@$(PY) -m pytest -p no:cacheprovider -p no:randomly -m cluster tests/cluster
+test-cluster: install  ## the cluster profile's end-to-end test alone (kill -9 mid-run; 13-17 min, its own cluster)
+	@$(CLUSTER_PYTEST)
 
 test-faults: install  ## the long fault campaign (40 runs, a kill -9 each; FAULTS_RUNS=N, FAULTS_SEED=S replays)
 	@CANOPYWATCH_FAULTS_RUNS=$(or $(FAULTS_RUNS),40) CANOPYWATCH_FAULTS_SEED=$(FAULTS_SEED) \

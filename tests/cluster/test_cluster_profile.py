@@ -8,7 +8,9 @@ time, and stops it at the end (the logs stay under its home). At the end every s
 stored once in MinIO, Delta and PostGIS, and every alert once. The figures (start, each
 run, the kills) are written to ``.platform/cluster-test/timings.json`` and printed.
 
-Run it with ``make test-cluster`` (deselected from ``make test``; 13-17 min on 2 shared cores).
+``make test`` runs it in a pytest run of its own after the rest of the suite (marker
+``cluster``, deselected from the first run); ``make test-cluster`` runs it alone (13-17 min
+on 2 shared cores).
 """
 
 from __future__ import annotations
