@@ -25,7 +25,12 @@ a 0.5° box and a 30-day window at random places and times), taken in turn layou
 layout so load from other work weighs on all of them alike, after a warm-up; p50 / p95
 per layout (client side, through psycopg), and for the first 40 queries EXPLAIN (ANALYZE,
 BUFFERS): the 8 kB pages a query touches (its work, whatever else loads the machine)
-and the server's execution time. Every layout must return the same rows for every query. The benchmark's
+and the server's execution time. Every layout must return the same rows for every query.
+
+On the ``product`` layout each query also runs through the previous client path (the
+geometry cast ``::json`` on the server and decoded by psycopg's json loader, rows built by
+``dict_row``), in alternating order with ``queries.scenes_in``; both must return equal
+rows, and the second table gives the two side by side (previous / now). The benchmark's
 schemas are dropped at the end, also after a failure. ``--quick``: 1 M rows, 200 queries.
 """
 
@@ -46,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 from rich.console import Console
 from rich.table import Table
 
@@ -67,6 +73,21 @@ LAYOUTS = (
 )  # fmt: skip
 WARM_UP = 20
 EXPLAINED = 40
+COMPARED = "product"  # the layout whose queries also run through the previous client path
+
+# the client path before: the server casts the GeoJSON to json, psycopg's json loader
+# parses it and dict_row builds the dicts
+PREVIOUS_SCENES_SQL = queries.SCENES_SQL.replace(
+    "ST_AsGeoJSON(footprint, 7) AS geometry", "ST_AsGeoJSON(footprint, 7)::json AS geometry"
+)
+assert PREVIOUS_SCENES_SQL != queries.SCENES_SQL, "queries.SCENES_SQL changed its geometry"
+
+
+def previous_scenes_in(conn: psycopg.Connection[Any], query: queries.Query) -> list[Any]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(PREVIOUS_SCENES_SQL, query.params())  # type: ignore[arg-type]
+        return cur.fetchall()
+
 
 # the rows as the product stores them, from the COPY stage
 INSERT_SQL = """
@@ -93,6 +114,9 @@ class LayoutResult:
     # (8 kB pages touched) and the server's own execution time
     pages: list[int] = field(default_factory=list)
     server_ms: list[float] = field(default_factory=list)
+    # the same queries through the previous client path (layout COMPARED only)
+    previous_ms: list[float] = field(default_factory=list)
+    previous_differed: int = 0
 
     def quantile(self, q: int) -> float:
         return statistics.quantiles(self.timings_ms, n=100)[q - 1]
@@ -283,6 +307,16 @@ def explain_analyze(conn: psycopg.Connection[Any], query: queries.Query) -> tupl
     return pages, float(top.get("Execution Time", 0.0))
 
 
+def _timed(
+    path: Callable[[psycopg.Connection[Any], queries.Query], list[Any]],
+    conn: psycopg.Connection[Any],
+    query: queries.Query,
+) -> tuple[list[Any], float]:
+    t0 = time.perf_counter()
+    rows = path(conn, query)
+    return rows, (time.perf_counter() - t0) * 1000
+
+
 def run_queries(
     settings: Settings, schemas: dict[str, str], results: dict[str, LayoutResult], count: int
 ) -> int:
@@ -296,13 +330,19 @@ def run_queries(
             query = queries.Query.parse(random_query_box(rng), start.isoformat(), end.isoformat())
             found: dict[str, list[str]] = {}
             for layout, conn in conns.items():
-                t0 = time.perf_counter()
-                rows = queries.scenes_in(conn, query)
-                elapsed = (time.perf_counter() - t0) * 1000
+                previous_first = layout == COMPARED and n % 2 == 1
+                if previous_first:
+                    previous, previous_elapsed = _timed(previous_scenes_in, conn, query)
+                rows, elapsed = _timed(queries.scenes_in, conn, query)
+                if layout == COMPARED and not previous_first:
+                    previous, previous_elapsed = _timed(previous_scenes_in, conn, query)
                 found[layout] = [r["scene_id"] for r in rows]
                 if n >= WARM_UP:  # the first ones warm the cache and the prepared statement
                     results[layout].timings_ms.append(elapsed)
                     results[layout].hits.append(len(rows))
+                    if layout == COMPARED:
+                        results[layout].previous_ms.append(previous_elapsed)
+                        results[layout].previous_differed += previous != rows
                 if WARM_UP <= n < WARM_UP + EXPLAINED:
                     pages, server_ms = explain_analyze(conn, query)
                     results[layout].pages.append(pages)
@@ -337,6 +377,7 @@ def main() -> int:
         )
         return 2
     console = Console(width=160)
+    load_start = os.getloadavg()
     settings = with_credentials(Settings.from_env())
     stack.up(settings, ["postgres"])
     run = uuid.uuid4().hex[:8]
@@ -409,6 +450,42 @@ def main() -> int:
         )
     console.print(table)
     console.print(f"queries whose rows differed between layouts: {disagreements}")
+    compared = [r for r in all_results if r.previous_ms]
+    client_paths = []
+    if compared:
+        paths = Table(title=f"Client path on the {COMPARED} layout, the same queries in turn")
+        for column in ("scenes", "rows", "previous p50 ms", "previous p95 ms", "now p50 ms",
+                       "now p95 ms", "previous / now p50", "previous / now p95",
+                       "rows differed"):  # fmt: skip
+            paths.add_column(column, justify="right")
+        for result in compared:
+            previous = LayoutResult(result.layout, result.rows, 0, 0, result.previous_ms)
+            paths.add_row(
+                f"{result.rows:,}",
+                f"{statistics.mean(result.hits):.1f}",
+                f"{previous.p50:.2f}",
+                f"{previous.p95:.2f}",
+                f"{result.p50:.2f}",
+                f"{result.p95:.2f}",
+                f"{previous.p50 / result.p50:.2f}",
+                f"{previous.p95 / result.p95:.2f}",
+                str(result.previous_differed),
+            )
+            client_paths.append(
+                {
+                    "rows": result.rows,
+                    "layout": result.layout,
+                    "previous_p50_ms": round(previous.p50, 3),
+                    "previous_p95_ms": round(previous.p95, 3),
+                    "p50_ms": round(result.p50, 3),
+                    "p95_ms": round(result.p95, 3),
+                    "ratio_p50": round(previous.p50 / result.p50, 3),
+                    "ratio_p95": round(previous.p95 / result.p95, 3),
+                    "rows_differed": result.previous_differed,
+                }
+            )
+        console.print(paths)
+    console.print(f"load average {load_start} at the start, {os.getloadavg()} at the end")
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -416,14 +493,17 @@ def main() -> int:
                     "benchmark": "catalog_query",
                     "queries": count,
                     "load_average": list(os.getloadavg()),
+                    "load_average_start": list(load_start),
                     "disagreements": {str(k): v for k, v in disagreements.items()},
                     "results": figures,
+                    "client_path": client_paths,
                 },
                 indent=2,
             )
             + "\n"
         )
-    return 0 if not any(disagreements.values()) else 1
+    differed = any(disagreements.values()) or any(r.previous_differed for r in compared)
+    return 1 if differed else 0
 
 
 if __name__ == "__main__":

@@ -3,28 +3,45 @@
 Both queries filter with ``ST_Intersects`` against an envelope (served by the GiST
 index) and a half-open time range (served by the B-tree time index); PostgreSQL
 picks one or combines both (BitmapAnd) by selectivity. All values are parameters.
+
+Rows come back as dicts with the geometry as a GeoJSON mapping. The server sends the
+geometry as GeoJSON text (``ST_AsGeoJSON``, no ``::json`` cast) and the rows as tuples;
+each dict is built once here and its geometry parsed with orjson when it is installed
+(the same values as ``json.loads``, about 3x faster). At 270 rows a query this halves the
+client's work against psycopg's json loader and ``dict_row`` (``benchmarks/catalog_query.py``
+measures both side by side).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import tuple_row
 
 from canopywatch.alert_schema import ATTRIBUTE_NAMES
 from canopywatch.download import Window, parse_window
 from canopywatch.geo import BBox, parse_bbox
+
+# GeoJSON text to a mapping: orjson (installed with the API's tipg) when it is there, else
+# the standard library's parser; both give the same values
+loads_geometry: Callable[[str], Any]
+try:
+    import orjson
+
+    loads_geometry = orjson.loads
+except ImportError:  # pragma: no cover - orjson is pinned in requirements.txt
+    loads_geometry = json.loads
 
 DEFAULT_LIMIT = 10_000
 
 SCENES_SQL = """
 SELECT scene_id, aoi_id, source, function, geohash, acquired_at, cloud_cover, crs, width,
        height, bands, bucket, raw_key, cog_key, cog_valid, checksum, size_bytes,
-       ST_AsGeoJSON(footprint, 7)::json AS geometry
+       ST_AsGeoJSON(footprint, 7) AS geometry
 FROM scenes
 WHERE ST_Intersects(footprint, ST_MakeEnvelope(%(minx)s, %(miny)s, %(maxx)s, %(maxy)s, 4326))
   AND acquired_at >= %(start)s AND acquired_at <= %(end)s
@@ -35,7 +52,7 @@ LIMIT %(limit)s
 
 ALERTS_SQL = f"""
 SELECT {", ".join(ATTRIBUTE_NAMES)},
-       geohash, ST_AsGeoJSON(geom, 7)::json AS geometry
+       geohash, ST_AsGeoJSON(geom, 7) AS geometry
 FROM alerts
 WHERE ST_Intersects(geom, ST_MakeEnvelope(%(minx)s, %(miny)s, %(maxx)s, %(maxy)s, 4326))
   AND alert_date >= %(start)s AND alert_date <= %(end)s
@@ -90,13 +107,19 @@ class Query:
 
 
 def _rows(conn: psycopg.Connection[Any], statement: str, query: Query) -> list[dict[str, Any]]:
-    with conn.cursor(row_factory=dict_row) as cur:
+    """The statement's rows as dicts, ``geometry`` (GeoJSON text) parsed to a mapping."""
+    with conn.cursor(row_factory=tuple_row) as cur:
         cur.execute(statement, query.params())
         rows = cur.fetchall()
+        names = [column.name for column in cur.description or ()]
+    geometry = names.index("geometry")
+    found = []
     for row in rows:
-        if isinstance(row["geometry"], str):
-            row["geometry"] = json.loads(row["geometry"])
-    return rows
+        record = dict(zip(names, row, strict=True))
+        text = row[geometry]
+        record["geometry"] = None if text is None else loads_geometry(text)
+        found.append(record)
+    return found
 
 
 def scenes_in(conn: psycopg.Connection[Any], query: Query) -> list[dict[str, Any]]:
