@@ -391,7 +391,10 @@ def run_harmonic(
     history_start, monitor_start = resolve_periods(days, params)
     names = list(params.required)
     n_idx = len(names)
-    values = [compute_index(name, stack.bands).reshape(n_dates, n_pixels) for name in names]
+    stacked = np.empty((n_idx, n_dates, n_pixels), dtype=np.float32)  # (K, T, N)
+    for i, name in enumerate(names):
+        stacked[i] = compute_index(name, stack.bands).reshape(n_dates, n_pixels)
+    values = list(stacked)
     clear = stack.clear.reshape(n_dates, n_pixels).copy()
     for series in values:
         clear &= np.isfinite(series)
@@ -471,7 +474,6 @@ def run_harmonic(
             block_starts.append(int(position))
     block_ends = [*block_starts[1:], n_dates]
 
-    stacked = np.stack(values)  # (K, T, N)
     slopes = slope_design(days, params.harmonics)
     phases = phase_design(params.harmonics)
     settings = np.asarray(
