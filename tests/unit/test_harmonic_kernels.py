@@ -100,25 +100,13 @@ def test_windows_scored_on_two_threads_match_one_at_a_time():
     """The compiled loops run without the GIL: two windows at once must give the same
     per-pixel result as one after the other (no shared scratch between threads)."""
     from canopywatch.detect.detector import HarmonicDetector, detect_area
-    from canopywatch.detect.observations import Grid, ObservationStack
+    from canopywatch.detect.observations import ArraySource
     from canopywatch_dev.landscapes import LandscapeConfig, generate
 
     stack = generate(LandscapeConfig(seed=11, kind="mixed", size_px=64)).stack()
 
-    class Windows:
-        days = stack.days.tolist()
-        grid = Grid(stack.crs, stack.transform, 64, 64)
-
-        def read(self, window):
-            rows = slice(int(window.row_off), int(window.row_off + window.height))
-            cols = slice(int(window.col_off), int(window.col_off + window.width))
-            return ObservationStack(
-                days=stack.days, bands={b: v[:, rows, cols] for b, v in stack.bands.items()},
-                clear=stack.clear[:, rows, cols], transform=stack.transform, crs=stack.crs,
-            )  # fmt: skip
-
-    one = detect_area(Windows(), HarmonicDetector(), aoi="t", window_size=32, workers=1)
-    two = detect_area(Windows(), HarmonicDetector(), aoi="t", window_size=32, workers=2)
+    one = detect_area(ArraySource(stack), HarmonicDetector(), aoi="t", window_size=32, workers=1)
+    two = detect_area(ArraySource(stack), HarmonicDetector(), aoi="t", window_size=32, workers=2)
     assert (one.pixel_alerts.status > 0).sum() > 50  # the landscape has clearings to find
     for name in ("first_day", "confirmed_day", "status", "score", "monitored"):
         assert np.array_equal(getattr(one.pixel_alerts, name), getattr(two.pixel_alerts, name)), (

@@ -201,6 +201,23 @@ class GriddedSource:
         return self._days
 
 
+class ArraySource(GriddedSource):
+    """A stack already in memory (from xarray, an earlier read, a generator) as a source:
+    each window is a crop of it."""
+
+    def __init__(self, stack: ObservationStack) -> None:
+        height, width = stack.shape
+        self.stack = stack
+        self._grid = Grid(stack.crs, stack.transform, width, height)
+        self._days = stack.days
+
+    def read(self, window: Window | None = None) -> ObservationStack:
+        win = window_or_full(self._grid, window)
+        rows = slice(int(win.row_off), int(win.row_off + win.height))
+        cols = slice(int(win.col_off), int(win.col_off + win.width))
+        return self.stack.crop(rows, cols)
+
+
 def dated_files_layout(
     files: Sequence[tuple[int, Path]],
 ) -> tuple[list[tuple[int, Path]], Grid, IntArray]:
