@@ -23,6 +23,7 @@ from psycopg import sql
 
 from canopywatch.catalog.schema import connect, ensure_schema
 from canopywatch.messages import SensorReading
+from canopywatch.sensors import drought
 from canopywatch.sensors.catalog import COLUMNS, sync_sensor_readings
 from canopywatch.settings import REPO_ROOT, Settings
 
@@ -109,19 +110,26 @@ def test_sync_then_dbt_sensor_models(platform: Settings, tmp_path: Path) -> None
             )
             # two alerts: one over a clearing the simulator put a chainsaw station beside
             # (ev-0044, cut on 2024-03-21, the alert dated that day), one far from it
+            # the far one in a drought, as canopywatch.sensors.drought stores it; the other
+            # checked and not in a dry spell ({})
             target = next(c for c in clearings if c.event_id == "ev-0044")
-            for alert_id, geom, day in (
-                ("a-heard", target.geometry.wkt, START + dt.timedelta(days=DAYS - 1)),
+            dry = drought.encode(drought.drought_anomaly([
+                drought.StationAnomaly("wx-00", precip_mm=14.0, normal_mm=96.0, sd_mm=45.6, value=-1.8),
+            ]))  # fmt: skip
+            for alert_id, geom, day, anomaly in (
+                ("a-heard", target.geometry.wkt, START + dt.timedelta(days=DAYS - 1), "{}"),
                 ("a-silent", "POLYGON((-55.3999 -7.0999, -55.3995 -7.0999, -55.3995 -7.0995,"
-                 " -55.3999 -7.0995, -55.3999 -7.0999))", START + dt.timedelta(days=DAYS - 1)),
+                 " -55.3999 -7.0995, -55.3999 -7.0999))", START + dt.timedelta(days=DAYS - 1), dry),
             ):  # fmt: skip
                 cur.execute(
                     """INSERT INTO alerts (alert_id, aoi_id, alert_date, confidence,
-                        confidence_level, status, area_ha, method, model_version, geohash, geom)
+                        confidence_level, status, area_ha, method, model_version, geohash, geom,
+                        drought_anomaly)
                        VALUES (%s, 'demo', %s, 0.7, 'low', 'low', 1.0, 'harmonic', 'v1',
-                        '6y8xg', ST_Multi(ST_GeomFromText(%s, 4326)))""",
-                    (alert_id, dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC), geom),
-                )
+                        '6y8xg', ST_Multi(ST_GeomFromText(%s, 4326)), %s)""",
+                    (alert_id, dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC), geom,
+                     anomaly),
+                )  # fmt: skip
         conn.commit()
         added = sync_sensor_readings(conn, str(table))
         assert added == len(rows) + len(late)
@@ -190,13 +198,17 @@ def test_sync_then_dbt_sensor_models(platform: Settings, tmp_path: Path) -> None
             cur.execute(
                 sql.SQL(
                     "SELECT alert_id, corroborated_by, evidence_ids, corroborated_confidence,"
-                    " leaf_off, drought_note FROM {}.mart_alert_corroboration ORDER BY alert_id"
+                    " drought_flag, drought_note FROM {}.mart_alert_corroboration"
+                    " ORDER BY alert_id"
                 ).format(marts)
             )
             corroboration = {r[0]: r[1:] for r in cur.fetchall()}
             assert set(corroboration) == {"a-heard", "a-silent"}
             silent = corroboration["a-silent"]
             assert silent[0] == [] and silent[2] == pytest.approx(0.7)
+            # the product's drought_anomaly, not a rule of the mart's own
+            assert silent[3] == "drought"
+            assert silent[4] == "drought: 30-day rain 14.0 mm vs normal 96.0 mm (z -1.80)"
             heard = corroboration["a-heard"]
             saws = [
                 r
@@ -207,7 +219,7 @@ def test_sync_then_dbt_sensor_models(platform: Settings, tmp_path: Path) -> None
             ]
             assert saws, "the simulator put no chainsaw in these days"
             assert "acoustic" in heard[0] and heard[2] >= 0.8 - 1e-9
-            assert heard[3] is False and heard[4] is None  # March: not leaf-off
+            assert heard[3] is None and heard[4] is None  # checked: no dry spell
     finally:
         with connect(settings) as conn, conn.cursor() as cur:
             for suffix in ("", "_staging", "_marts"):
