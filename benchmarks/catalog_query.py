@@ -25,12 +25,15 @@ a 0.5° box and a 30-day window at random places and times), taken in turn layou
 layout so load from other work weighs on all of them alike, after a warm-up; p50 / p95
 per layout (client side, through psycopg), and for the first 40 queries EXPLAIN (ANALYZE,
 BUFFERS): the 8 kB pages a query touches (its work, whatever else loads the machine)
-and the server's execution time. Every layout must return the same rows for every query.
+and the server's execution time, run right after the timed query (its pages in shared
+buffers by then), and, as cold as a timed query, the same for 40 other random queries: the
+pages they read into shared buffers and their execution time. Every layout must return the same rows for every query.
 
-On the ``product`` layout each query also runs through the previous client path (the
-geometry cast ``::json`` on the server and decoded by psycopg's json loader, rows built by
-``dict_row``), in alternating order with ``queries.scenes_in``; both must return equal
-rows, and the second table gives the two side by side (previous / now). The benchmark's
+On the ``product`` layout, after each timed query, another random query (never run
+before, as cold) is timed through the previous client path (the geometry cast ``::json``
+on the server and decoded by psycopg's json loader, rows built by ``dict_row``), then run
+untimed through ``queries.scenes_in``: both must return equal rows. The second table gives
+the two paths side by side (previous / now). The benchmark's
 schemas are dropped at the end, also after a failure. ``--quick``: 1 M rows, 200 queries.
 """
 
@@ -114,6 +117,10 @@ class LayoutResult:
     # (8 kB pages touched) and the server's own execution time
     pages: list[int] = field(default_factory=list)
     server_ms: list[float] = field(default_factory=list)
+    # the same for as many other random queries, not run before (their pages as cold as
+    # a timed query's): pages read into shared buffers and execution time
+    cold_read: list[int] = field(default_factory=list)
+    cold_server_ms: list[float] = field(default_factory=list)
     # the same queries through the previous client path (layout COMPARED only)
     previous_ms: list[float] = field(default_factory=list)
     previous_differed: int = 0
@@ -292,8 +299,8 @@ def build_layout(
     return LayoutResult(layout, rows, time.perf_counter() - started, table_mb)
 
 
-def explain_analyze(conn: psycopg.Connection[Any], query: queries.Query) -> tuple[int, float]:
-    """Pages (shared buffers hit + read) and execution ms of one run of the query."""
+def explain_analyze(conn: psycopg.Connection[Any], query: queries.Query) -> tuple[int, int, float]:
+    """Pages (shared buffers hit + read), pages read and execution ms of one run."""
     statement = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + queries.SCENES_SQL
     with conn.cursor() as cur:
         cur.execute(statement, query.params())  # type: ignore[arg-type]
@@ -303,8 +310,8 @@ def explain_analyze(conn: psycopg.Connection[Any], query: queries.Query) -> tupl
         document = json.loads(document)
     top = document[0] if document else {}
     plan = top.get("Plan", {})
-    pages = int(plan.get("Shared Hit Blocks", 0)) + int(plan.get("Shared Read Blocks", 0))
-    return pages, float(top.get("Execution Time", 0.0))
+    read = int(plan.get("Shared Read Blocks", 0))
+    return int(plan.get("Shared Hit Blocks", 0)) + read, read, float(top.get("Execution Time", 0))
 
 
 def _timed(
@@ -322,31 +329,42 @@ def run_queries(
 ) -> int:
     """The same queries on every layout, in turn; returns how many disagreed on the rows."""
     rng = random.Random(count)
+    cold_rng = random.Random(count + 1)  # the cold EXPLAINs' queries
+    previous_rng = random.Random(count + 2)  # the previous client path's queries
     conns = {layout: connect(settings, schema=schema) for layout, schema in schemas.items()}
     disagreements = 0
     try:
         for n in range(count + WARM_UP):
             start, end = random_query_window(rng)
             query = queries.Query.parse(random_query_box(rng), start.isoformat(), end.isoformat())
+            cold_start, cold_end = random_query_window(cold_rng)
+            cold = queries.Query.parse(
+                random_query_box(cold_rng), cold_start.isoformat(), cold_end.isoformat()
+            )
+            other_start, other_end = random_query_window(previous_rng)
+            other = queries.Query.parse(
+                random_query_box(previous_rng), other_start.isoformat(), other_end.isoformat()
+            )
             found: dict[str, list[str]] = {}
             for layout, conn in conns.items():
-                previous_first = layout == COMPARED and n % 2 == 1
-                if previous_first:
-                    previous, previous_elapsed = _timed(previous_scenes_in, conn, query)
                 rows, elapsed = _timed(queries.scenes_in, conn, query)
-                if layout == COMPARED and not previous_first:
-                    previous, previous_elapsed = _timed(previous_scenes_in, conn, query)
+                if layout == COMPARED:  # a query of its own, as cold as the timed one
+                    previous, previous_elapsed = _timed(previous_scenes_in, conn, other)
+                    differed = previous != queries.scenes_in(conn, other)
                 found[layout] = [r["scene_id"] for r in rows]
                 if n >= WARM_UP:  # the first ones warm the cache and the prepared statement
                     results[layout].timings_ms.append(elapsed)
                     results[layout].hits.append(len(rows))
                     if layout == COMPARED:
                         results[layout].previous_ms.append(previous_elapsed)
-                        results[layout].previous_differed += previous != rows
+                        results[layout].previous_differed += differed
                 if WARM_UP <= n < WARM_UP + EXPLAINED:
-                    pages, server_ms = explain_analyze(conn, query)
+                    pages, _, server_ms = explain_analyze(conn, query)
                     results[layout].pages.append(pages)
                     results[layout].server_ms.append(server_ms)
+                    _, read, server_ms = explain_analyze(conn, cold)
+                    results[layout].cold_read.append(read)
+                    results[layout].cold_server_ms.append(server_ms)
             disagreements += len({tuple(ids) for ids in found.values()}) > 1
     finally:
         for conn in conns.values():
@@ -417,7 +435,7 @@ def main() -> int:
 
     table = Table(title="Catalog bbox (0.5°) + time (30 days) query, queries.SCENES_SQL")
     for column in ("scenes", "layout", "build s", "MB", "p50 ms", "p95 ms", "p99 ms", "rows",
-                   "pages/query", "server p95 ms"):  # fmt: skip
+                   "pages/query", "server p95 ms", "cold: read/query", "cold: server p95 ms"):  # fmt: skip
         table.add_column(column, justify="left" if column == "layout" else "right")
     figures = []
     for result in all_results:
@@ -432,6 +450,8 @@ def main() -> int:
             f"{statistics.mean(result.hits):.1f}",
             f"{statistics.mean(result.pages):.0f}",
             f"{statistics.quantiles(result.server_ms, n=100)[94]:.2f}",
+            f"{statistics.mean(result.cold_read):.0f}",
+            f"{statistics.quantiles(result.cold_server_ms, n=100)[94]:.2f}",
         )
         figures.append(
             {
@@ -446,6 +466,11 @@ def main() -> int:
                 "mean_pages": round(statistics.mean(result.pages), 1),
                 "server_p50_ms": round(statistics.median(result.server_ms), 3),
                 "server_p95_ms": round(statistics.quantiles(result.server_ms, n=100)[94], 3),
+                "cold_mean_pages_read": round(statistics.mean(result.cold_read), 1),
+                "cold_server_p50_ms": round(statistics.median(result.cold_server_ms), 3),
+                "cold_server_p95_ms": round(
+                    statistics.quantiles(result.cold_server_ms, n=100)[94], 3
+                ),
             }
         )
     console.print(table)
@@ -453,7 +478,7 @@ def main() -> int:
     compared = [r for r in all_results if r.previous_ms]
     client_paths = []
     if compared:
-        paths = Table(title=f"Client path on the {COMPARED} layout, the same queries in turn")
+        paths = Table(title=f"Client path on the {COMPARED} layout, each on cold queries")
         for column in ("scenes", "rows", "previous p50 ms", "previous p95 ms", "now p50 ms",
                        "now p95 ms", "previous / now p50", "previous / now p95",
                        "rows differed"):  # fmt: skip
