@@ -16,8 +16,9 @@ install:  ## install everything (apt, Python venv, Kafka jars, MinIO), skipping 
 demo: install  ## bring the platform up and run deforestation_monitor over the demo area
 	@$(PY) -m canopywatch_dev.demo
 
-# the cluster profile's end-to-end test: a pytest run of its own (marker `cluster`)
-CLUSTER_PYTEST := $(PY) -m pytest -p no:cacheprovider -p no:randomly -m cluster tests/cluster
+# the cluster profile's end-to-end test: a pytest run of its own (marker `cluster`), in file
+# order; pytest-randomly stays loaded so that a PYTEST_ADDOPTS=--randomly-seed=N still parses
+CLUSTER_PYTEST := $(PY) -m pytest -p no:cacheprovider --randomly-dont-reorganize -m cluster tests/cluster
 
 # The whole suite, what .ci/run runs: the pytest run (everything but the `cluster` and
 # `faults` markers; starts the services it needs), then the cluster test (its own cluster,
@@ -64,7 +65,7 @@ test-cluster: install  ## the cluster profile's end-to-end test alone (kill -9 m
 
 test-faults: install  ## the long fault campaign (40 runs, a kill -9 each; FAULTS_RUNS=N, FAULTS_SEED=S replays)
 	@CANOPYWATCH_FAULTS_RUNS=$(or $(FAULTS_RUNS),40) CANOPYWATCH_FAULTS_SEED=$(FAULTS_SEED) \
-	  $(PY) -m pytest -p no:cacheprovider -p no:randomly -s -m faults tests/integration/test_fault_campaign.py
+	  $(PY) -m pytest -p no:cacheprovider --randomly-dont-reorganize -s -m faults tests/integration/test_fault_campaign.py
 
 login:  ## print every console and its login (Airflow UI, MinIO console, PostGIS, CDSE endpoint, API key)
 	@$(PY) -m canopywatch_dev.platform login
