@@ -88,16 +88,22 @@ def fetch_layers(options: DetectionOptions, store: Any, scratch: Path) -> dict[s
     return layers
 
 
+def _require_harmonic(detector: Any) -> None:
+    from canopywatch.detect.detector import HarmonicDetector
+
+    if not isinstance(detector, HarmonicDetector):
+        raise ValueError("forest_mask and plantations need method harmonic")
+
+
 def with_layers(detector: Any, layers: Mapping[str, Path], grid: Any) -> Any:
     """``detector`` with the fetched layers (``fetch_layers``) read onto one tile's ``grid``."""
     from dataclasses import replace
 
-    from canopywatch.detect.detector import HarmonicDetector, load_grid_mask
+    from canopywatch.detect.detector import load_grid_mask
 
     if not layers:
         return detector
-    if not isinstance(detector, HarmonicDetector):
-        raise ValueError("forest_mask and plantations need method harmonic")
+    _require_harmonic(detector)
     masks = {name: load_grid_mask(path, grid, name) for name, path in layers.items()}
     return replace(
         detector,
@@ -139,7 +145,7 @@ def detect_area_alerts(
     from canopywatch.catalog import queries
     from canopywatch.dates import days_since_epoch
     from canopywatch.detect.alerts import active_alerts, publishable
-    from canopywatch.detect.detector import HarmonicDetector, detect_area
+    from canopywatch.detect.detector import detect_area
     from canopywatch.detect.observations import SceneFilesSource
     from canopywatch.detect.quicklook import (
         composite_periods,
@@ -165,8 +171,8 @@ def detect_area_alerts(
     producer = kafka_producer(kafka_conn_id)
     out_dir = settings.home / "exports" / "alerts" / aoi.aoi_id / _safe(run_id)
     n_alerts, n_high, total_ha, outputs = 0, 0, 0.0, []
-    if (options.forest_mask or options.plantations) and not isinstance(detector, HarmonicDetector):
-        raise ValueError("forest_mask and plantations need method harmonic")
+    if options.forest_mask or options.plantations:
+        _require_harmonic(detector)  # before any layer or scene is fetched
     with tempfile.TemporaryDirectory(prefix="canopywatch-layers-") as layer_dir:
         layers = fetch_layers(options, raw_store, Path(layer_dir))
         for tile, scenes in tiles.items():

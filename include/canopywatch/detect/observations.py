@@ -212,9 +212,7 @@ class ArraySource(GriddedSource):
         self._days = stack.days
 
     def read(self, window: Window | None = None) -> ObservationStack:
-        win = window_or_full(self._grid, window)
-        rows = slice(int(win.row_off), int(win.row_off + win.height))
-        cols = slice(int(win.col_off), int(win.col_off + win.width))
+        rows, cols = window_or_full(self._grid, window).toslices()
         return self.stack.crop(rows, cols)
 
 
