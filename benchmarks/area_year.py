@@ -45,7 +45,6 @@ import argparse
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -99,44 +98,27 @@ def load_average() -> str:
 def instance(world: dict[str, Any]) -> Iterator[Settings]:
     """PostgreSQL/PostGIS, Kafka, MinIO and the CDSE endpoint (serving ``world``) under a
     temporary home on free ports; stopped and removed afterwards."""
-    from canopywatch_dev.faults.instance import _link_installed, _warm_up, free_ports
+    from canopywatch_dev.faults.instance import Canaries, link_installed, settings_for, warm_up
     from canopywatch_dev.platform import kafka, minio, stack
 
     base = Settings.from_env()
     home = Path(tempfile.mkdtemp(prefix="canopywatch-areayear-", dir="/tmp"))
     home.chmod(0o755)  # the postgres OS user runs the cluster in it
-    pg, broker, controller, s3, console, emulator = free_ports(6)
-    world_file = home / "world.json"
+    world_file = home / "world.json"  # where settings_for points the endpoint
     world_file.write_text(json.dumps(world, indent=2) + "\n", encoding="utf-8")
+    # the fault campaign's instance settings under this benchmark's own name; the catalog in
+    # the public schema as the platform has it
     settings = replace(
-        base,
-        home=home,
-        pg_port=pg,
+        settings_for(home, base, Canaries.new(), name="areayear"),
         pg_user="canopywatch",
-        pg_password=secrets.token_urlsafe(16),
         pg_schema="public",
-        kafka_bootstrap=f"127.0.0.1:{broker}",
-        kafka_controller_port=controller,
-        s3_endpoint=f"http://127.0.0.1:{s3}",
-        s3_access_key="areayear-" + secrets.token_hex(4),
-        s3_secret_key=secrets.token_urlsafe(24),
-        minio_console_port=console,
-        emulator_port=emulator,
-        emulator_world=str(world_file),
-        sh_base_url=f"http://127.0.0.1:{emulator}",
-        sh_token_url=f"http://127.0.0.1:{emulator}/auth/realms/CDSE/protocol/openid-connect/token",
-        cdse_client_id="areayear-client",
-        cdse_client_secret=secrets.token_urlsafe(16),
-        topic_prefix="areayear",
-        bucket="areayear",
-        exports_bucket="areayear-exports",
     )
-    _link_installed(base, home)
+    link_installed(base, home)
     try:
         stack.up(settings, SERVICES)
         kafka.ensure_topics(settings)
         minio.ensure_buckets(settings)
-        _warm_up(settings)
+        warm_up(settings)
         yield settings
     finally:
         try:

@@ -99,7 +99,7 @@ class Instance:
 WARM_UP_TOPIC = "sensor-readings.dlq"  # a topic no run reads
 
 
-def _warm_up(settings: Settings, timeout: float = 120.0) -> None:
+def warm_up(settings: Settings, timeout: float = 120.0) -> None:
     """Wait until a fresh broker takes an idempotent producer's message (its coordinators are
     loaded), so the first run does not time out on the broker's own start-up."""
     from confluent_kafka import Producer
@@ -127,7 +127,7 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def _link_installed(base: Settings, home: Path) -> None:
+def link_installed(base: Settings, home: Path) -> None:
     """The installed binaries and jars of the user's platform, linked (never copied)."""
     for name in ("bin", "lib", "stamps"):
         source = base.home / name
@@ -135,7 +135,9 @@ def _link_installed(base: Settings, home: Path) -> None:
             (home / name).symlink_to(source, target_is_directory=True)
 
 
-def settings_for(home: Path, base: Settings, canaries: Canaries) -> Settings:
+def settings_for(home: Path, base: Settings, canaries: Canaries, name: str = "faults") -> Settings:
+    """``base`` moved to an instance of its own: ``home``, free ports, the canary
+    credentials, and ``name`` for its schema, topics, buckets and client ids."""
     pg, broker, controller, s3, console, emulator, airflow, api = free_ports(8)
     world = home / "world.json"
     return replace(
@@ -143,24 +145,24 @@ def settings_for(home: Path, base: Settings, canaries: Canaries) -> Settings:
         home=home,
         pg_port=pg,
         pg_password=canaries.pg_password,
-        pg_schema="faults",
+        pg_schema=name,
         kafka_bootstrap=f"127.0.0.1:{broker}",
         kafka_controller_port=controller,
         s3_endpoint=f"http://127.0.0.1:{s3}",
-        s3_access_key="faults-" + secrets.token_hex(4),
+        s3_access_key=f"{name}-" + secrets.token_hex(4),
         s3_secret_key=canaries.s3_secret_key,
         minio_console_port=console,
         emulator_port=emulator,
         emulator_world=str(world),
         sh_base_url=f"http://127.0.0.1:{emulator}",
         sh_token_url=f"http://127.0.0.1:{emulator}/auth/realms/CDSE/protocol/openid-connect/token",
-        cdse_client_id="faults-client",
+        cdse_client_id=f"{name}-client",
         cdse_client_secret=canaries.cdse_client_secret,
         airflow_port=airflow,
         api_port=api,
-        topic_prefix="faults",
-        bucket="faults",
-        exports_bucket="faults-exports",
+        topic_prefix=name,
+        bucket=name,
+        exports_bucket=f"{name}-exports",
     )
 
 
@@ -176,13 +178,13 @@ def running(base: Settings | None = None) -> Iterator[Instance]:
     Path(settings.emulator_world).write_text(
         json.dumps({"areas": [AREA]}, indent=2) + "\n", encoding="utf-8"
     )
-    _link_installed(base, home)
+    link_installed(base, home)
     instance = Instance(settings, canaries)
     try:
         instance.up()
         kafka.ensure_topics(settings)
         minio.ensure_buckets(settings)
-        _warm_up(settings)
+        warm_up(settings)
         yield instance
     finally:
         try:
