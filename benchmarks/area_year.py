@@ -19,19 +19,24 @@ is never touched and may be down), and times each stage:
 4. record scenes: the announcements consumed (batches of 500) into Delta ``scenes_raw``
    exactly once (``write_scene_batch``), as ``record_scenes``;
 5. sync catalog: Delta -> PostGIS ``scenes`` (``sync_catalog``);
-6. COG conversion: ``spark-submit spark/cog_convert.py --master local[2]`` (the
-   ``convert_cogs`` task: JVM start, Delta ``scenes_raw`` read over S3A, each raw scene
-   converted on the executors into a validated ``cog.tif`` in MinIO, ``SceneConverted``
-   published), then ``record_cogs`` (Kafka -> Delta ``scenes_cog``) and the catalog sync;
+6. COG conversion, as the ``convert_cogs`` task: the pending scenes read with delta-rs and
+   handed over under ``_jobs/`` (``canopywatch.cog.handover``), then ``spark-submit
+   spark/cog_convert.py --master local[2] --scenes-from ...`` without the Delta/S3A jars
+   (JVM start, each raw scene converted on the executors into a validated ``cog.tif`` in
+   MinIO, ``SceneConverted`` published), then ``record_cogs`` (Kafka -> Delta
+   ``scenes_cog``) and the catalog sync;
 7. detection: the area's scenes from PostGIS (``queries.scenes_in``), grouped by request
    tile (``scene_keys_by_tile``), each tile's raw scenes fetched from MinIO into a folder
    and scored by ``canopywatch detect --scenes DIR --workers 2`` (the default harmonic
    method; alerts GeoJSON and the forest baseline written).
 
 "beyond download" is the total minus the download stage (3); the ratio is that against
-the 120 s target (< 1: within it). Besides the table, the same COGs are made again with
-``convert_scene`` in a plain loop in this process (not counted in the total; ``--no-loop``
-leaves it out). Left out: Airflow's own scheduling between tasks and the consumer's
+the 120 s target (< 1: within it). Besides the table, the same COGs are made again (not
+counted in the total; ``--no-loop`` leaves both out) by the previous path, where the Spark
+job selects the scenes itself with delta-spark over S3A (Delta/S3A jars and session,
+no publishing), and with ``convert_scene`` in a plain loop in this process. Each
+spark-submit's time is split into the task's part, the launch (JVM and Python driver, and
+its exit) and the job's own phases (``phases_s`` of its report). Left out: Airflow's own scheduling between tasks and the consumer's
 10 s ``poll_timeout`` at the end of ``download_scenes``, the dbt marts, the run's GeoPackage
 export and the publication of alerts (Kafka -> Delta -> PostGIS). The download is the
 local endpoint rendering on the same cores, not the real CDSE.
@@ -208,6 +213,8 @@ def timed(stages: list[Stage], name: str, **kwargs: Any) -> Callable[[Callable[[
         started = time.perf_counter()
         note = step()
         stages.append(Stage(name, time.perf_counter() - started, note, **kwargs))
+        # as it goes: a later stage that fails leaves the earlier figures on record
+        print(f"{name.strip()}: {stages[-1].seconds:.1f} s; {note}", file=sys.stderr, flush=True)
         return note
 
     return run
@@ -319,56 +326,32 @@ def monitoring_run(settings: Settings, bbox: tuple[float, float, float, float], 
             results = sync_catalog(conn, lake)
         return ", ".join(f"{r.table} +{r.upserted}" for r in results if r.upserted)
 
-    cog_mb: list[float] = []
-
     @timed(stages, "COG conversion (spark-submit local[2])")
     def _cogs() -> str:
-        from canopywatch.cog.submit import (
-            job_arguments,
-            spark_conf,
-            spark_jars,
-            spark_submit_argv,
-            submit_environment,
-        )
-
-        with tempfile.TemporaryDirectory() as tmp:
-            report_file = Path(tmp) / "report.json"
-            argv = spark_submit_argv(
-                "local[2]",
-                spark_jars(settings),
-                spark_conf(settings.s3_endpoint),
-                job_arguments(lake_root=lake.root, s3_endpoint=settings.s3_endpoint,
-                              topic=settings.topic("scenes-converted"),
-                              kafka_bootstrap=settings.kafka_bootstrap, report=report_file),
-            )  # fmt: skip
-            env = os.environ | submit_environment(settings.s3_access_key, settings.s3_secret_key)
-            started = time.perf_counter()
-            written, lines = spark_job(argv, env)
-            ended = time.perf_counter()
-            report = json.loads(report_file.read_text())
-        summary = report["summary"]
+        run = cog_job(settings, lake, store, hand_over=True, publish=True)
+        summary, scenes = run["summary"], run["scenes"]
         if summary["converted"] != len(downloaded) or summary["failed"]:
             raise RuntimeError(f"COG job: {summary}")
-        cog_mb.append(sum(s["cog_bytes"] for s in report["scenes"]) / 1e6)
-        work = sum(s["seconds"] for s in report["scenes"])
-        facts["cog_mb"] = round(cog_mb[0], 1)
+        work = sum(s["seconds"] for s in scenes)
+        facts["cog_mb"] = round(sum(s["cog_bytes"] for s in scenes) / 1e6, 1)
         facts["cog_scene_seconds_sum"] = round(work, 2)
-        if written:  # the executors' "COG ... written" log lines, as they came
-            first, last = written[0] - started, written[-1] - started
-            first_scene = min(s["seconds"] for s in report["scenes"])
-            facts["spark_before_first_cog_s"] = round(first - first_scene, 2)
-            facts["spark_converting_s"] = round(last - first + first_scene, 2)
-            facts["spark_after_last_cog_s"] = round(ended - written[-1], 2)
-            timing = (
-                f"start-up + Delta read {first - first_scene:.1f} s, converting "
-                f"{last - first + first_scene:.1f} s, then {ended - written[-1]:.1f} s"
-            )
-        else:
-            timing = f"{lines} log lines, none per scene"
+        facts["cog_split_s"] = run["split"]
         return (
-            f"{summary['converted']} COGs, {cog_mb[0]:.0f} MB; {timing}; "
+            f"{summary['converted']} COGs, {facts['cog_mb']:.0f} MB; {split_note(run['split'])}; "
             f"{work:.1f} s of conversion summed over the executors"
         )
+
+    if loop:
+
+        @timed(stages, "  COG conversion, previous path: Spark reads Delta (not in the total)",
+               counted=False)  # fmt: skip
+        def _previous() -> str:
+            drop_cogs(store, lake)  # made again: a valid COG of the same raw bytes is kept
+            run = cog_job(settings, lake, store, hand_over=False, publish=False)
+            if run["summary"]["converted"] != len(downloaded):
+                raise RuntimeError(f"COG job, previous path: {run['summary']}")
+            facts["cog_previous_split_s"] = run["split"]
+            return f"{run['summary']['converted']} COGs, no publish; {split_note(run['split'])}"
 
     @timed(stages, "record COGs (Kafka -> Delta scenes_cog) + sync")
     def _record_cogs() -> str:
@@ -417,18 +400,11 @@ def monitoring_run(settings: Settings, bbox: tuple[float, float, float, float], 
         return f"{'; '.join(notes)} (fetch {fetch_s:.1f} s, detect {detect_s:.1f} s)"
 
     if loop:
-        from canopywatch.cog.scenes import RawScene, cog_key_for, convert_scene
+        from canopywatch.cog.scenes import RawScene, convert_scene
 
         with connect(settings) as conn:
             rows = queries.scenes_in(conn, queries.Query.parse(bbox, START, END))
-
-        def drop_cogs() -> None:  # made again: a valid COG of the same raw bytes would be kept
-            for row in rows:
-                store.client.delete_object(
-                    Bucket=store.bucket, Key=cog_key_for(str(row["raw_key"]))
-                )
-
-        drop_cogs()
+        drop_cogs(store, lake)
 
         @timed(stages, "  COG conversion, plain loop (not in the total)", counted=False)
         def _loop() -> str:
@@ -444,63 +420,74 @@ def monitoring_run(settings: Settings, bbox: tuple[float, float, float, float], 
                 raise RuntimeError(f"plain loop: {len(bad)} scene(s) not converted: {bad[0]}")
             return f"{len(results)} COGs, convert_scene in this process, all cores"
 
-        drop_cogs()
-
-        @timed(stages, "  COG conversion, Spark local[2], rows handed in (not in the total)",
-               counted=False)  # fmt: skip
-        def _handed_in() -> str:
-            return spark_rows_handed_in(settings, lake, len(rows))
-
     return Run(stages, facts)
 
 
-def spark_rows_handed_in(settings: Settings, lake: Any, expected: int) -> str:
-    """What ``convert_cogs`` would take if the pending scenes reached Spark as rows (read
-    here with delta-rs) instead of through delta-spark's read of ``scenes_raw`` over S3A:
-    a plain local[2] session (no Delta or S3A jars), ``convert_scenes`` on those rows."""
+def drop_cogs(store: Any, lake: Any) -> None:
+    """Delete every scene's cog.tif, so that the next conversion makes them again."""
     from deltalake import DeltaTable
-    from pyspark.sql import SparkSession
 
-    from canopywatch.cog.job import SCENE_COLUMNS, convert_scenes
-    from canopywatch.cog.profiles import DEFAULT_PROFILE
-    from canopywatch.cog.submit import S3_REGION, submit_environment
+    from canopywatch.cog.scenes import cog_key_for
     from canopywatch.lake.tables import SCENES_RAW
 
-    started = time.perf_counter()
     table = DeltaTable(lake.uri(SCENES_RAW), storage_options=lake.options())
-    records = table.to_pyarrow_table(columns=list(SCENE_COLUMNS)).to_pylist()
-    read = time.perf_counter() - started
-    saved = dict(os.environ)
-    os.environ.update(submit_environment(settings.s3_access_key, settings.s3_secret_key))
-    try:
-        spark = (
-            SparkSession.builder.master("local[2]")
-            .appName("area-year-rows-handed-in")
-            .config("spark.ui.enabled", "false")
-            .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.executorEnv.GDAL_NUM_THREADS", "1")
-            .getOrCreate()
-        )
-        spark.sparkContext.setLogLevel("ERROR")
-        session = time.perf_counter() - started - read
-        try:
-            scenes = spark.createDataFrame(records)
-            results = convert_scenes(
-                spark, scenes, endpoint=settings.s3_endpoint, region=S3_REGION,
-                profile=DEFAULT_PROFILE,
-            )  # fmt: skip
-        finally:
-            spark.stop()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    done = [r for r in results if r.status == "converted"]
-    if len(done) != expected:
-        raise RuntimeError(f"rows handed in: {len(done)} of {expected} converted")
-    return (
-        f"{len(done)} COGs; delta-rs read {read:.1f} s, session {session:.1f} s, "
-        f"converting {time.perf_counter() - started - read - session:.1f} s"
+    for raw_key in table.to_pyarrow_table(columns=["raw_key"])["raw_key"].to_pylist():
+        store.client.delete_object(Bucket=store.bucket, Key=cog_key_for(raw_key))
+
+
+def cog_job(
+    settings: Settings, lake: Any, store: Any, *, hand_over: bool, publish: bool
+) -> dict[str, Any]:
+    """``convert_cogs`` as the operator runs it: with ``hand_over``, the pending rows read
+    with delta-rs and put under ``_jobs/`` (``canopywatch.cog.handover``), then spark-submit
+    without the Delta/S3A jars; without it, the previous path (the job reads Delta with
+    delta-spark over S3A). The job's report plus ``split``: seconds of each part."""
+    from canopywatch.cog import handover
+    from canopywatch.cog.submit import (
+        job_arguments,
+        spark_conf,
+        spark_jars,
+        spark_submit_argv,
+        submit_environment,
     )
+
+    started = time.perf_counter()
+    uri = None
+    if hand_over:
+        rows = handover.pending_rows(lake)
+        key = handover.job_key("area_year", "bench", "convert_cogs", 1)
+        uri = handover.write_handover(store, key, rows)
+    prepared = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        report_file = Path(tmp) / "report.json"
+        argv = spark_submit_argv(
+            "local[2]",
+            None if hand_over else spark_jars(settings),
+            spark_conf(settings.s3_endpoint, delta=not hand_over),
+            job_arguments(lake_root=lake.root, s3_endpoint=settings.s3_endpoint,
+                          topic=settings.topic("scenes-converted"),
+                          kafka_bootstrap=settings.kafka_bootstrap if publish else None,
+                          scenes_from=uri, report=report_file),
+        )  # fmt: skip
+        env = os.environ | submit_environment(settings.s3_access_key, settings.s3_secret_key)
+        try:
+            spark_job(argv, env)
+        finally:
+            if uri:
+                handover.delete_handover(store.client, uri)
+        wall = time.perf_counter() - prepared
+        report: dict[str, Any] = json.loads(report_file.read_text())
+    phases = report["summary"]["phases_s"]
+    split = {"task (delta-rs read, hand-over put)": prepared - started}
+    split["launch (JVM, Python driver) + exit"] = wall - sum(phases.values())
+    split |= {f"job: {name}": seconds for name, seconds in phases.items()}
+    report["split"] = {name: round(seconds, 2) for name, seconds in split.items()}
+    report["seconds"] = round(time.perf_counter() - started, 2)
+    return report
+
+
+def split_note(split: dict[str, float]) -> str:
+    return ", ".join(f"{name} {seconds:.1f}" for name, seconds in split.items())
 
 
 # ------------------------------------------------------------------ report
@@ -560,12 +547,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.print(table)
     spark = next(s for s in run.stages if s.name.startswith("COG conversion"))
     loop = next((s for s in run.stages if "plain loop" in s.name), None)
-    handed = next((s for s in run.stages if "rows handed in" in s.name), None)
-    if loop is not None and handed is not None:
+    previous = next((s for s in run.stages if "previous path" in s.name), None)
+    if loop is not None and previous is not None:
         console.print(
-            f"COG conversion time against the plain loop: spark-submit local[2] "
-            f"{spark.seconds / loop.seconds:.2f}x, Spark local[2] with the rows handed in "
-            f"{handed.seconds / loop.seconds:.2f}x"
+            f"COG conversion time: spark-submit with the scenes handed over "
+            f"{spark.seconds / previous.seconds:.2f}x the previous path (Spark reads Delta); "
+            f"against the plain loop: handed over {spark.seconds / loop.seconds:.2f}x, "
+            f"previous path {previous.seconds / loop.seconds:.2f}x"
         )
     console.print(f"load average before {load_before}, after {load_after} (1, 5, 15 min)")
     if args.json:
@@ -598,8 +586,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cog_spark_submit_vs_loop_time": round(spark.seconds / loop.seconds, 3)
             if loop
             else None,
-            "cog_rows_handed_in_vs_loop_time": (
-                round(handed.seconds / loop.seconds, 3) if loop and handed else None
+            "cog_handed_over_vs_previous_path_time": (
+                round(spark.seconds / previous.seconds, 3) if previous else None
+            ),
+            "cog_previous_path_vs_loop_time": (
+                round(previous.seconds / loop.seconds, 3) if loop and previous else None
             ),
         }
         args.json.write_text(json.dumps(document, indent=2) + "\n")

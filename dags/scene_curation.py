@@ -9,9 +9,10 @@ which `deforestation_monitor` emits when it has recorded raw scenes in Delta.
 **Trigger with params** (Airflow UI): `scene_ids` (convert only these; empty: every
 scene without a valid COG) and `profile` (the named COG profile).
 
-Flow: `convert_cogs` (SparkSubmit `spark/cog_convert.py` on `spark_default`: reads Delta
-`scenes_raw`/`scenes_cog`, converts on executors with rio-cogeo, writes `cog.tif` beside
-`raw.tif`, publishes SceneConverted) -> `record_cogs` (Kafka consumer writing Delta
+Flow: `convert_cogs` (the task reads the pending scenes from Delta `scenes_raw`/`scenes_cog`
+with delta-rs and hands them over under `_jobs/` in the bucket; nothing pending: no Spark.
+SparkSubmit `spark/cog_convert.py` on `spark_default` converts them on executors with
+rio-cogeo, writes `cog.tif` beside `raw.tif`, publishes SceneConverted) -> `record_cogs` (Kafka consumer writing Delta
 `scenes_cog` exactly once) -> `sync_catalog` (Delta -> PostGIS) -> `dbt` (Cosmos task
 group: staging views and marts, each model followed by its tests).
 """

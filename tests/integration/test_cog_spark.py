@@ -2,9 +2,11 @@
 
 Seeds this session's bucket with raw scenes (one of them a truncated TIFF) and their
 ``scenes_raw`` rows, runs ``spark/cog_convert.py`` through spark-submit as the
-operator does, checks every COG with ``rio cogeo validate`` and GDAL, records the
+operator does (the pending rows read with delta-rs and handed over under ``_jobs/``; no
+Delta or S3A jars), checks every COG with ``rio cogeo validate`` and GDAL, records the
 SceneConverted messages in ``scenes_cog`` with the lake consumer, then runs the job
-again: only the corrupt scene is selected, and nothing is converted twice.
+again the previous way (it reads Delta itself with delta-spark over S3A): only the
+corrupt scene is selected, and nothing is converted twice.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pytest
 import rasterio
 from rasterio.enums import MaskFlags
 
+from canopywatch.cog import handover
 from canopywatch.cog.submit import (
     job_arguments,
     spark_conf,
@@ -112,28 +115,44 @@ def seeded(platform: Settings):
     return scenes, corrupt, store
 
 
-def run_job(settings: Settings, report: Path, master: str = "local[2]") -> dict:
+def run_job(settings: Settings, report: Path, *, hand_over: bool, master: str = "local[2]") -> dict:
+    """The job as ``CogConvertOperator`` submits it: with ``hand_over`` the pending rows go
+    through a ``_jobs/`` object (deleted afterwards), else the job reads Delta itself."""
     from canopywatch_dev.platform import minio
 
     lake = lake_from_settings(settings)
+    store = ObjectStore(minio.s3_client(settings), settings.bucket)
+    uri = None
+    if hand_over:
+        key = handover.job_key("it-cog", uuid.uuid4().hex, "convert_cogs", 1)
+        uri = handover.write_handover(store, key, handover.pending_rows(lake))
     argv = spark_submit_argv(
         master,
-        spark_jars(settings),
-        spark_conf(settings.s3_endpoint),
+        None if hand_over else spark_jars(settings),
+        spark_conf(settings.s3_endpoint, delta=not hand_over),
         job_arguments(
             lake_root=lake.root,
             s3_endpoint=settings.s3_endpoint,
             topic=settings.topic("scenes-converted"),
             kafka_bootstrap=settings.kafka_bootstrap,
+            scenes_from=uri,
             report=report,
         ),
     )
+    assert ("--jars" in argv) is not hand_over
     env = {**os.environ, **submit_environment(*minio.credentials(settings))}
-    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=240)
+    try:
+        result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=240)
+    finally:
+        if uri:
+            handover.delete_handover(store.client, uri)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     _, secret = minio.credentials(settings)
     assert secret not in result.stdout + result.stderr, "the S3 secret key was printed"
-    return json.loads(report.read_text())
+    outcome = json.loads(report.read_text())
+    phases = outcome["summary"]["phases_s"]
+    assert set(phases) >= {"select", "session", "convert", "stop", "publish"}
+    return outcome
 
 
 def record_converted(settings: Settings) -> None:
@@ -168,7 +187,8 @@ def record_converted(settings: Settings) -> None:
 
 def test_spark_job_converts_validates_and_is_idempotent(platform: Settings, seeded, tmp_path):
     scenes, corrupt, store = seeded
-    first = run_job(platform, tmp_path / "first.json")
+    first = run_job(platform, tmp_path / "first.json", hand_over=True)
+    assert not store.list_keys(handover.JOBS_PREFIX), "the hand-over object was left behind"
     by_id = {s["scene_id"]: s for s in first["scenes"]}
     assert first["summary"]["scenes"] == GOOD_SCENES + 1
     assert first["summary"]["converted"] == GOOD_SCENES
@@ -207,8 +227,11 @@ def test_spark_job_converts_validates_and_is_idempotent(platform: Settings, seed
     assert len(cogs) == GOOD_SCENES + 1
     assert sum(r["valid"] for r in cogs) == GOOD_SCENES
 
-    # re-run: only the scene without a valid COG is selected, and it fails again
-    second = run_job(platform, tmp_path / "second.json")
+    # what the operator would hand over now: only the scene without a valid COG
+    pending = handover.pending_rows(lake_from_settings(platform))
+    assert [r["scene_id"] for r in pending] == [corrupt.scene_id]
+    # re-run the previous way (Delta read by the job): it selects the same, and it fails again
+    second = run_job(platform, tmp_path / "second.json", hand_over=False)
     assert second["summary"]["scenes"] == 1
     assert second["summary"]["converted"] == 0
     assert [s["scene_id"] for s in second["scenes"]] == [corrupt.scene_id]

@@ -2,6 +2,8 @@
 
 * ``pending_scenes``: rows of Delta ``scenes_raw`` that have no *valid* row in
   ``scenes_cog`` (so failed scenes are retried by the next run), or only the given ids.
+  ``canopywatch.cog.handover`` selects the same rows with delta-rs on the launching side
+  and hands them over, so a job given them (``convert_rows``) never reads Delta.
 * ``convert_partition``: runs on an executor over one partition of scenes, with an S3
   client built there from the executor's environment (``AWS_ACCESS_KEY_ID`` ...), and
   yields one ``SceneConversion`` record per scene; per-scene problems are records, not
@@ -14,7 +16,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,22 +61,26 @@ def partition_count(scenes: int, parallelism: int, requested: int | None = None)
     return max(1, min(scenes, wanted))
 
 
+def s3_client(endpoint: str | None, region: str) -> Any:
+    """A boto3 S3 client (path-style, retried); credentials from the environment."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=region,
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5}),
+    )
+
+
 def s3_store_factory(endpoint: str | None, region: str) -> Callable[[str], Any]:
     """Builds ObjectStores on the executor; credentials come from its environment."""
 
     def make(bucket: str) -> Any:
-        import boto3
-        from botocore.config import Config
-
         from canopywatch.storage.objects import ObjectStore
 
-        client = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name=region,
-            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5}),
-        )
-        return ObjectStore(client, bucket)
+        return ObjectStore(s3_client(endpoint, region), bucket)
 
     return make
 
@@ -100,6 +106,8 @@ def convert_partition(
 class JobReport:
     conversions: list[SceneConversion] = field(default_factory=list)
     published: int = 0
+    # seconds of the job's steps on the driver: session, select, convert, publish
+    phases: dict[str, float] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
         return sum(1 for c in self.conversions if c.status == status)
@@ -125,6 +133,7 @@ class JobReport:
             "published": self.published,
             "raw_bytes": sum(c.raw_bytes for c in self.conversions if c.status == CONVERTED),
             "failures": {c.scene_id: c.errors for c in self.conversions if c.status == FAILED},
+            "phases_s": {name: round(seconds, 3) for name, seconds in self.phases.items()},
         }
 
 
@@ -138,14 +147,29 @@ def convert_scenes(
     partitions: int | None = None,
 ) -> list[SceneConversion]:
     """Spread ``scenes`` (a DataFrame of SCENE_COLUMNS) over the executors and convert them."""
-    rows = scenes.collect()  # a few columns per scene: the driver holds thousands easily
+    rows = [row.asDict() for row in scenes.collect()]  # a few columns per scene
+    return convert_rows(
+        spark, rows, endpoint=endpoint, region=region, profile=profile, partitions=partitions
+    )
+
+
+def convert_rows(
+    spark: Any,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    endpoint: str | None,
+    region: str,
+    profile: str,
+    partitions: int | None = None,
+) -> list[SceneConversion]:
+    """Spread ``rows`` (mappings of SCENE_COLUMNS) over the executors and convert them."""
     if not rows:
         return []
     count = partition_count(len(rows), spark.sparkContext.defaultParallelism, partitions)
-    # round-robin: scenes spread evenly, whatever their ids hash to
-    spread = spark.createDataFrame(rows, schema=scenes.schema).repartition(count)
+    # parallelize slices the list evenly: scenes spread whatever their ids hash to, no shuffle
+    spread = spark.sparkContext.parallelize([dict(r) for r in rows], count)
     store_for = s3_store_factory(endpoint, region)
-    records = spread.rdd.mapPartitions(
+    records = spread.mapPartitions(
         lambda part: convert_partition(part, store_for=store_for, profile=profile)
     ).collect()
     return [SceneConversion.from_record(r) for r in records]

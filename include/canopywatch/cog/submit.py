@@ -1,5 +1,10 @@
 """How the COG job is submitted: local jars, Spark conf, arguments, environment.
 
+Two ways: with the pending scenes handed over (``scenes_from``, see
+``canopywatch.cog.handover``: no jars, ``spark_conf(delta=False)``), as the operator
+does, or with the job reading Delta itself (``--jars`` with the Delta/S3A jars and
+``spark_conf()``).
+
 Shared by the Airflow operator, the tests and the benchmark, so all three submit the
 job the same way. Credentials are never part of the conf or the arguments (which
 spark-submit and Airflow print): they travel as ``AWS_ACCESS_KEY_ID`` /
@@ -40,19 +45,29 @@ def spark_jars(settings: Settings) -> list[str]:
     return jars
 
 
-def spark_conf(s3_endpoint: str | None, region: str = S3_REGION) -> dict[str, str]:
-    """Delta on S3A, for MinIO when ``s3_endpoint`` is given (path-style, plain HTTP allowed)."""
+def spark_conf(
+    s3_endpoint: str | None, region: str = S3_REGION, *, delta: bool = True
+) -> dict[str, str]:
+    """The job's Spark conf. ``delta``: Delta on S3A (for the job that reads ``scenes_raw``
+    itself; for MinIO when ``s3_endpoint`` is given: path-style, plain HTTP allowed).
+    Without it (the scenes handed over, see ``canopywatch.cog.handover``) neither the Delta
+    extension nor S3A is set up: the driver reads the hand-over and the executors the
+    scenes with boto3, so the session starts without them."""
     conf = {
+        "spark.sql.shuffle.partitions": "8",
+        "spark.ui.showConsoleProgress": "false",
+        # Python workers write the COGs; one GDAL thread each, executors give the parallelism
+        "spark.executorEnv.GDAL_NUM_THREADS": "1",
+    }
+    if not delta:
+        return conf
+    conf |= {
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.hadoop.fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
         "spark.hadoop.fs.s3a.endpoint.region": region,
         # small Delta logs: a few partitions rebuild a snapshot faster than the default 50
         "spark.databricks.delta.snapshotPartitions": "4",
-        "spark.sql.shuffle.partitions": "8",
-        "spark.ui.showConsoleProgress": "false",
-        # Python workers write the COGs; one GDAL thread each, executors give the parallelism
-        "spark.executorEnv.GDAL_NUM_THREADS": "1",
     }
     if s3_endpoint:
         conf["spark.hadoop.fs.s3a.endpoint"] = s3_endpoint
@@ -70,12 +85,17 @@ def job_arguments(
     topic: str,
     kafka_bootstrap: str | None,
     scene_ids: Sequence[str] = (),
+    scenes_from: str | None = None,
     profile: str | None = None,
     partitions: int | None = None,
     report: str | Path | None = None,
     region: str = S3_REGION,
 ) -> list[str]:
-    """Arguments of ``spark/cog_convert.py`` (nothing secret)."""
+    """Arguments of ``spark/cog_convert.py`` (nothing secret). ``scenes_from``: the
+    ``s3://`` URI of the hand-over object (``canopywatch.cog.handover``); the job then
+    converts its rows and reads no Delta (``scene_ids`` must then be left out)."""
+    if scenes_from and scene_ids:
+        raise ValueError("scene_ids or scenes_from, not both (the hand-over holds the rows)")
     args = ["--lake", lake_root, "--topic", topic, "--region", region]
     if s3_endpoint:
         args += ["--s3-endpoint", s3_endpoint]
@@ -85,6 +105,8 @@ def job_arguments(
         args += ["--no-publish"]
     if scene_ids:
         args += ["--scene-ids", ",".join(scene_ids)]
+    if scenes_from:
+        args += ["--scenes-from", scenes_from]
     if profile:
         args += ["--profile", profile]
     if partitions:
@@ -108,7 +130,7 @@ def submit_environment(access_key: str, secret_key: str, region: str = S3_REGION
 
 def spark_submit_argv(
     master: str,
-    jars: Sequence[str],
+    jars: Sequence[str] | None,
     conf: Mapping[str, str],
     arguments: Sequence[str],
     *,
@@ -117,7 +139,9 @@ def spark_submit_argv(
 ) -> list[str]:
     """A ``spark-submit`` command line, as SparkSubmitOperator builds it."""
     spark_submit = Path(sys.executable).with_name("spark-submit")
-    argv = [str(spark_submit), "--master", master, "--name", name, "--jars", ",".join(jars)]
+    argv = [str(spark_submit), "--master", master, "--name", name]
+    if jars:  # the Delta/S3A jars: only when the job reads Delta itself
+        argv += ["--jars", ",".join(jars)]
     for key, value in conf.items():
         argv += ["--conf", f"{key}={value}"]
     return [*argv, str(application), *arguments]
