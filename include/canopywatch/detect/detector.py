@@ -35,6 +35,7 @@ from canopywatch.detect.baseline import (
     iterate_monitor,
     tracker_result,
 )
+from canopywatch.detect.candidates import CandidateScorer, load_scorer, score_candidates
 from canopywatch.detect.features import feature_names, stack_bands_at, step_features
 from canopywatch.detect.harmonic import HarmonicParams, nan_median, run_harmonic
 from canopywatch.detect.model import TrainedModel
@@ -97,6 +98,8 @@ class HarmonicDetector:
     # a plantation map (e.g. the Spatial Database of Planted Trees): a break there is a
     # plantation harvest, never a deforestation alert
     plantations: GridMask | None = None
+    # the XGBoost confidence of its alert polygons (``detect.candidates``); None: statistical
+    candidate_scorer: CandidateScorer | None = None
 
     @property
     def version(self) -> str:
@@ -298,7 +301,18 @@ def detect_area(
         model_version=detector.version,
         policy=policy,
     )
-    return AreaDetection(pixel_alerts, alerts, grid, days, before, after, detector.version)
+    version = detector.version
+    if isinstance(detector, HarmonicDetector) and detector.candidate_scorer is not None:
+        rescored = score_candidates(source, alerts, pixel_alerts, detector.candidate_scorer)
+        if rescored is not None:
+            alerts, version = rescored, f"{version}+{detector.candidate_scorer.version}"
+    return AreaDetection(pixel_alerts, alerts, grid, days, before, after, version)
+
+
+def default_model_version() -> str:
+    """The ``model_version`` of the default detector's alerts on Sentinel-2 reflectance: the
+    harmonic parameters' version and the shipped candidate scorer's."""
+    return f"{HARMONIC_VERSION}+{load_scorer().version}"
 
 
 def build_detector(
@@ -311,9 +325,12 @@ def build_detector(
     forest_mask: GridMask | None = None,
     plantations: GridMask | None = None,
     forest_min: float | None = None,
+    candidate_scores: bool = True,
 ) -> Detector:
     """The detector for ``method`` (``harmonic``, the default everywhere; ``baseline``;
-    ``xgboost`` with ``model_dir``). ``index`` names the index of a single-index stack."""
+    ``xgboost`` with ``model_dir``). ``index`` names the index of a single-index stack.
+    A harmonic detector on Sentinel-2 reflectance gets the shipped candidate scorer (its
+    alerts' confidence) unless ``candidate_scores`` is False."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if method == "harmonic":
@@ -323,7 +340,8 @@ def build_detector(
         elif forest_min is not None:
             params = replace(params, forest_peak_ndvi=forest_min)
         params = params.with_periods(history_start_day, monitor_start_day)
-        return HarmonicDetector(params, forest_mask, plantations)
+        scorer = load_scorer() if candidate_scores and index is None else None
+        return HarmonicDetector(params, forest_mask, plantations, scorer)
     if any(v is not None for v in (forest_mask, plantations, history_start_day, monitor_start_day)):
         raise ValueError(
             "--forest-mask, --plantations and the history/monitoring periods need method harmonic"

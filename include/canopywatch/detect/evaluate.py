@@ -116,10 +116,14 @@ class Evaluation:
     false_alert_ha_by_class: dict[str, float] = field(default_factory=dict)
     area: dict[str, Any] = field(default_factory=dict)
     per_kind_recall: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # per row of the scored alerts: True when the alert is a timely true positive
+    true_alerts: list[bool] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            key: value for key, value in asdict(self).items() if key not in {"events"}
+            key: value
+            for key, value in asdict(self).items()
+            if key not in {"events", "true_alerts"}
         }
         out["latency_days"] = latency_summary(self.latency_days)
         out["latency_clear_obs"] = latency_summary(self.latency_clear_obs)
@@ -297,6 +301,7 @@ def evaluate_alerts(
         false_alert_ha_by_class=by_class,
         area=area,
         per_kind_recall={kind: (hit, total) for kind, (hit, total) in per_kind.items()},
+        true_alerts=[bool(v) for v in alert_is_true[1:]],
     )
 
 

@@ -74,9 +74,12 @@ def train_model(
     rounds: int = 200,
     params: Mapping[str, Any] | None = None,
     card: Mapping[str, Any] | None = None,
+    weights: npt.NDArray[Any] | None = None,
 ) -> TrainedModel:
     settings = {**DEFAULT_XGB_PARAMS, **(params or {}), "seed": seed}
-    data = xgb.DMatrix(matrix, label=labels, feature_names=list(features), nthread=1)
+    data = xgb.DMatrix(
+        matrix, label=labels, weight=weights, feature_names=list(features), nthread=1
+    )
     booster = xgb.train(settings, data, num_boost_round=rounds)
     raw = booster.save_raw(raw_format="json")
     version = hashlib.sha256(bytes(raw)).hexdigest()[:12]

@@ -1,7 +1,10 @@
-"""``python -m canopywatch_dev.detection evaluate``: every method on held-out scenarios.
+"""``python -m canopywatch_dev.detection evaluate``: every method on held-out scenarios;
+``train-candidates``: the shipped candidate scorer (``canopywatch.detect.candidates``).
 
     python -m canopywatch_dev.detection evaluate [--scenarios typical,haze] [--seeds 2] \\
         [--size 160] [--model ml/models/s2] [--out metrics.json]
+    python -m canopywatch_dev.detection train-candidates [--landscapes 60] [--simulator 10] \\
+        [--size 96] [--out include/canopywatch/detect/candidate_model]
 
 Scoring against user labels is the product's ``canopywatch evaluate --alerts A --labels L``.
 """
@@ -38,6 +41,22 @@ def evaluate_command(args: argparse.Namespace) -> int:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+def train_candidates_command(args: argparse.Namespace) -> int:
+    from canopywatch_dev.detection.candidate_training import train_shipped
+
+    if args.landscapes < 1 or args.simulator < 1 or args.size < 32:
+        raise ValueError("--landscapes and --simulator must be >= 1, --size >= 32")
+    model = train_shipped(
+        args.landscapes, args.simulator, args.size, args.out, progress=lambda m: console.log(m)
+    )
+    card = model.card
+    console.log(
+        f"{card['version']}: {card['training_true']} true and {card['training_false']} false "
+        f"candidates -> {args.out}"
+    )
     return 0
 
 
@@ -86,6 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", type=Path, default=None, help="model folder (else none)")
     evaluate.add_argument("--out", type=Path, default=None, help="metrics JSON")
     evaluate.set_defaults(handler=evaluate_command)
+    from canopywatch.detect.candidates import MODEL_DIR
+
+    train = commands.add_parser("train-candidates", help="train the shipped candidate scorer")
+    train.add_argument("--landscapes", type=int, default=60, help="randomized landscapes")
+    train.add_argument("--simulator", type=int, default=10, help="seeds per simulator type")
+    train.add_argument("--size", type=int, default=96, help="grid size (px)")
+    train.add_argument("--out", type=Path, default=MODEL_DIR, help="model folder")
+    train.set_defaults(handler=train_candidates_command)
     return parser
 
 
