@@ -77,7 +77,8 @@ def test_features_measure_the_clearing_against_its_ring() -> None:
     soil_ndvi = (0.22 - 0.15) / (0.22 + 0.15)
     assert features["ndvi_drop"] == pytest.approx(soil_ndvi - forest_ndvi, abs=0.02)
     assert features["ndvi_drop_first"] == pytest.approx(soil_ndvi - forest_ndvi, abs=0.03)
-    assert features["b11_drop"] == pytest.approx(0.32 - 0.15, abs=0.01)
+    forest_nbr, soil_nbr = (0.35 - 0.07) / (0.35 + 0.07), (0.22 - 0.26) / (0.22 + 0.26)
+    assert features["nbr_drop"] == pytest.approx(soil_nbr - forest_nbr, abs=0.02)
     assert features["ndvi_recov"] == pytest.approx(0.0, abs=0.02)  # no regrowth
     assert (features["n_pre"], features["n_post"]) == (CUT_INDEX, 14 - CUT_INDEX)
     assert features["date_iqr"] == 0.0 and features["area_px"] == pytest.approx(np.log(16))
@@ -94,7 +95,7 @@ def test_a_change_the_whole_area_shares_is_not_a_drop() -> None:
     for band in S2_BANDS:  # and no clearing at all
         stack.bands[band][:, 8:12, 8:12] = stack.bands[band][:, 0:4, 0:4]
     features = features_of(stack, pixel_alerts)
-    assert abs(features["ndvi_drop"]) < 0.02 and abs(features["b11_drop"]) < 0.01
+    assert abs(features["ndvi_drop"]) < 0.02 and abs(features["nbr_drop"]) < 0.02
 
 
 def test_too_few_clear_looks_give_missing_features_not_zeros() -> None:

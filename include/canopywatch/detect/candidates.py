@@ -6,14 +6,15 @@ its ``confidence`` (high alerts in 0.80-0.99, low ones in 0.01-0.79, so the stat
 confidence level always agree). Nothing is dropped or added by it.
 
 Its inputs are *relative* on purpose: change inside the polygon minus the change of the
-monitored forest ring around it on the same dates (per index: the drop, the first look's
-drop, the recovery since the lowest look, the pre-event noise), the pre-event spatial
+monitored forest ring around it on the same dates (per index, NDVI, NBR and NDMI: the drop,
+the first look's drop, the recovery since the lowest look, the pre-event noise), the pre-event spatial
 texture inside against the ring, the polygon's size, shape and date spread, the evidence
 counts and the statistical confidence. Absolute pre-event levels (a forest's NDVI, its SWIR
-reflectance) are left out: they tell one generator's forest from its crops perfectly and
-another's not at all. Trained on one generator and tested on the other, a model with them
-ranked true against false alerts worse than chance (AUC 0.09); with relative inputs only it
-beat the statistical confidence both ways (``benchmarks/candidate_scoring.py``).
+reflectance) and raw band differences are left out: they tell one generator's forest from
+its crops perfectly and another's not at all. Trained on one generator and tested on the
+other, a model with them ranked true against false alerts worse than chance (AUC 0.09);
+with relative, scale-free inputs only it beat the statistical confidence both ways
+(``benchmarks/candidate_scoring.py``).
 
 The shipped model (``candidate_model/``) is trained on randomised settings of both
 generators of the dev kit (``python -m canopywatch_dev.detection train-candidates``); it
@@ -52,7 +53,8 @@ WIDE_RING_PX = 6  # when the near ring holds fewer than MIN_RING_PX monitored pi
 MIN_RING_PX = 5
 MARGIN_PX = WIDE_RING_PX + 2
 GROUP_PX = 512  # polygons whose boxes fit one such tile are read together
-SERIES: tuple[str, ...] = ("ndvi", "nbr", "ndmi", "b11")
+# normalised differences only: scale-free, where a band's reflectance is not
+SERIES: tuple[str, ...] = ("ndvi", "nbr", "ndmi")
 PER_SERIES: tuple[str, ...] = ("drop", "drop_first", "recov", "pre_sd")
 CANDIDATE_FEATURES: tuple[str, ...] = (
     "area_px",
@@ -92,9 +94,7 @@ def load_scorer(directory: Path = MODEL_DIR) -> CandidateScorer:
 
 
 def _series(stack: ObservationStack) -> dict[str, FloatArray]:
-    values = {name: compute_index(name, stack.bands) for name in SERIES if name != "b11"}
-    values["b11"] = stack.bands["B11"].astype(np.float32)
-    return values
+    return {name: compute_index(name, stack.bands) for name in SERIES}
 
 
 def _date_medians(values: FloatArray, clear: BoolArray, mask: BoolArray) -> FloatArray:
@@ -173,7 +173,7 @@ def candidate_matrix(
     matrix = np.full((len(alerts), len(CANDIDATE_FEATURES)), np.nan, dtype=np.float32)
     if alerts.empty:
         probe = source.read(Window(0, 0, 1, 1))
-        return matrix if probe.has_reflectance and "B11" in probe.bands else None
+        return matrix if probe.has_reflectance else None
     labels = rasterio.features.rasterize(
         [(geom, number) for number, geom in enumerate(alerts.geometry, start=1)],
         out_shape=(grid.height, grid.width),
@@ -190,7 +190,7 @@ def candidate_matrix(
     for rows in groups.values():
         for window, members in _windows(rows, boxes, grid.height, grid.width):
             stack = source.read(window)
-            if not stack.has_reflectance or "B11" not in stack.bands:
+            if not stack.has_reflectance:
                 return None
             r0, c0 = int(window.row_off), int(window.col_off)
             for row in members:
@@ -239,11 +239,12 @@ def _windows(
     return windows
 
 
-def rescale(probability: FloatArray, high: BoolArray) -> FloatArray:
-    """The model's probability within the status's confidence band."""
-    low_band = LOW_BAND[0] + (LOW_BAND[1] - LOW_BAND[0]) * probability
-    high_band = HIGH_BAND[0] + (HIGH_BAND[1] - HIGH_BAND[0]) * probability
-    scaled: FloatArray = np.round(np.where(high, high_band, low_band), 4).astype(np.float32)
+def rescale(probability: FloatArray, high: BoolArray) -> npt.NDArray[np.float64]:
+    """The model's probability within the status's confidence band, to 4 decimals."""
+    p = probability.astype(np.float64)
+    low_band = LOW_BAND[0] + (LOW_BAND[1] - LOW_BAND[0]) * p
+    high_band = HIGH_BAND[0] + (HIGH_BAND[1] - HIGH_BAND[0]) * p
+    scaled = np.round(np.where(high, high_band, low_band), 4).astype(np.float64)
     return scaled
 
 
@@ -269,7 +270,7 @@ def score_candidates(
         return scored
     probability = scorer.predict(matrix)
     confidence = rescale(probability, (chosen["status"] == "high").to_numpy())
-    scored.loc[active, "confidence"] = confidence.astype(float)
+    scored.loc[active, "confidence"] = confidence
     scored.loc[active, "confidence_level"] = [confidence_level(float(c)) for c in confidence]
     log.info(
         "scored %d candidate alert(s) with %s: median confidence %.2f",

@@ -342,7 +342,7 @@ def detect_command(args: argparse.Namespace) -> int:
             alerts,
             result.grid.transform,
             args.quicklook,
-            title=f"{args.aoi} {detector.version}",
+            title=f"{args.aoi} {result.model_version}",
             dates=composite_periods(result.days),
             crs=result.grid.crs,
             series=largest_alert_series(source, alerts),
@@ -356,7 +356,7 @@ def detect_command(args: argparse.Namespace) -> int:
         f"{float(alerts['area_ha'].sum()) if len(alerts) else 0.0:.2f} ha), {withdrawn} withdrawn, "
         f"{harvests} plantation harvests over {len(result.days)} dates, {monitored} forest "
         f"pixels monitored ({monitored * result.grid.pixel_area_m2 / 1e4:.1f} ha), "
-        f"{detector.version} -> {', '.join(outputs)}"
+        f"{result.model_version} -> {', '.join(outputs)}"
     )
     return 0
 
