@@ -21,7 +21,7 @@ from canopywatch.detect.observations import (
 )
 from canopywatch.geo import Grid
 from canopywatch.sentinel2 import BOA_ADD_OFFSET_DN, REFLECTANCE_SCALE
-from canopywatch_dev.simulate import LC_FOREST, Simulation
+from canopywatch_dev.simulate import LANDCOVER_NAMES, LC_FOREST, LC_PLANTATION, Simulation
 
 FloatArray = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
@@ -74,4 +74,22 @@ def reference_from_simulation(simulation: Simulation) -> ReferenceData:
             other |= mask
     clearing = simulation.clearing_date.astype(np.int64)
     stable = (simulation.landcover == LC_FOREST) & (clearing < 0)
-    return ReferenceData(clearing, raster, tuple(events), simulation.transform, stable, other)
+    # plantation cuts and thinnings are non-deforestation events, so they are in ``other``;
+    # the "plantation" class is named only where there are plantations (a user's
+    # plantation map is then the land-cover map's plantation class)
+    has_plantations = bool((simulation.landcover == LC_PLANTATION).any())
+    names = {
+        code: name
+        for code, name in LANDCOVER_NAMES.items()
+        if code != LC_PLANTATION or has_plantations
+    }
+    return ReferenceData(
+        clearing,
+        raster,
+        tuple(events),
+        simulation.transform,
+        stable,
+        other,
+        landcover=simulation.landcover.astype(np.int32),
+        landcover_names=names,
+    )

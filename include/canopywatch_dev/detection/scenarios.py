@@ -27,6 +27,9 @@ SCENARIO_TYPES: dict[str, dict[str, Any]] = {
         "pasture_drying_per_year": 3,
         "floods_per_year": 2,
     },
+    # planted stands (eucalyptus / pine) with rotation clear-cuts and thinnings that are
+    # not deforestation, next to natural forest with its clearings
+    "plantations": {"forest_share": 0.40, "plantation_share": 0.25},
 }
 TRAIN_SEED_BASE = 1000
 HELDOUT_SEED_BASE = 900000

@@ -6,14 +6,17 @@ The model, briefly:
   (Sentinel-2A and -2B alternating) with occasional missing dates.
 * Static layers, computed once: land cover from thresholded Gaussian random fields
   (lakes in the lowest terrain, forest blobs, settlement and bare-soil patches, crop
-  parcels on a rectangular cadastre, pasture elsewhere), a per-pixel texture multiplier
-  and per-pixel pasture productivity.
+  parcels on a rectangular cadastre, pasture elsewhere; planted stands on open land
+  where ``plantation_share`` > 0), a per-pixel texture multiplier and per-pixel pasture
+  productivity.
 * Surface at a date: every pixel is a linear mix of two endmember spectra (``a``, ``b``,
   weight ``w``). Pasture and crops pick the mix giving a target NDVI that follows the
   wet/dry season (crops: sowing, growth, senescence, harvest per parcel). Events switch
   pixels to other mixes: deforestation turns forest into slash/bare soil (optionally a
   burn scar for some weeks, optionally regrowth later); pasture drying, flooding and
-  harvest are changes that are not deforestation.
+  harvest are changes that are not deforestation. Plantations (module ``plantations``)
+  mix a species canopy with the floor at a canopy cover carrying planting rows, gaps and
+  age; rotation clear-cuts and thinnings are not deforestation either.
 * Atmosphere per acquisition: clouds are a window of a static multi-scale random texture
   thresholded to a drawn cover fraction (overcast dates are fully covered); shadows are
   the same cloud field displaced along the anti-solar direction, darkening the surface;
@@ -33,7 +36,8 @@ render depends only on the configuration and the acquisition index.
 The package, by section: ``model`` (land-cover and endmember codes, spectra, the
 configuration and the records a simulation produces), ``helpers`` (random fields,
 mixing, blobs, grid helpers), ``landscape`` (the static land-cover layers), ``events``
-(placing clearings, crop harvests and transient changes), ``simulation`` (the
+(placing clearings, crop harvests and transient changes), ``plantations`` (planted
+stands, their texture, cuts and thinnings), ``simulation`` (the
 ``Simulation``: acquisitions, atmosphere, surface per date, rendering) and the entry
 points ``simulate`` and ``simulate_area``.
 """
@@ -52,6 +56,7 @@ from canopywatch_dev.simulate.model import (
     LC_CROPLAND,
     LC_FOREST,
     LC_PASTURE,
+    LC_PLANTATION,
     LC_SETTLEMENT,
     LC_WATER,
     Acquisition,
@@ -69,6 +74,7 @@ __all__ = [
     "LC_CROPLAND",
     "LC_FOREST",
     "LC_PASTURE",
+    "LC_PLANTATION",
     "LC_SETTLEMENT",
     "LC_WATER",
     "Acquisition",

@@ -12,6 +12,7 @@ from canopywatch_dev.simulate.model import (
     LC_CROPLAND,
     LC_FOREST,
     LC_PASTURE,
+    LC_PLANTATION,
     LC_SETTLEMENT,
     LC_WATER,
     BoolArray,
@@ -20,6 +21,7 @@ from canopywatch_dev.simulate.model import (
     SimulationConfig,
     _Landscape,
 )
+from canopywatch_dev.simulate.plantations import build_plantations
 
 # --------------------------------------------------------------------------- landscape
 
@@ -56,6 +58,10 @@ def _build_landscape(config: SimulationConfig) -> _Landscape:
     bare = _top_pixels(bare_field, open_land, round(config.bare_share * n_pixels))
     landcover[bare] = LC_BARE
     open_land &= ~bare
+    # own random stream, drawn from only where plantation_share > 0
+    planted, plantations = build_plantations(config, open_land)
+    landcover[planted] = LC_PLANTATION
+    open_land &= ~planted
 
     parcel = _crop_parcels(config, rng, open_land, crop_field)
     landcover[parcel >= 0] = LC_CROPLAND
@@ -73,6 +79,7 @@ def _build_landscape(config: SimulationConfig) -> _Landscape:
         pasture_index=pasture_index,
         crop_index=np.flatnonzero(landcover == LC_CROPLAND),
         settlement_green=np.clip(0.15 + 0.1 * green_field, 0.0, 0.35).astype(np.float32),
+        plantations=plantations,
     )
 
 

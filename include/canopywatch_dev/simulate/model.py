@@ -24,6 +24,7 @@ LC_CROPLAND: Final = 3
 LC_WATER: Final = 4
 LC_BARE: Final = 5
 LC_SETTLEMENT: Final = 6
+LC_PLANTATION: Final = 7  # planted stands (only where SimulationConfig.plantation_share > 0)
 LANDCOVER_NAMES: dict[int, str] = {
     LC_FOREST: "forest",
     LC_PASTURE: "pasture",
@@ -31,6 +32,7 @@ LANDCOVER_NAMES: dict[int, str] = {
     LC_WATER: "water",
     LC_BARE: "bare_soil",
     LC_SETTLEMENT: "settlement",
+    LC_PLANTATION: "plantation",
 }
 
 EVENT_KINDS: tuple[str, ...] = (
@@ -41,6 +43,8 @@ EVENT_KINDS: tuple[str, ...] = (
     "harvest",
     "pasture_drying",
     "flooding",
+    "plantation_harvest",  # rotation clear-cut of a planted stand: not deforestation
+    "plantation_thinning",
 )
 DEFORESTATION_KINDS: tuple[str, ...] = EVENT_KINDS[:4]
 
@@ -53,6 +57,9 @@ EM_WATER: Final = 4
 EM_URBAN: Final = 5
 EM_BURN: Final = 6  # burned slash: NBR < 0
 EM_REGROWTH: Final = 7  # secondary vegetation
+EM_EUCALYPTUS: Final = 8  # broadleaf plantation canopy: bright NIR, higher SWIR
+EM_PINE: Final = 9  # conifer plantation canopy: dark NIR, low SWIR
+EM_LITTER: Final = 10  # plantation floor: litter, dry understorey, slash
 ENDMEMBERS: Final[FloatArray] = np.array(
     [
         [0.020, 0.040, 0.022, 0.300, 0.145, 0.065],
@@ -63,6 +70,9 @@ ENDMEMBERS: Final[FloatArray] = np.array(
         [0.100, 0.115, 0.135, 0.200, 0.260, 0.220],
         [0.035, 0.045, 0.055, 0.090, 0.190, 0.170],
         [0.025, 0.055, 0.030, 0.360, 0.180, 0.080],
+        [0.026, 0.052, 0.030, 0.390, 0.185, 0.085],
+        [0.017, 0.033, 0.019, 0.215, 0.095, 0.042],
+        [0.055, 0.075, 0.092, 0.225, 0.285, 0.185],
     ],
     dtype=np.float32,
 )
@@ -77,9 +87,10 @@ CROP_GROWTH_DAYS = (70, 95)
 CROP_SEASON_DAYS = (110, 135)
 CROP_SENESCENCE_DAYS = 25
 
-# texture amplitude (relative std of the per-pixel multiplier) per land cover code
+# texture amplitude (relative std of the per-pixel multiplier) per land cover code;
+# plantation has none: its texture is canopy cover mixed with the floor (``plantations``)
 _TEXTURE_AMPLITUDE: Final[FloatArray] = np.array(
-    [0.0, 0.06, 0.06, 0.04, 0.02, 0.08, 0.20], dtype=np.float32
+    [0.0, 0.06, 0.06, 0.04, 0.02, 0.08, 0.20, 0.0], dtype=np.float32
 )
 
 CLOUD_SPECTRUM: Final[FloatArray] = np.array([1.0, 0.98, 0.97, 0.95, 0.85, 0.75], dtype=np.float32)
@@ -100,6 +111,8 @@ _STREAM_ACQUISITIONS: Final = 3
 _STREAM_ATMOSPHERE: Final = 4
 _STREAM_NOISE: Final = 5
 _STREAM_CLOUD_TEXTURE: Final = 6
+_STREAM_PLANTATION: Final = 7  # drawn from only where plantation_share > 0
+_STREAM_PLANTATION_EVENTS: Final = 8
 
 
 @dataclass(frozen=True)
@@ -128,6 +141,12 @@ class SimulationConfig:
     settlement_share: float = 0.02
     bare_share: float = 0.02
     cropland_share: float = 0.12
+    # planted stands (taken from open land before the crop parcels); 0: none, and no
+    # draw is made for them, so a configuration without plantations renders as before
+    plantation_share: float = 0.0
+    # shares of the stands clear-cut (rotation harvest) / thinned during the series
+    plantation_cut_share: float = 0.35
+    plantation_thin_share: float = 0.2
     # number of deforestation events; None: about one per 100 ha of forest (at least 4)
     n_clearings: int | None = None
     min_clearing_ha: float = 0.05
@@ -154,9 +173,13 @@ class SimulationConfig:
             self.settlement_share,
             self.bare_share,
             self.cropland_share,
+            self.plantation_share,
         )
         if min(shares) < 0 or sum(shares) > 1:
             raise ValueError("land cover shares must be >= 0 and sum to at most 1")
+        cut_thin = (self.plantation_cut_share, self.plantation_thin_share)
+        if min(cut_thin) < 0 or sum(cut_thin) > 1:
+            raise ValueError("plantation cut and thin shares must be >= 0 and sum to at most 1")
         if not 0 < self.min_clearing_ha <= self.max_clearing_ha:
             raise ValueError("need 0 < min_clearing_ha <= max_clearing_ha")
         if self.epsg // 100 not in (326, 327) or not 1 <= self.epsg % 100 <= 60:
@@ -219,6 +242,36 @@ class _AtmosphereLayers:
 
 
 @dataclass(frozen=True)
+class _PlantationStands:
+    """Static layers of the planted stands, per plantation pixel (order of ``pixels``)
+    unless named per stand."""
+
+    stand: Int32Array  # (H, W) stand number, -1 outside plantations
+    pixels: IntArray  # flat indices of the plantation pixels
+    pixel_stand: IntArray  # stand number per plantation pixel
+    firebreak: BoolArray  # per pixel: bare firebreak / track on the stand edge, never planted
+    cover_max: FloatArray  # per pixel: canopy cover of the mature stand (jitter and gaps)
+    row: FloatArray  # per pixel: 0..1 planting-row pattern (1 = between the rows)
+    rack: BoolArray  # per pixel: on a thinning / extraction rack
+    species: UInt8Array  # per stand: EM_EUCALYPTUS or EM_PINE
+    age_at_start: IntArray  # per stand: days since planting on the first day
+    grow_days: IntArray  # per stand: days from planting to a closed canopy
+    row_amplitude: FloatArray  # per stand: cover lost between rows of a closed canopy
+
+
+@dataclass(frozen=True)
+class _PlantationSchedule:
+    """Rotation cuts and thinnings per plantation pixel (``_NEVER`` where none)."""
+
+    cut_day: IntArray
+    replant_day: IntArray
+    slash: FloatArray  # litter share of the cut pixel (slash) until replanting
+    thin_day: IntArray
+    thin_fraction: FloatArray
+    thin_tau: FloatArray
+
+
+@dataclass(frozen=True)
 class _Landscape:
     landcover: UInt8Array
     terrain: FloatArray
@@ -229,6 +282,7 @@ class _Landscape:
     pasture_index: IntArray  # flat pixel indices of pasture
     crop_index: IntArray  # flat pixel indices of cropland
     settlement_green: FloatArray  # green share per pixel (used where settlement)
+    plantations: _PlantationStands | None = None  # None where plantation_share == 0
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ from canopywatch_dev.simulate.model import (
     EM_DRY,
     EM_FOREST,
     EM_GREEN,
+    EM_LITTER,
     EM_REGROWTH,
     EM_SOIL,
     EM_URBAN,
@@ -89,8 +90,10 @@ from canopywatch_dev.simulate.model import (
     SimulationConfig,
     UInt8Array,
     _AtmosphereLayers,
+    _PlantationSchedule,
     _TransientEvent,
 )
+from canopywatch_dev.simulate.plantations import apply_plantations, schedule_plantations
 
 # --------------------------------------------------------------------------- the simulation
 
@@ -130,7 +133,13 @@ class Simulation(EventPlacement):
         clearing_events, self._clearings = self._place_clearings(events_rng)
         harvest_events, self._crop_calendar = self._crop_schedule(events_rng)
         transient_events, self._transients = self._place_transients(events_rng)
-        all_events = clearing_events + harvest_events + transient_events
+        plantation_events: list[Event] = []
+        self._plantation_schedule: _PlantationSchedule | None = None
+        if landscape.plantations is not None:
+            plantation_events, self._plantation_schedule = schedule_plantations(
+                config, landscape.plantations, self._start_day, self._end_day, self._event
+            )
+        all_events = clearing_events + harvest_events + transient_events + plantation_events
         all_events.sort(key=lambda event: (event.start, EVENT_KINDS.index(event.kind)))
         self.events = [
             Event(
@@ -316,7 +325,8 @@ class Simulation(EventPlacement):
     def _static_mix(self) -> tuple[UInt8Array, UInt8Array, FloatArray]:
         landcover = self.landcover
         em_of_class = np.array(
-            [EM_SOIL, EM_FOREST, EM_DRY, EM_SOIL, EM_WATER, EM_SOIL, EM_URBAN], dtype=np.uint8
+            [EM_SOIL, EM_FOREST, EM_DRY, EM_SOIL, EM_WATER, EM_SOIL, EM_URBAN, EM_LITTER],
+            dtype=np.uint8,
         )
         em_a = em_of_class[landcover]
         em_b = em_a.copy()
@@ -422,6 +432,17 @@ class Simulation(EventPlacement):
             a, b, w = mix_for_ndvi(crop_ndvi)
             flat_a[landscape.crop_index], flat_b[landscape.crop_index] = a, b
             flat_w[landscape.crop_index] = w
+
+        if landscape.plantations is not None and self._plantation_schedule is not None:
+            apply_plantations(
+                day,
+                self._start_day,
+                landscape.plantations,
+                self._plantation_schedule,
+                flat_a,
+                flat_b,
+                flat_w,
+            )
 
         for transient in self._transients:
             if transient.kind == "flooding" and transient.start_day <= day < transient.until_day:
