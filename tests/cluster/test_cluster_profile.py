@@ -276,6 +276,16 @@ def monitoring(cluster: Cluster) -> str:
     return run_id
 
 
+def _executor_running_on(profile: Profile, worker_port: int) -> bool:
+    """Whether the Spark master lists cores of an application in use on that worker."""
+    state = cluster_spark.master_state(profile) or {}
+    return any(
+        int(worker.get("port", -1)) == worker_port and int(worker.get("coresused", 0)) > 0
+        for worker in state.get("workers", [])
+        if isinstance(worker, dict)
+    )
+
+
 @pytest.fixture(scope="module")
 def curation(cluster: Cluster, monitoring: str) -> list[str]:
     """The asset-triggered curation run(s); a Spark worker is killed during the COG job."""
@@ -288,8 +298,15 @@ def curation(cluster: Cluster, monitoring: str) -> list[str]:
     while not cluster_spark.master_state(cluster.profile)["activeapps"]:  # type: ignore[index]
         assert time.monotonic() < deadline, "the COG job never reached the Spark master"
         time.sleep(1)
-    time.sleep(10)  # executors up and converting
-    assert cluster_spark.master_state(cluster.profile)["activeapps"]  # type: ignore[index]
+    # kill spark-worker-1 once an executor of the job runs on it (the COG job no longer reads
+    # Delta first, so a fixed wait could outlast a short job)
+    worker_port = cluster.profile.spark_worker_port(1)
+    while not _executor_running_on(cluster.profile, worker_port):
+        assert time.monotonic() < deadline, "no COG executor ever ran on spark-worker-1"
+        assert cluster_spark.master_state(cluster.profile)["activeapps"], (  # type: ignore[index]
+            "the COG job ended before an executor ran on spark-worker-1"
+        )
+        time.sleep(0.5)
     kill_and_restart(cluster, "spark-worker-1",
                      lambda: cluster_spark.up(cluster.profile, cluster.platform), group=False,
                      during=f"{CURATION}.convert_cogs")  # fmt: skip
@@ -304,7 +321,6 @@ def curation(cluster: Cluster, monitoring: str) -> list[str]:
         task_states(cluster, CURATION, r["dag_run_id"]) for r in runs
     ]
     # the executor on the killed worker was lost mid-job; the job finished on what was left
-    worker_port = cluster.profile.spark_worker_port(1)
     assert f"worker lost: 127.0.0.1:{worker_port}" in task_log(cluster, CURATION, "convert_cogs")
     return [r["dag_run_id"] for r in runs]
 
