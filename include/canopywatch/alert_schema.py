@@ -47,7 +47,7 @@ ALERT_FIELDS: tuple[AlertField, ...] = (
     AlertField("aoi_id", "text", True, "the monitored area"),
     AlertField("alert_date", "datetime", True, "first anomalous clear observation (UTC)"),
     AlertField("confirmed_date", "datetime", False, "the observation that confirmed it (UTC)"),
-    AlertField("confidence", "float", True, "the detector's score, 0..1 (harmonic on Sentinel-2: the candidate scorer's)"),
+    AlertField("confidence", "float", True, "the detector's score, 0..1 (with --confidence xgboost: the candidate scorer's)"),
     AlertField("confidence_level", "text", True, "low / high (score >= 0.8)"),
     AlertField("status", "text", True, "low / high / withdrawn / plantation_harvest"),
     AlertField("area_ha", "float", True, "polygon area, hectares"),

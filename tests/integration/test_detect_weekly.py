@@ -83,24 +83,21 @@ def test_alerts_flow_kafka_to_delta_to_postgis_once(weekly_run):
 
 
 def test_every_alert_was_scored_by_the_default_detector_on_every_machine(weekly_run):
-    """One detector in CI and on every machine: no machine-trained model decides what scores
-    (ml/models is git-ignored; the candidate scorer ships in the repository), so every stored
-    alert names harmonic / harmonic-v1+candidates-<the tracked model's hash>."""
+    """One detector in CI and on every machine: no trained model decides what scores (the
+    model folder is git-ignored), so every stored alert names harmonic / harmonic-v1."""
     from canopywatch.catalog.schema import connect
-    from canopywatch.detect.detector import DEFAULT_METHOD, HARMONIC_VERSION, default_model_version
+    from canopywatch.detect.detector import DEFAULT_METHOD, HARMONIC_VERSION
     from canopywatch.lake.tables import ALERTS, lake_from_settings, open_table
 
     assert (DEFAULT_METHOD, HARMONIC_VERSION) == ("harmonic", "harmonic-v1")
-    version = default_model_version()
-    assert version.startswith("harmonic-v1+candidates-")
     settings = weekly_run[0].settings
     table = open_table(lake_from_settings(settings), ALERTS).to_pyarrow_table()
     assert table.num_rows > 0
     assert set(zip(table.column("method").to_pylist(), table.column("model_version").to_pylist(),
-                   strict=True)) == {("harmonic", version)}  # fmt: skip
+                   strict=True)) == {("harmonic", "harmonic-v1")}  # fmt: skip
     with connect(settings) as conn:
         scored = conn.execute("SELECT DISTINCT method, model_version FROM alerts").fetchall()
-    assert scored == [("harmonic", version)]
+    assert scored == [("harmonic", "harmonic-v1")]
 
 
 def test_rerunning_the_week_leaves_the_alert_tables_unchanged(weekly_run):

@@ -28,12 +28,7 @@ from shapely.geometry import Point, box, mapping
 from canopywatch import cli
 from canopywatch.catalog.schema import connect, drop_schema, ensure_schema
 from canopywatch.dates import days_since_epoch
-from canopywatch.detect.detector import (
-    build_detector,
-    default_model_version,
-    detect_area,
-    write_forest_baseline,
-)
+from canopywatch.detect.detector import build_detector, detect_area, write_forest_baseline
 from canopywatch.eudr.check import CUTOFF, Evidence, check_plots, naive_check
 from canopywatch.eudr.plots import read_plots
 from canopywatch.settings import Settings
@@ -167,7 +162,7 @@ def test_plot_verdicts_match_the_simulator_truth(
         assert event_start <= first <= event_start + dt.timedelta(days=60)
         # most of the clearing is alerted, high confidence, by the detector that ran
         assert row["deforested_high_ha"] >= 0.6 * row["checked_ha"]
-        assert row["max_confidence"] >= 0.8 and row["model_versions"] == default_model_version()
+        assert row["max_confidence"] >= 0.8 and row["model_versions"] == "harmonic-v1"
         assert set(row["alert_ids"].split(",")) <= set(alerts["alert_id"])
         assert row["forest_share_at_cutoff"] >= 0.9
     free = results[results["verdict"] == "deforestation_free"]
@@ -178,7 +173,7 @@ def test_plot_verdicts_match_the_simulator_truth(
     document = json.loads((out / "plots.geojson").read_text())
     lineage = document["canopywatch"]["lineage"]
     assert lineage["delta alerts version"].startswith("7 ")
-    assert lineage["model versions"] == default_model_version()
+    assert lineage["model versions"] == "harmonic-v1"
     assert lineage["forest baselines"] == baseline.name
     table = pd.read_csv(out / "plots.csv")
     assert list(table["plot_id"]) == list(truth["plot_id"]) and {"lat", "lon"} <= set(table)

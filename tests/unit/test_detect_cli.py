@@ -107,6 +107,37 @@ def test_detect_scenes_on_real_theia_band_files(tmp_path: Path) -> None:
     assert (alerts["area_ha"].sum() if len(alerts) else 0.0) < 0.15 * area_ha
 
 
+THEIA_ARGS = ["--scenes", str(THEIA), "--layout", "theia", "--date-pattern", r"_(\d{8})-"]
+
+
+@pytest.mark.slow
+def test_xgboost_confidence_rescores_the_same_alerts(tmp_path: Path) -> None:
+    """--confidence xgboost changes the confidence of the same alerts, within their status's
+    band, and names the scorer in model_version; the default keeps the statistical one."""
+    plain, scored = tmp_path / "plain.gpkg", tmp_path / "scored.gpkg"
+    assert main(["detect", *THEIA_ARGS, "--out", str(plain)]) == 0
+    assert main(["detect", *THEIA_ARGS, "--confidence", "xgboost", "--out", str(scored)]) == 0
+    before, after = gpd.read_file(plain), gpd.read_file(scored)
+    assert len(before) > 0
+    assert list(before["alert_id"]) == list(after["alert_id"])
+    assert list(before["status"]) == list(after["status"])
+    assert set(before["model_version"]) == {"harmonic-v1"}
+    assert {v.split("+")[0] for v in after["model_version"]} == {"harmonic-v1"}
+    assert all(v.split("+")[1].startswith("candidates-") for v in after["model_version"])
+    high = after["status"] == "high"
+    assert after.loc[high, "confidence"].between(0.8, 0.99).all()
+    assert after.loc[~high, "confidence"].between(0.01, 0.79).all()
+    assert not np.allclose(before["confidence"], after["confidence"])
+
+
+def test_xgboost_confidence_needs_the_harmonic_method(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["detect", *THEIA_ARGS, "--method", "baseline", "--confidence", "xgboost",
+            "--out", "a.gpkg"]  # fmt: skip
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--confidence xgboost needs method harmonic" in err
+
+
 @pytest.mark.parametrize(
     "argv",
     [

@@ -1,4 +1,5 @@
-"""XGBoost confidence for the harmonic detector's candidate alerts (its polygons).
+"""XGBoost confidence for the harmonic detector's candidate alerts (its polygons): opt-in
+(``canopywatch detect --confidence xgboost``), not the default.
 
 The statistical detector decides *whether* and *when* (break, lifecycle, status); this
 model only scores how likely each active polygon is a real clearing, and that score becomes
@@ -7,18 +8,22 @@ confidence level always agree). Nothing is dropped or added by it.
 
 Its inputs are *relative* on purpose: change inside the polygon minus the change of the
 monitored forest ring around it on the same dates (per index, NDVI, NBR and NDMI: the drop,
-the first look's drop, the recovery since the lowest look, the pre-event noise), the pre-event spatial
-texture inside against the ring, the polygon's size, shape and date spread, the evidence
-counts and the statistical confidence. Absolute pre-event levels (a forest's NDVI, its SWIR
-reflectance) and raw band differences are left out: they tell one generator's forest from
-its crops perfectly and another's not at all. Trained on one generator and tested on the
-other, a model with them ranked true against false alerts worse than chance (AUC 0.09);
-with relative, scale-free inputs only it beat the statistical confidence both ways
-(``benchmarks/candidate_scoring.py``).
+the first look's drop, the recovery since the lowest look, the pre-event noise), the
+pre-event spatial texture inside against the ring, the polygon's size, shape and date
+spread, the evidence counts and the statistical confidence. Absolute pre-event levels and
+raw band differences are left out: they tell one generator's forest from its crops
+perfectly and another's not at all (trained on one generator, tested on the other: AUC
+0.09).
+
+Why it is not the default (``benchmarks/candidate_scoring.py``): trained on the landscapes
+generator it ranks the simulator's alerts better than the statistical confidence, but
+trained on the simulator (since it has plantations of its own) it ranks the landscapes
+generator's worse, below chance: the plantation cues it learns are each generator's own.
+The evaluators' data are a third generator and real series, so it stays opt-in.
 
 The shipped model (``candidate_model/``) is trained on randomised settings of both
 generators of the dev kit (``python -m canopywatch_dev.detection train-candidates``); it
-needs Sentinel-2 reflectance (an index stack keeps its statistical confidence).
+needs Sentinel-2 reflectance.
 """
 
 from __future__ import annotations

@@ -90,6 +90,13 @@ def register(subparsers: Any) -> None:
     )
     detect.add_argument("--model", type=Path, default=None, help="model folder for xgboost")
     detect.add_argument(
+        "--confidence",
+        choices=("statistical", "xgboost"),
+        default="statistical",
+        help="the alerts' confidence: the harmonic detector's own (default) or the shipped "
+        "XGBoost candidate scorer's (Sentinel-2 scenes, method harmonic; see README)",
+    )
+    detect.add_argument(
         "--history-start",
         default=None,
         help="first date of the stable history (default: the first date)",
@@ -267,6 +274,9 @@ def choose_detector(args: argparse.Namespace, index_stack: bool, grid: Any) -> A
     monitor_start = _day_arg(args.monitor_start, "--monitor-start")
     if history_start is not None and monitor_start is not None and history_start >= monitor_start:
         raise ValueError("--history-start must be before --monitor-start")
+    scored = args.confidence == "xgboost"
+    if scored and (method != "harmonic" or index_stack):
+        raise ValueError("--confidence xgboost needs method harmonic on Sentinel-2 scenes")
     return build_detector(
         method,
         index=args.index.lower() if index_stack else None,
@@ -278,6 +288,7 @@ def choose_detector(args: argparse.Namespace, index_stack: bool, grid: Any) -> A
         if args.plantations is None
         else load_grid_mask(args.plantations, grid, "--plantations"),
         forest_min=args.forest_min,
+        candidate_scores=scored,
     )
 
 

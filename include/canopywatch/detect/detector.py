@@ -309,12 +309,6 @@ def detect_area(
     return AreaDetection(pixel_alerts, alerts, grid, days, before, after, version)
 
 
-def default_model_version() -> str:
-    """The ``model_version`` of the default detector's alerts on Sentinel-2 reflectance: the
-    harmonic parameters' version and the shipped candidate scorer's."""
-    return f"{HARMONIC_VERSION}+{load_scorer().version}"
-
-
 def build_detector(
     method: str = DEFAULT_METHOD,
     *,
@@ -325,12 +319,12 @@ def build_detector(
     forest_mask: GridMask | None = None,
     plantations: GridMask | None = None,
     forest_min: float | None = None,
-    candidate_scores: bool = True,
+    candidate_scores: bool = False,
 ) -> Detector:
     """The detector for ``method`` (``harmonic``, the default everywhere; ``baseline``;
     ``xgboost`` with ``model_dir``). ``index`` names the index of a single-index stack.
-    A harmonic detector on Sentinel-2 reflectance gets the shipped candidate scorer (its
-    alerts' confidence) unless ``candidate_scores`` is False."""
+    With ``candidate_scores`` a harmonic detector on Sentinel-2 reflectance gets the shipped
+    candidate scorer (its alerts' confidence; not the default: ``detect.candidates``)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if method == "harmonic":
