@@ -118,7 +118,7 @@ def test_rescale_keeps_each_status_in_its_band_and_the_ranking() -> None:
 def test_the_shipped_model_loads_with_this_releases_features() -> None:
     scorer = load_scorer()
     assert scorer.version.startswith("candidates-")
-    assert tuple(scorer.model.features) == CANDIDATE_FEATURES
+    assert tuple(scorer.features) == CANDIDATE_FEATURES
     assert (MODEL_DIR / "model.json").stat().st_size > 10_000
 
 

@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import geopandas as gpd
@@ -76,26 +75,16 @@ LOW_BAND = (0.01, HIGH_CONFIDENCE - 0.01)
 HIGH_BAND = (HIGH_CONFIDENCE, 0.99)
 
 
-@dataclass(frozen=True)
-class CandidateScorer:
-    model: TrainedModel
-
-    @property
-    def version(self) -> str:
-        return self.model.version
-
-    def predict(self, matrix: FloatArray) -> FloatArray:
-        return self.model.predict(matrix)
-
-
-def load_scorer(directory: Path = MODEL_DIR) -> CandidateScorer:
+def load_scorer(directory: Path = MODEL_DIR) -> TrainedModel:
+    """The shipped candidate scorer (or the one in ``directory``), refused when its features
+    are not this release's."""
     model = load_model(directory)
     if tuple(model.features) != CANDIDATE_FEATURES:
         raise ValueError(
             f"{directory}: the model's features are not this release's candidate features "
             "(retrain with python -m canopywatch_dev.detection train-candidates)"
         )
-    return CandidateScorer(model)
+    return model
 
 
 def _series(stack: ObservationStack) -> dict[str, FloatArray]:
@@ -188,25 +177,30 @@ def candidate_matrix(
     )
     boxes = ndimage.find_objects(labels, max_label=len(alerts))
     flagged = pixel_alerts.first_day >= 0
+    # each polygon's box with its margin (clipped to the grid): every array below is that small
+    cuts = {
+        row: (
+            slice(max(0, box[0].start - MARGIN_PX), min(grid.height, box[0].stop + MARGIN_PX)),
+            slice(max(0, box[1].start - MARGIN_PX), min(grid.width, box[1].stop + MARGIN_PX)),
+        )
+        for row, box in enumerate(boxes)
+        if box is not None
+    }
     groups: dict[tuple[int, int], list[int]] = {}
-    for row, box in enumerate(boxes):
-        if box is not None:
-            groups.setdefault((box[0].start // GROUP_PX, box[1].start // GROUP_PX), []).append(row)
+    for row, cut in cuts.items():
+        groups.setdefault((cut[0].start // GROUP_PX, cut[1].start // GROUP_PX), []).append(row)
     for rows in groups.values():
-        for window, members in _windows(rows, boxes, grid.height, grid.width):
+        for window, members in _windows(rows, cuts):
             stack = source.read(window)
             if not stack.has_reflectance:
                 return None
             r0, c0 = int(window.row_off), int(window.col_off)
             for row in members:
-                box = boxes[row]
-                assert box is not None  # members have boxes
-                # the polygon's own box with its margin: every array below is that small
-                top, left = max(box[0].start - MARGIN_PX, r0), max(box[1].start - MARGIN_PX, c0)
-                bottom = min(box[0].stop + MARGIN_PX, r0 + int(window.height))
-                right = min(box[1].stop + MARGIN_PX, c0 + int(window.width))
-                cut = (slice(top, bottom), slice(left, right))
-                local = stack.crop(slice(top - r0, bottom - r0), slice(left - c0, right - c0))
+                cut = cuts[row]
+                local = stack.crop(
+                    slice(cut[0].start - r0, cut[0].stop - r0),
+                    slice(cut[1].start - c0, cut[1].stop - c0),
+                )
                 alert = alerts.iloc[row]
                 matrix[row] = polygon_features(
                     local,
@@ -221,27 +215,23 @@ def candidate_matrix(
 
 
 def _windows(
-    rows: Sequence[int], boxes: Sequence[tuple[slice, slice] | None], height: int, width: int
+    rows: Sequence[int], cuts: Mapping[int, tuple[slice, slice]]
 ) -> list[tuple[Window, list[int]]]:
-    """One read window for ``rows`` when their boxes (with margin) fit a GROUP_PX + margin
-    square, else one per polygon."""
+    """One read window for ``rows`` when their cuts fit a GROUP_PX + margin square, else
+    one per polygon."""
 
-    def padded(members: Sequence[int]) -> tuple[int, int, int, int]:
-        chosen = [boxes[r] for r in members if boxes[r] is not None]
-        top = max(0, min(b[0].start for b in chosen if b) - MARGIN_PX)
-        left = max(0, min(b[1].start for b in chosen if b) - MARGIN_PX)
-        bottom = min(height, max(b[0].stop for b in chosen if b) + MARGIN_PX)
-        right = min(width, max(b[1].stop for b in chosen if b) + MARGIN_PX)
-        return top, left, bottom, right
+    def window(members: Sequence[int]) -> Window:
+        top = min(cuts[r][0].start for r in members)
+        left = min(cuts[r][1].start for r in members)
+        bottom = max(cuts[r][0].stop for r in members)
+        right = max(cuts[r][1].stop for r in members)
+        return Window(left, top, right - left, bottom - top)
 
-    top, left, bottom, right = padded(rows)
-    if bottom - top <= GROUP_PX + 2 * MARGIN_PX and right - left <= GROUP_PX + 2 * MARGIN_PX:
-        return [(Window(left, top, right - left, bottom - top), list(rows))]
-    windows = []
-    for row in rows:
-        top, left, bottom, right = padded([row])
-        windows.append((Window(left, top, right - left, bottom - top), [row]))
-    return windows
+    together = window(rows)
+    limit = GROUP_PX + 2 * MARGIN_PX
+    if together.height <= limit and together.width <= limit:
+        return [(together, list(rows))]
+    return [(window([row]), [row]) for row in rows]
 
 
 def rescale(probability: FloatArray, high: BoolArray) -> npt.NDArray[np.float64]:
@@ -257,7 +247,7 @@ def score_candidates(
     source: StackSource,
     alerts: gpd.GeoDataFrame,
     pixel_alerts: PixelAlerts,
-    scorer: CandidateScorer,
+    scorer: TrainedModel,
 ) -> gpd.GeoDataFrame | None:
     """``alerts`` with the active ones' confidence from ``scorer``, every row's
     ``model_version`` naming the scorer too; None for a stack without Sentinel-2

@@ -35,7 +35,7 @@ from canopywatch.detect.baseline import (
     iterate_monitor,
     tracker_result,
 )
-from canopywatch.detect.candidates import CandidateScorer, load_scorer, score_candidates
+from canopywatch.detect.candidates import load_scorer, score_candidates
 from canopywatch.detect.features import feature_names, stack_bands_at, step_features
 from canopywatch.detect.harmonic import HarmonicParams, nan_median, run_harmonic
 from canopywatch.detect.model import TrainedModel
@@ -99,7 +99,7 @@ class HarmonicDetector:
     # plantation harvest, never a deforestation alert
     plantations: GridMask | None = None
     # the XGBoost confidence of its alert polygons (``detect.candidates``); None: statistical
-    candidate_scorer: CandidateScorer | None = None
+    candidate_scorer: TrainedModel | None = None
 
     @property
     def version(self) -> str:

@@ -1,22 +1,16 @@
 """Training data and training of the candidate scorer (``canopywatch.detect.candidates``).
 
-Candidates are the harmonic detector's active alert polygons on generated series, run the
-way the product runs (``detect_area`` without a scorer), labelled true when the date-aware
-evaluation counts them as timely true positives. Two generators, so that a model can be
-trained on one and tested on the other (``benchmarks/candidate_scoring.py``):
-
-* ``landscapes``: ``canopywatch_dev.landscapes``; training on ``randomized_config`` (every
-  knob drawn at random, seeds below the evaluation range), evaluation on the named types at
-  the evaluation seeds the detection benchmark uses;
-* ``simulator``: ``canopywatch_dev.simulate`` through the scenario types; training seeds
-  against held-out seeds.
+Candidates are the harmonic detector's active alert polygons on generated series
+(``canopywatch_dev.detection.cases``, both generators, so that a model can be trained on one
+and tested on the other: ``benchmarks/candidate_scoring.py``), run the way the product runs
+(``detect_area`` without a scorer), labelled true when the date-aware evaluation counts them
+as timely true positives.
 
     python -m canopywatch_dev.detection train-candidates [--landscapes 60] [--simulator 10]
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +24,14 @@ from canopywatch.detect.detector import HarmonicDetector, detect_area
 from canopywatch.detect.evaluate import ReferenceData, evaluate_alerts
 from canopywatch.detect.model import TrainedModel, save_model, train_model
 from canopywatch.detect.observations import ArraySource, ObservationStack
+from canopywatch_dev.detection.cases import (
+    TRAINING_SEED_BASE,
+    Case,
+    landscape_cases,
+    simulator_cases,
+)
 
 FloatArray = npt.NDArray[np.float32]
-Case = tuple[str, ObservationStack, ReferenceData]
-TRAINING_SEED_BASE = 1000  # randomized landscapes; the evaluation seeds start at 500000
 XGB_PARAMS = {
     "max_depth": 3,
     "eta": 0.05,
@@ -70,40 +68,6 @@ class Candidates:
 
     def __len__(self) -> int:
         return int(self.labels.size)
-
-
-def landscape_cases(train: bool, count: int, size: int) -> Iterator[Case]:
-    """``count`` randomized landscapes (train), or ``count`` seeds of every named type."""
-    from canopywatch_dev.landscapes import LANDSCAPE_TYPES, LandscapeConfig, generate
-    from canopywatch_dev.landscapes.config import randomized_config
-
-    if train:
-        for number in range(count):
-            landscape = generate(randomized_config(TRAINING_SEED_BASE + number, size_px=size))
-            yield "landscapes/randomized", landscape.stack(), landscape.reference()
-        return
-    for kind in LANDSCAPE_TYPES:
-        for number in range(count):
-            config = LandscapeConfig(seed=500000 + 17 * number, kind=kind, size_px=size)
-            landscape = generate(config)
-            yield f"landscapes/{kind}", landscape.stack(), landscape.reference()
-
-
-def simulator_cases(train: bool, count: int, size: int) -> Iterator[Case]:
-    """``count`` seeds of every scenario type: training seeds, or held-out ones."""
-    from canopywatch_dev.detection.reference import SimulationSource, reference_from_simulation
-    from canopywatch_dev.detection.scenarios import scenarios
-
-    for scenario in scenarios(None, count, held_out=not train, size_px=size):
-        simulation = scenario.simulate()
-        stack = SimulationSource(simulation).read()
-        yield f"simulator/{scenario.kind}", stack, reference_from_simulation(simulation)
-
-
-GENERATORS: dict[str, Callable[[bool, int, int], Iterator[Case]]] = {
-    "landscapes": landscape_cases,
-    "simulator": simulator_cases,
-}
 
 
 def case_candidates(tag: str, stack: ObservationStack, reference: ReferenceData) -> Candidates:
@@ -148,8 +112,8 @@ def train_scorer(candidates: Candidates, *, seed: int = 0, note: str = "") -> Tr
         weights=weights,
         card={"name": "canopywatch-candidate-xgb", "training": note},
     )
-    raw = bytes(model.booster.save_raw(raw_format="json"))
-    model.card["version"] = f"candidates-{hashlib.sha256(raw).hexdigest()[:12]}"
+    # the hash train_model names the model by, under this model's own prefix
+    model.card["version"] = "candidates-" + model.version.removeprefix("xgb-")
     model.card["training_true"], model.card["training_false"] = n_true, n_false
     return model
 
@@ -162,8 +126,8 @@ def train_shipped(
     progress: Callable[[str], None] | None = None,
 ) -> TrainedModel:
     """The shipped scorer: both generators' training sets."""
-    candidates = collect(landscape_cases(True, landscapes, size), progress) + collect(
-        simulator_cases(True, simulator, size), progress
+    candidates = collect(landscape_cases(landscapes, size, train=True), progress) + collect(
+        simulator_cases(simulator, size, train=True), progress
     )
     note = (
         f"{landscapes} randomized landscapes (seeds {TRAINING_SEED_BASE}..) and {simulator} "
