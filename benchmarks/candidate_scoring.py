@@ -27,13 +27,8 @@ from rich.table import Table
 from scipy.stats import rankdata
 
 from canopywatch.detect.candidates import load_scorer
-from canopywatch_dev.detection.candidate_training import (
-    Candidates,
-    collect,
-    landscape_cases,
-    simulator_cases,
-    train_scorer,
-)
+from canopywatch_dev.detection.candidate_training import Candidates, collect, train_scorer
+from canopywatch_dev.detection.cases import landscape_cases, simulator_cases
 
 console = Console(width=160)
 
@@ -76,10 +71,10 @@ def main(argv: list[str] | None = None) -> int:
             status.update(message)
 
         sets = {
-            "landscapes train": collect(landscape_cases(True, n_train_l, size), note),
-            "simulator train": collect(simulator_cases(True, n_train_s, size), note),
-            "landscapes eval": collect(landscape_cases(False, n_eval_l, size), note),
-            "simulator eval": collect(simulator_cases(False, n_eval_s, size), note),
+            "landscapes train": collect(landscape_cases(n_train_l, size, train=True), note),
+            "simulator train": collect(simulator_cases(n_train_s, size, train=True), note),
+            "landscapes eval": collect(landscape_cases(n_eval_l, size), note),
+            "simulator eval": collect(simulator_cases(n_eval_s, size), note),
         }
     rows = []
     for train, test in (

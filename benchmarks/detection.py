@@ -35,7 +35,7 @@ import os
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,7 @@ from canopywatch.detect.evaluate import (
 )
 from canopywatch.detect.harmonic import default_monitor_start
 from canopywatch.detect.observations import ObservationStack
+from canopywatch_dev.detection.cases import landscape_cases, simulator_cases
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "real"
@@ -81,25 +82,6 @@ def methods_for(stack: ObservationStack, reference: ReferenceData) -> dict[str, 
         **METHODS,
         PLANTATION_MAP: lambda s: HarmonicDetector(plantations=plantations).detect(s),
     }
-
-
-def landscape_cases(seeds: int, size: int) -> Iterator[tuple[str, ObservationStack, ReferenceData]]:
-    from canopywatch_dev.landscapes import LANDSCAPE_TYPES, LandscapeConfig, generate
-
-    for kind in LANDSCAPE_TYPES:
-        for seed in range(seeds):
-            landscape = generate(LandscapeConfig(seed=500000 + 17 * seed, kind=kind, size_px=size))
-            yield f"landscapes/{kind}", landscape.stack(), landscape.reference()
-
-
-def simulator_cases(seeds: int, size: int) -> Iterator[tuple[str, ObservationStack, ReferenceData]]:
-    from canopywatch_dev.detection.reference import SimulationSource, reference_from_simulation
-    from canopywatch_dev.detection.scenarios import scenarios
-
-    for scenario in scenarios(None, seeds, held_out=True, size_px=size):
-        simulation = scenario.simulate()
-        stack = SimulationSource(simulation).read()
-        yield f"simulator/{scenario.kind}", stack, reference_from_simulation(simulation)
 
 
 def score(stack: ObservationStack, reference: ReferenceData, method: Method) -> dict[str, Any]:
