@@ -137,22 +137,6 @@ class JobReport:
         }
 
 
-def convert_scenes(
-    spark: Any,
-    scenes: Any,
-    *,
-    endpoint: str | None,
-    region: str,
-    profile: str,
-    partitions: int | None = None,
-) -> list[SceneConversion]:
-    """Spread ``scenes`` (a DataFrame of SCENE_COLUMNS) over the executors and convert them."""
-    rows = [row.asDict() for row in scenes.collect()]  # a few columns per scene
-    return convert_rows(
-        spark, rows, endpoint=endpoint, region=region, profile=profile, partitions=partitions
-    )
-
-
 def convert_rows(
     spark: Any,
     rows: Sequence[Mapping[str, Any]],
