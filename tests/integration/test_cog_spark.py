@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -31,46 +31,34 @@ from canopywatch.cog.submit import (
     spark_submit_argv,
     submit_environment,
 )
-from canopywatch.geo import BBox, bbox_geohash
 from canopywatch.lake.rows import Provenance, scene_raw_row
 from canopywatch.lake.tables import SCENES_COG, SCENES_RAW, lake_from_settings, open_table
 from canopywatch.lake.writer import OffsetRow, write_exactly_once
-from canopywatch.layout import SceneKey
-from canopywatch.messages import SceneDownloaded, stable_id
+from canopywatch.messages import SceneDownloaded
 from canopywatch.settings import Settings
 from canopywatch.storage.objects import ObjectStore
 from canopywatch_dev.synthetic_raw import synthetic_raw
+from tests.unit.test_cog_handover import BANDS, downloaded_scene
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
 GOOD_SCENES = 4
-BANDS = ["B02", "B03", "B04", "B08", "B11", "B12", "SCL", "dataMask"]
 RIO = Path(sys.executable).with_name("rio")
 
 
 def _scene(settings: Settings, store: ObjectStore, index: int, data: bytes) -> SceneDownloaded:
-    bbox = BBox(-55.40, -7.10, -55.35, -7.05)
-    acquired = datetime(2024, 4, 1, 14, 12, tzinfo=UTC) + timedelta(days=5 * index)
-    key = SceneKey("simulated", "s2l2a_bands", bbox_geohash(bbox), acquired, bbox).key
-    checksum = store.put(key, data, "image/tiff", {})
-    return SceneDownloaded(
-        scene_id=stable_id(key),
-        request_id=f"it-{index}",
-        aoi_id="it-cog",
-        source="simulated",
-        function="s2l2a_bands",
-        raw_key=key,
-        bucket=settings.bucket,
-        bbox=bbox.as_tuple(),
-        footprint=bbox.to_geojson(),
-        geohash=bbox_geohash(bbox),
-        acquired_at=acquired,
-        crs="EPSG:32721",
-        shape=(520, 600),
-        bands=BANDS,
-        cloud_cover=10.0 * index,
-        checksum=checksum,
-        size_bytes=len(data),
+    """The unit tests' downloaded scene ``index``, its raw ``data`` stored in the bucket."""
+    scene = downloaded_scene(index)
+    checksum = store.put(scene.raw_key, data, "image/tiff", {})
+    return scene.model_copy(
+        update={
+            "request_id": f"it-{index}",
+            "aoi_id": "it-cog",
+            "bucket": settings.bucket,
+            "cloud_cover": 10.0 * index,
+            "checksum": checksum,
+            "size_bytes": len(data),
+        }
     )
 
 

@@ -29,7 +29,7 @@ BUCKET = "canopywatch"
 BANDS = ["B02", "B03", "B04", "B08", "B11", "B12", "SCL", "dataMask"]
 
 
-def _downloaded(index: int) -> SceneDownloaded:
+def downloaded_scene(index: int) -> SceneDownloaded:
     bbox = BBox(-55.40, -7.10, -55.35, -7.05)
     acquired = datetime(2024, 4, 1, 14, 12, tzinfo=UTC) + timedelta(days=5 * index)
     key = SceneKey("simulated", "s2l2a_bands", bbox_geohash(bbox), acquired, bbox).key
@@ -65,7 +65,7 @@ def lake(tmp_path: Path) -> Lake:
 
 @pytest.fixture
 def scenes(lake: Lake) -> list[SceneDownloaded]:
-    downloaded = [_downloaded(i) for i in range(4)]
+    downloaded = [downloaded_scene(i) for i in range(4)]
     now = datetime.now(UTC)
     rows = [scene_raw_row(m, Provenance("ut-raw", 0, n, now)) for n, m in enumerate(downloaded)]
     _write(lake, SCENES_RAW, rows, "ut-raw")

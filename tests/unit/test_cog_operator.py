@@ -26,7 +26,7 @@ from canopywatch.lake.rows import Provenance, scene_raw_row
 from canopywatch.lake.tables import SCENES_RAW, Lake
 from canopywatch.lake.writer import OffsetRow, write_exactly_once
 from canopywatch.storage.objects import ObjectStore
-from tests.unit.test_cog_handover import _downloaded
+from tests.unit.test_cog_handover import downloaded_scene
 
 RUN_ID = "asset_triggered__2026-12-02T19:00:00+00:00"
 
@@ -65,7 +65,7 @@ def world(monkeypatch, tmp_path) -> dict[str, Any]:
 
 def _seed(lake: Lake, count: int) -> list[str]:
     now = datetime.now(UTC)
-    scenes = [_downloaded(i) for i in range(count)]
+    scenes = [downloaded_scene(i) for i in range(count)]
     records = [
         OffsetRow("op", 0, n, scene_raw_row(m, Provenance("op", 0, n, now)))
         for n, m in enumerate(scenes)
