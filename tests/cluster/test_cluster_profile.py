@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -89,6 +90,19 @@ def cluster() -> Iterator[Cluster]:
         )
         print("\ncluster test figures:", json.dumps(found.timings, indent=1), found.kills)
         stack.down(PROFILE)
+        # nothing of the cluster outlives it: not the task processes of the killed worker
+        # either (each task runs in a process group of its own)
+        assert cluster_processes_left() == [], "cluster processes left after stack.down"
+
+
+def cluster_processes_left() -> list[str]:
+    """Processes still running inside the cluster's home (pid and command line)."""
+    home, left = PROFILE.home.resolve(), []
+    for proc in psutil.process_iter(["pid", "cwd", "cmdline"]):
+        cwd = proc.info.get("cwd")
+        if proc.info["pid"] != os.getpid() and cwd and Path(cwd).is_relative_to(home):
+            left.append(f"{proc.info['pid']} {' '.join(proc.info.get('cmdline') or [])}")
+    return left
 
 
 # -- killing -------------------------------------------------------------------------

@@ -64,6 +64,34 @@ def home_log(name):
     return Path(f"/tmp/{name}.log")
 
 
+def test_stop_orphans_kills_only_airflow_titled_processes_in_the_home(tmp_path):
+    """A task process that outlived its killed worker (its own process group) is stopped;
+    a process of another title in the same folder, or of that title elsewhere, is not."""
+    inside, outside = tmp_path / "airflow", tmp_path / "elsewhere"
+    inside.mkdir()
+    outside.mkdir()
+
+    def spawn(title: str, cwd) -> subprocess.Popen[bytes]:
+        # exec -a: the title an Airflow task process gets from setproctitle, in argv[0]
+        return subprocess.Popen(
+            ["bash", "-c", f"exec -a '{title}' sleep 60"], cwd=cwd, start_new_session=True
+        )
+
+    orphan = spawn("airflow worker -- 0199", inside)
+    other_title = spawn("sleep", inside)
+    other_place = spawn("airflow worker -- 0200", outside)
+    time.sleep(0.5)
+    try:
+        assert process.stop_orphans(inside) == [orphan.pid]
+        orphan.wait(timeout=10)  # gone (psutil reaped it: no return code left to read)
+        assert other_title.poll() is None and other_place.poll() is None
+        assert process.stop_orphans(inside) == []
+    finally:
+        for proc in (orphan, other_title, other_place):
+            proc.kill()
+            proc.wait()
+
+
 def test_watchdog_restarts_dead_at_once_and_unhealthy_after_three_checks(home):
     watchdog.want(home, ["kafka", "minio", "emulator"])
     states = {"kafka": "stopped", "minio": "unhealthy", "emulator": "running", "airflow": "stopped"}

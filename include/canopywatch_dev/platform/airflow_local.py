@@ -524,6 +524,7 @@ def _running_fingerprint(settings: Settings) -> str | None:
 @process.locked
 def down(settings: Settings) -> None:
     stopped = [p for p in reversed(PROCESSES) if process.stop(settings, p, timeout=60)]
+    process.stop_orphans(airflow_home(settings))
     log.info("airflow: stopped %s", ", ".join(stopped) if stopped else "nothing (not running)")
 
 

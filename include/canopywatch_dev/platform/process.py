@@ -239,6 +239,33 @@ def stop(
     return True
 
 
+def stop_orphans(directory: Path, title_prefix: str = "airflow") -> list[int]:
+    """SIGKILL the processes titled ``title_prefix...`` that run in ``directory`` (or below):
+    Airflow 3 starts each task in a process group of its own, so a ``kill -9`` of a worker's
+    or scheduler's group leaves its task processes running, orphaned; stopping the group
+    does not reach them. Never this process or its ancestors. Returns the pids killed."""
+    import psutil
+
+    root = directory.resolve()
+    spared = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
+    killed: list[psutil.Process] = []
+    for proc in psutil.process_iter(["pid", "cwd", "cmdline"]):
+        info = proc.info
+        cmdline = info.get("cmdline") or []
+        cwd = info.get("cwd")
+        if info["pid"] in spared or not cwd or not cmdline:
+            continue
+        if not cmdline[0].startswith(title_prefix) or not Path(cwd).is_relative_to(root):
+            continue
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+            killed.append(proc)
+    if killed:
+        psutil.wait_procs(killed, timeout=10)
+        log.info("stopped %d orphaned Airflow process(es) in %s", len(killed), root)
+    return [proc.pid for proc in killed]
+
+
 SETTLE_GRACE_S = 30.0
 
 

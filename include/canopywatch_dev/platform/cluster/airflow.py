@@ -203,6 +203,7 @@ def _up(profile: Profile, settings: Settings) -> None:
 def down(profile: Profile, settings: Settings) -> None:
     with process.platform_lock(settings):
         stopped = [p for p in reversed(PROCESSES) if process.stop(settings, p, timeout=60)]
+        process.stop_orphans(airflow_local.airflow_home(settings))
     log.info("airflow: stopped %s", ", ".join(stopped) if stopped else "nothing (not running)")
 
 
