@@ -133,3 +133,33 @@ def test_index_stack_masks_the_edge_of_its_clouds(tmp_path: Path) -> None:
         dated_files(tmp_path, "NDVI_%Y-%m-%d"), "ndvi", dilation_px=0
     ).read()
     assert unbuffered.clear[2].sum() == SIZE * SIZE - 5 * 5
+
+
+SNOW = (slice(6, 9), slice(14, 18))  # forest under snow on the last three dates
+
+
+def test_an_ndvi_stack_takes_near_zero_looks_for_snow_not_for_a_clearing(tmp_path: Path) -> None:
+    """An NDVI-only stack has no NDSI or NBR to tell snow from loss: a look below the land
+    floor (bare soil and char stay above ~0.1; snow, water, unmasked cloud near 0) is no
+    observation, so a late snowfall is not alerted while a clearing to soil still is."""
+    stack = landsat_like_ndvi()
+    ndvi = stack.bands["ndvi"].copy()
+    ndvi[-3:, SNOW[0], SNOW[1]] = 0.01
+    for number, day in enumerate(stack.days):
+        date = dt.date(1970, 1, 1) + dt.timedelta(days=int(day))
+        coded = np.where(np.isnan(ndvi[number]), -9999, np.round(ndvi[number] * 10000))
+        with rasterio.open(
+            tmp_path / f"NDVI_{date:%Y-%m-%d}.tif", "w", driver="GTiff", width=SIZE,
+            height=SIZE, count=1, dtype="int16", crs=CRS_UTM, transform=TRANSFORM,
+            nodata=-9999,
+        ) as dst:  # fmt: skip
+            dst.write(coded.astype(np.int16)[None])
+    read = IndexStackSource(dated_files(tmp_path, "NDVI_%Y-%m-%d"), "ndvi", dilation_px=0).read()
+    assert not read.clear[-3:, SNOW[0], SNOW[1]].any()
+    detector = build_detector("harmonic", index="ndvi", monitor_start_day=days_since_epoch(MONITOR))
+    alerts = active_alerts(
+        polygonize(detector.detect(read), read.transform, read.crs, aoi="t", model_version="x")
+    )
+    burned = rasterize_alerts(alerts, read.shape, read.transform) > 0
+    assert not burned[SNOW].any()
+    assert burned[NEW_CLEARING].all()

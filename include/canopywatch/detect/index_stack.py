@@ -40,6 +40,10 @@ from canopywatch.detect.observations import (
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 EDGE_BUFFER_M = 20.0  # how far unflagged cloud edges reach beyond a cloud mask
+# below this NDVI a look shows no land surface: bare soil, char and slash stay above ~0.1;
+# snow, water and unmasked cloud lie near or below 0. An NDVI-only stack has no second
+# index (NBR, NDSI) to tell snow from a clearing, so such looks are not observations
+NDVI_LAND_FLOOR = 0.05
 THEIA_BAND_PATTERNS: dict[str, str] = {
     "B02": "*_FRE_B2.tif",
     "B03": "*_FRE_B3.tif",
@@ -115,6 +119,15 @@ def cloud_edges(missing: BoolArray, pixels: int) -> BoolArray:
     return grown
 
 
+def land_looks(index: str, values: FloatArray) -> BoolArray:
+    """Where a look of ``index`` can show the land surface: NDVI at or above
+    ``NDVI_LAND_FLOOR`` (not snow, water or unmasked cloud); any other index everywhere."""
+    if index.lower() != "ndvi":
+        return np.ones(values.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        return np.asarray(values >= NDVI_LAND_FLOOR)
+
+
 class IndexStackSource(GriddedSource):
     """Per-date single-index GeoTIFFs; ``scale`` multiplies stored values (e.g. 1e-4)."""
 
@@ -161,7 +174,9 @@ class IndexStackSource(GriddedSource):
             with np.errstate(invalid="ignore"):
                 valid &= (scaled >= low) & (scaled <= high)
             values.append(scaled)
-            clear.append(valid & ~cloud_edges(~valid, self.dilation_px))
+            clear.append(
+                valid & ~cloud_edges(~valid, self.dilation_px) & land_looks(self.index, scaled)
+            )
         return finalize(
             [day for day, _ in self.files],
             {self.index: values},

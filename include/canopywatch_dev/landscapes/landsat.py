@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from canopywatch.dates import days_since_epoch
-from canopywatch.detect.index_stack import cloud_edges
+from canopywatch.detect.index_stack import cloud_edges, land_looks
 from canopywatch.detect.observations import ObservationStack
 from canopywatch_dev.landscapes.landscape import Landscape
 
@@ -72,6 +72,7 @@ def landsat_ndvi_stack(landscape: Landscape, seed: int, edge_px: int = 1) -> Obs
     keep = np.asarray([p != "" for p in platform])
     clear = raw.clear & np.isfinite(ndvi)
     clear &= ~np.stack([cloud_edges(~c, edge_px) for c in raw.clear])
+    clear &= land_looks("ndvi", ndvi)  # as IndexStackSource reads an NDVI stack
     step = np.float32(rng.uniform(*OLI_NDVI_STEP))
     for t, name in enumerate(platform):
         if name == "L7":
