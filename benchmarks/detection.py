@@ -115,12 +115,9 @@ def score(stack: ObservationStack, reference: ReferenceData, method: Method) -> 
         as_of_day=int(stack.days[-1]),
     ).events[">=0.1ha"]
     cells = stack.n_dates * stack.shape[0] * stack.shape[1]
-    alerted_px = int(
-        (rasterize_alerts(alerts, reference.clearing_day.shape, reference.transform) > 0).sum()
-    )
     return {
         "evaluation": evaluation,
-        "alerted_ha": alerted_px * reference.pixel_area_ha,
+        "alerted_ha": evaluation.area["mapped_deforestation_ha"],
         "seconds": seconds,
         "cells": cells,
         "monitoring_events": (monitoring.n_detected, monitoring.n_events),

@@ -24,7 +24,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -97,12 +96,10 @@ def cluster() -> Iterator[Cluster]:
 
 def cluster_processes_left() -> list[str]:
     """Processes still running inside the cluster's home (pid and command line)."""
-    home, left = PROFILE.home.resolve(), []
-    for proc in psutil.process_iter(["pid", "cwd", "cmdline"]):
-        cwd = proc.info.get("cwd")
-        if proc.info["pid"] != os.getpid() and cwd and Path(cwd).is_relative_to(home):
-            left.append(f"{proc.info['pid']} {' '.join(proc.info.get('cmdline') or [])}")
-    return left
+    return [
+        f"{proc.pid} {' '.join(proc.info.get('cmdline') or [])}"
+        for proc in process.processes_in(PROFILE.home)
+    ]
 
 
 # -- killing -------------------------------------------------------------------------

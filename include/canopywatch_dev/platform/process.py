@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from canopywatch.settings import Settings
 from canopywatch_dev.platform.paths import ensure_layout, log_file, pid_file
 
@@ -239,30 +241,35 @@ def stop(
     return True
 
 
+def processes_in(directory: Path) -> list[psutil.Process]:
+    """The processes whose working directory is ``directory`` or below it, except this
+    process and its ancestors."""
+    root = directory.resolve()
+    spared = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
+    found: list[psutil.Process] = []
+    for proc in psutil.process_iter(["pid", "cwd", "cmdline"]):
+        cwd = proc.info.get("cwd")
+        if proc.info["pid"] not in spared and cwd and Path(cwd).is_relative_to(root):
+            found.append(proc)
+    return found
+
+
 def stop_orphans(directory: Path, title_prefix: str = "airflow") -> list[int]:
     """SIGKILL the processes titled ``title_prefix...`` that run in ``directory`` (or below):
     Airflow 3 starts each task in a process group of its own, so a ``kill -9`` of a worker's
     or scheduler's group leaves its task processes running, orphaned; stopping the group
     does not reach them. Never this process or its ancestors. Returns the pids killed."""
-    import psutil
-
-    root = directory.resolve()
-    spared = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
     killed: list[psutil.Process] = []
-    for proc in psutil.process_iter(["pid", "cwd", "cmdline"]):
-        info = proc.info
-        cmdline = info.get("cmdline") or []
-        cwd = info.get("cwd")
-        if info["pid"] in spared or not cwd or not cmdline:
-            continue
-        if not cmdline[0].startswith(title_prefix) or not Path(cwd).is_relative_to(root):
+    for proc in processes_in(directory):
+        cmdline = proc.info.get("cmdline") or []
+        if not cmdline or not cmdline[0].startswith(title_prefix):
             continue
         with contextlib.suppress(psutil.Error):
             proc.kill()
             killed.append(proc)
     if killed:
         psutil.wait_procs(killed, timeout=10)
-        log.info("stopped %d orphaned Airflow process(es) in %s", len(killed), root)
+        log.info("stopped %d orphaned Airflow process(es) in %s", len(killed), directory)
     return [proc.pid for proc in killed]
 
 
