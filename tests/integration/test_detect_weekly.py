@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 from confluent_kafka import Consumer
+from rasterio.io import MemoryFile
 
 from canopywatch.messages import AlertPublished
 from canopywatch_dev.platform import minio
@@ -73,6 +74,29 @@ def test_weekly_run_scores_the_area_and_exports_for_review(weekly_run):
         Bucket=env.settings.exports_bucket, Key=next(k for k in keys if k.endswith(".png"))
     )
     assert png["Body"].read()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the per-pixel layers beside each tile's alerts: the forest baseline and the disturbance
+    # dates, whose disturbed pixels lie inside the monitored forest
+    baselines = [
+        o["Key"]
+        for o in s3.list_objects_v2(
+            Bucket=env.settings.exports_bucket, Prefix="forest_baseline/"
+        ).get("Contents", [])
+    ]
+    assert (env.settings.home / "exports" / baselines[0]).exists()
+    layers = {}
+    for name, listed in (("forest_baseline", baselines), ("disturbance", keys)):
+        key = next(k for k in listed if k.endswith(f"_{name}.tif"))
+        with (
+            MemoryFile(
+                s3.get_object(Bucket=env.settings.exports_bucket, Key=key)["Body"].read()
+            ) as f,
+            f.open() as src,
+        ):
+            layers[name] = src.read()
+    first_date, _, status, _ = layers["disturbance"]
+    forest = layers["forest_baseline"][0] == 1
+    assert forest.any() and ((status == 1) | (status == 2)).any()
+    assert forest[status > 0].all() and (first_date[status > 0] >= 20_000_101).all()
 
 
 def test_alerts_flow_kafka_to_delta_to_postgis_once(weekly_run):

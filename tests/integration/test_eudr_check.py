@@ -28,7 +28,8 @@ from shapely.geometry import Point, box, mapping
 from canopywatch import cli
 from canopywatch.catalog.schema import connect, drop_schema, ensure_schema
 from canopywatch.dates import days_since_epoch
-from canopywatch.detect.detector import build_detector, detect_area, write_forest_baseline
+from canopywatch.detect.detector import build_detector, detect_area
+from canopywatch.detect.layers import write_forest_baseline
 from canopywatch.eudr.check import CUTOFF, Evidence, check_plots, naive_check
 from canopywatch.eudr.plots import read_plots
 from canopywatch.settings import Settings

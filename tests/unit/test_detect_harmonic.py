@@ -222,6 +222,46 @@ def test_cli_reads_band_names_and_offset_from_the_files(tmp_path: Path) -> None:
     assert (tmp_path / "alerts_forest_baseline.tif").exists()
 
 
+def test_cli_writes_each_pixels_disturbance_date_status_and_confidence(tmp_path: Path) -> None:
+    """``<out>_disturbance.tif`` (a COG): the cleared block's pixels carry their own first
+    break dates (YYYYMMDD; the polygon's alert_date is the date its tenth pixel broke, the
+    0.1 ha unit), a later confirmation,
+    status high and a high confidence; undisturbed forest is 0 (nodata) in every band."""
+    import geopandas as gpd
+    from rio_cogeo.cogeo import cog_validate
+
+    from canopywatch.detect.layers import DISTURBANCE_BANDS
+
+    stack = series(clear_day=520, old_day=10_000)
+    write_l2a(stack, tmp_path / "scenes", tags=True)
+    out = tmp_path / "alerts.geojson"
+    assert main(["detect", "--scenes", str(tmp_path / "scenes"), "--out", str(out)]) == 0
+    alert_date = int(gpd.read_file(out)["alert_date"].iloc[0].strftime("%Y%m%d"))
+    layer = tmp_path / "alerts_disturbance.tif"
+    assert cog_validate(str(layer))[0]
+    with rasterio.open(layer) as src:
+        assert src.descriptions == DISTURBANCE_BANDS and src.nodata == 0
+        first, confirmed, status, confidence = src.read()
+    cleared = np.sort(first[CLEARED].ravel())
+    assert int(cleared[0]) >= int((START + dt.timedelta(days=520)).strftime("%Y%m%d"))
+    # dated when the 0.1 ha unit (10 px) had broken; pixels in leaf-off at the cut break later
+    assert int(cleared[9]) == alert_date and cleared[0] < cleared[-1]
+    assert (status[CLEARED] == STATUS_HIGH).all()
+    assert (confirmed[CLEARED] > first[CLEARED]).all() and (confidence[CLEARED] >= 80).all()
+    quiet = status == 0
+    assert quiet.mean() > 0.8
+    assert not first[quiet].any() and not confirmed[quiet].any() and not confidence[quiet].any()
+
+
+def test_yyyymmdd_encodes_days_since_the_epoch_and_none_as_zero() -> None:
+    from canopywatch.detect.layers import yyyymmdd
+
+    days = np.array(
+        [0, days_since_epoch(dt.date(2024, 2, 29)), days_since_epoch(dt.date(2006, 12, 31)), -1]
+    )
+    assert yyyymmdd(days).tolist() == [19700101, 20240229, 20061231, 0]
+
+
 def _cell_polygons(path: Path, rows: slice, cols: slice) -> Path:
     """One polygon over the pixels ``rows`` x ``cols`` of the test grid, as GeoJSON."""
     import geopandas as gpd

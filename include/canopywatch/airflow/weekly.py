@@ -141,11 +141,13 @@ def detect_area_alerts(
     run_id: str,
     settings: Settings,
 ) -> AreaDetection:
-    """Score one area's scenes, publish its alerts, export GeoPackage + quicklook."""
+    """Score one area's scenes, publish its alerts, export GeoPackage, quicklook and the
+    per-pixel layers (forest baseline, disturbance dates)."""
     from canopywatch.catalog import queries
     from canopywatch.dates import days_since_epoch
     from canopywatch.detect.alerts import active_alerts, publishable
     from canopywatch.detect.detector import detect_area
+    from canopywatch.detect.layers import COG_MEDIA_TYPE, write_disturbance, write_forest_baseline
     from canopywatch.detect.observations import SceneFilesSource
     from canopywatch.detect.quicklook import (
         composite_periods,
@@ -233,11 +235,21 @@ def detect_area_alerts(
                                   out_dir / f"{stem}.png", title=f"{aoi.name} {tile}",
                                   dates=composite_periods(result.days), crs=result.grid.crs,
                                   series=series)  # fmt: skip
-            for path, content_type in (
-                (gpkg, "application/geopackage+sqlite3"),
-                (png, "image/png"),
+            # the area's current forest baseline has one place, replaced week by week, where
+            # the plot checks and the API's forest_baseline collection find it
+            baseline = write_forest_baseline(
+                result,
+                settings.home / "exports" / "forest_baseline" / f"{stem}_forest_baseline.tif",
+            )
+            disturbance = write_disturbance(result, out_dir / f"{stem}_disturbance.tif")
+            run_prefix = f"alerts/{aoi.aoi_id}/{_safe(run_id)}"
+            for path, content_type, prefix in (
+                (gpkg, "application/geopackage+sqlite3", run_prefix),
+                (png, "image/png", run_prefix),
+                (disturbance, COG_MEDIA_TYPE, run_prefix),
+                (baseline, COG_MEDIA_TYPE, "forest_baseline"),
             ):
-                key = f"alerts/{aoi.aoi_id}/{_safe(run_id)}/{path.name}"
+                key = f"{prefix}/{path.name}"
                 exports.put(key, path.read_bytes(), content_type, {"run-id": run_id})
                 outputs.append(ExportedFile(local=str(path), uri=f"s3://{exports.bucket}/{key}"))
             high = int((alerts["confidence_level"] == "high").sum()) if len(alerts) else 0
@@ -246,8 +258,9 @@ def detect_area_alerts(
             n_high += high
             total_ha += area_ha
             log.info("%s %s: %d scene(s) scored with %s: %d alert(s) (%d high confidence), %.2f ha; "
-                     "published to %s; GeoPackage %s; quicklook %s", aoi.aoi_id, tile, len(scenes),
-                     result.model_version, len(alerts), high, area_ha, settings.topic("alerts"), gpkg, png)  # fmt: skip
+                     "published to %s; GeoPackage %s; quicklook %s; per-pixel layers %s, %s",
+                     aoi.aoi_id, tile, len(scenes), result.model_version, len(alerts), high, area_ha,
+                     settings.topic("alerts"), gpkg, png, baseline.name, disturbance.name)  # fmt: skip
     return AreaDetection(
         aoi_id=aoi.aoi_id,
         scenes=len(rows),

@@ -2,7 +2,7 @@
 
 The detector writes the forest it monitored as a raster beside its alerts
 (``canopywatch detect`` -> ``<out>_forest_baseline.tif``: 1 forest, 0 not, 255 nodata;
-``canopywatch.detect.detector.write_forest_baseline``), and the EUDR check reads the same
+``canopywatch.detect.layers.write_forest_baseline``), and the EUDR check reads the same
 files (``canopywatch.eudr.evidence.find_baselines``: ``CANOPYWATCH_FOREST_BASELINE`` or the
 exports folder). Here each file's forest pixels become polygons (4-connected, EPSG:4326)
 in the PostGIS table ``forest_baseline``, one row per polygon: ``source`` (the file name),

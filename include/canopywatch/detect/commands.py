@@ -300,7 +300,8 @@ def detect_command(args: argparse.Namespace) -> int:
     from rasterio.windows import Window
 
     from canopywatch.detect.alerts import AlertPolicy, active_alerts, other_changes
-    from canopywatch.detect.detector import detect_area, write_forest_baseline
+    from canopywatch.detect.detector import detect_area
+    from canopywatch.detect.layers import write_disturbance, write_forest_baseline
     from canopywatch.detect.observations import check_reflectance
     from canopywatch.detect.quicklook import (
         composite_periods,
@@ -346,6 +347,7 @@ def detect_command(args: argparse.Namespace) -> int:
     outputs.append(
         str(write_forest_baseline(result, _sibling(args.out, "forest_baseline", ".tif")))
     )
+    outputs.append(str(write_disturbance(result, _sibling(args.out, "disturbance", ".tif"))))
     if args.quicklook is not None:
         write_quicklook(
             result.before_rgb,

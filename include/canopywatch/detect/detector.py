@@ -386,30 +386,3 @@ def load_grid_mask(path: Path, grid: Grid, flag: str = "--forest-mask") -> GridM
         list(polygons.geometry), out_shape=grid.shape, transform=grid.transform, invert=True
     )
     return GridMask(burned, grid.transform)
-
-
-def write_forest_baseline(result: AreaDetection, path: Path) -> Path:
-    """The monitored forest pixels (1) as a GeoTIFF layer beside the alerts."""
-    import rasterio
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    grid = result.grid
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=grid.width,
-        height=grid.height,
-        count=1,
-        dtype="uint8",
-        crs=grid.crs,
-        transform=grid.transform,
-        compress="deflate",
-        nodata=255,
-    ) as dst:
-        dst.write(result.pixel_alerts.monitored.astype(np.uint8), 1)
-        dst.set_band_description(1, "forest_baseline")
-        dst.update_tags(
-            DESCRIPTION="1 = forest monitored by the detector", METHOD=result.model_version
-        )
-    return path
