@@ -9,6 +9,7 @@ the history, unflagged haze on one date, written as L2A GeoTIFFs for the CLI.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +118,42 @@ def test_leaf_off_is_not_alerted_and_the_clearing_is_dated_at_its_first_clear_lo
     # cleared during the history: no active alert (at most a withdrawn one while the model
     # learnt the bare state)
     assert int(active[OLD_CLEARING].sum()) == 0
+
+
+def test_a_patch_with_few_history_looks_inside_the_forest_is_monitored_and_alone_it_is_not() -> (
+    None
+):
+    """The edge of a cloud that hung over a 2 px wide strip for most of the 90-day history
+    leaves it 4 clear looks (6 make a full history): inside established forest it is
+    monitored anyway, so its clearing at the monitoring start is alerted; the same strip
+    with no forest around it (bare fields) is not monitored, and without the context rule neither is it inside the forest."""
+    rows, cols = np.arange(4, 12), np.arange(14, 16)  # evergreen
+    patch = (slice(4, 12), slice(14, 16))
+    stack = series(clear_day=10_000, old_day=10_000)
+    offsets = stack.days - stack.days[0]
+    history = np.flatnonzero(offsets < 90)
+    hidden = history[~np.isin(history, history[stack.clear[history, 6, 14]][:4])]
+    stack.clear[np.ix_(hidden, rows, cols)] = False
+    cleared = offsets >= 90
+    for band in S2_BANDS:
+        values = stack.bands[band]
+        values[np.ix_(cleared, rows, cols)] = BARE[band]
+        values[~stack.clear] = np.nan
+    assert int(stack.clear[history][:, patch[0], patch[1]].sum(axis=0).max()) <= 4
+
+    def alerted(stack: ObservationStack, params: HarmonicParams) -> np.ndarray:
+        state = run_harmonic(stack, params)
+        status = state.status.reshape(SIZE, SIZE)[patch]
+        return (status == 1) | (status == 2)
+
+    assert alerted(stack, HarmonicParams()).all()
+    assert not alerted(stack, replace(HarmonicParams(), context_min_obs=None)).any()
+    outside = np.ones((SIZE, SIZE), dtype=bool)
+    outside[patch] = False
+    fields = {band: np.where(outside[None] & stack.clear, BARE[band], values).astype(np.float32)
+              for band, values in stack.bands.items()}  # fmt: skip
+    alone = ObservationStack(stack.days, fields, stack.clear, TRANSFORM, CRS_UTM)
+    assert not alerted(alone, HarmonicParams()).any()
 
 
 def test_nothing_is_alerted_before_the_monitoring_start() -> None:

@@ -42,8 +42,12 @@ Why each part is there (real-world confounders it answers):
   holds no run of ``confirm_count`` consecutive break-like observations (a harvest, a
   plantation rotation, a clearing: land that behaved as cropland or a rotation is not
   forest) and at most ``max_history_breaks`` isolated ones, or ``history_break_share`` of
-  its clear looks in a long history (unflagged clouds are rare, not absent). A user
-  forest mask replaces the greenness and stability rules.
+  its clear looks in a long history (unflagged clouds are rare, not absent). A pixel with
+  ``context_min_obs`` (3) or more looks but fewer than ``min_history_obs`` (a cloud edge
+  that hung over it) is monitored when ``context_share`` of the pixels within
+  ``context_px`` are (it lies inside established forest; a crop field's few forest-like
+  wet-season looks have no forest around them). A user forest mask replaces the greenness
+  and stability rules.
 
 The per-pixel work (the normal equations, one small ridge system per pixel solved by
 Cholesky, and the monitoring of each block of dates) runs in compiled loops without the
@@ -134,6 +138,12 @@ class HarmonicParams:
     # clearing and its regrowth, a crop) is not forest behaviour
     max_history_sigma_share: float = 1.0
     min_reference_pixels: int = 20
+    # a pixel with fewer than ``min_history_obs`` but at least this many history looks (a
+    # series that starts in a wet-season gap, cloud edges) is monitored when it lies inside
+    # established forest: ``context_share`` of the pixels within ``context_px`` are monitored
+    context_min_obs: int | None = 3
+    context_px: int = 2
+    context_share: float = 0.4
     spatial_normalization: bool = True
     history_start_day: int | None = None
     monitor_start_day: int | None = None
@@ -370,6 +380,19 @@ def _initial_fit(
     return weights, offsets
 
 
+def forest_around(
+    eligible: npt.NDArray[np.bool_], shape: tuple[int, int], radius: int
+) -> FloatArray:
+    """Per pixel, the share of the ``(2 radius + 1)^2`` pixels around it that are monitored
+    (outside the window counts as not)."""
+    from scipy import ndimage
+
+    share = ndimage.uniform_filter(
+        eligible.reshape(shape).astype(np.float32), size=2 * radius + 1, mode="constant"
+    )
+    return np.asarray(share, dtype=np.float32).ravel()
+
+
 def run_harmonic(
     stack: ObservationStack,
     params: HarmonicParams,
@@ -510,15 +533,20 @@ def run_harmonic(
         learn_waiting()
         beta, sigma = history.solve(params.ridge, floors)
         means, peaks = kernels.annual_range(beta, phases)
-        eligible = history.count >= params.min_history_obs
         if user_forest is not None:
-            eligible &= user_forest
+            behaves = user_forest.copy()
         else:
-            eligible &= stable_history
+            behaves = stable_history.copy()
             if params.forest_peak_ndvi is not None:
-                eligible &= peaks[0] >= params.forest_peak_ndvi
+                behaves &= peaks[0] >= params.forest_peak_ndvi
             if params.forest_mean_ndvi is not None:
-                eligible &= means[0] >= params.forest_mean_ndvi
+                behaves &= means[0] >= params.forest_mean_ndvi
+        eligible = behaves & (history.count >= params.min_history_obs)
+        if params.context_min_obs is not None:
+            few = behaves & ~eligible & (history.count >= params.context_min_obs)
+            if few.any():
+                eligible |= few & (forest_around(eligible, (height, width), params.context_px)
+                                   >= params.context_share)  # fmt: skip
         kernels.monitor_block(
             block_start, block_end, days, design, slopes, beta, sigma, peaks, stacked, clear,
             hot_values, hot_usual, haze, eligible, min_drop, settings, counts, state_days,
