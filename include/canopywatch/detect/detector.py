@@ -36,6 +36,7 @@ from canopywatch.detect.baseline import (
     tracker_result,
 )
 from canopywatch.detect.candidates import load_scorer, score_candidates
+from canopywatch.detect.coregister import CoregistrationParams, coregister
 from canopywatch.detect.features import feature_names, stack_bands_at, step_features
 from canopywatch.detect.harmonic import HarmonicParams, nan_median, run_harmonic
 from canopywatch.detect.model import TrainedModel
@@ -100,6 +101,8 @@ class HarmonicDetector:
     plantations: GridMask | None = None
     # the XGBoost confidence of its alert polygons (``detect.candidates``); None: statistical
     candidate_scorer: TrainedModel | None = None
+    # dates off by a fraction of a pixel are resampled onto the others first; None: as read
+    coregistration: CoregistrationParams | None = field(default_factory=CoregistrationParams)
 
     @property
     def version(self) -> str:
@@ -107,6 +110,8 @@ class HarmonicDetector:
 
     def detect(self, stack: ObservationStack) -> PixelAlerts:
         mask = None if self.forest_mask is None else self.forest_mask.window_of(stack)
+        if self.coregistration is not None:
+            stack, _ = coregister(stack, self.coregistration)
         state = run_harmonic(stack, self.params, mask)
         shape = stack.shape
         status = state.status.reshape(shape)
@@ -335,7 +340,9 @@ def build_detector(
             params = replace(params, forest_peak_ndvi=forest_min)
         params = params.with_periods(history_start_day, monitor_start_day)
         scorer = load_scorer() if candidate_scores and index is None else None
-        return HarmonicDetector(params, forest_mask, plantations, scorer)
+        return HarmonicDetector(
+            params, forest_mask=forest_mask, plantations=plantations, candidate_scorer=scorer
+        )
     if any(v is not None for v in (forest_mask, plantations, history_start_day, monitor_start_day)):
         raise ValueError(
             "--forest-mask, --plantations and the history/monitoring periods need method harmonic"
