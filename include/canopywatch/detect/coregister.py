@@ -35,7 +35,6 @@ from canopywatch.detect.observations import ObservationStack
 FloatArray = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
 
-REFERENCE_BAND: Final = "B08"
 # NIR and SWIR-1 see the forest edges with different contrasts and seasons
 ESTIMATION_BANDS: Final = ("B08", "B11")
 INDEX_BANDS: Final = ("B04", "B08", "B12")
@@ -83,17 +82,33 @@ def _edge_misfit(reference: npt.NDArray[np.float64], image: npt.NDArray[np.float
     return 1.4826 * float(np.median(np.abs(residuals))) + 1e-9
 
 
+@dataclass(frozen=True)
+class Reference:
+    """A band's composite as every date of the stack is compared with it: as is (to fill a
+    date's clouds), smoothed, and the smoothed one's gradients."""
+
+    values: FloatArray
+    smoothed: npt.NDArray[np.float64]
+    grad_y: npt.NDArray[np.float64]
+    grad_x: npt.NDArray[np.float64]
+
+    @classmethod
+    def of(cls, values: FloatArray, params: CoregistrationParams) -> Reference:
+        # smoothed, so that a shift of a pixel across a sharp edge stays within linear range
+        smoothed = ndimage.gaussian_filter(values.astype(np.float64), params.smoothing_px)
+        grad_y, grad_x = np.gradient(smoothed)
+        return cls(values, smoothed, grad_y, grad_x)
+
+
 def estimate_shift(
-    reference: FloatArray, image: FloatArray, valid: BoolArray, params: CoregistrationParams
+    reference: Reference, image: FloatArray, valid: BoolArray, params: CoregistrationParams
 ) -> tuple[float, float, float]:
     """(dy, dx) in px such that ``image`` is ``reference`` moved by (dy, dx), and the
     misfit on the reference's edges after the shift over the misfit without it (a true
     shift takes most of it away; a season's or a clearing's change does not)."""
-    # smoothed, so that a shift of a pixel across a sharp edge stays within the linear range
     smooth = params.smoothing_px
-    reference64 = ndimage.gaussian_filter(reference.astype(np.float64), smooth)
-    grad_y, grad_x = np.gradient(reference64)
-    filled = np.where(valid, image, reference).astype(np.float64)
+    reference64, grad_y, grad_x = reference.smoothed, reference.grad_y, reference.grad_x
+    filled = np.where(valid, image, reference.values).astype(np.float64)
     smoothed = ndimage.gaussian_filter(filled, smooth)
     # away from clouds and the window's edge: the smoothing mixes neither into what is used
     inner = ndimage.binary_erosion(valid, iterations=int(np.ceil(3 * smooth)), border_value=0)
@@ -133,7 +148,7 @@ def _unrestorable(composites: dict[str, FloatArray], shift: tuple[float, float],
                             back, order=1, mode="nearest")
         for name in INDEX_BANDS
     }  # fmt: skip
-    spoiled = np.zeros(composites[REFERENCE_BAND].shape, dtype=bool)
+    spoiled = np.zeros(composites[INDEX_BANDS[0]].shape, dtype=bool)
     for index in (ndvi, nbr):
         with np.errstate(invalid="ignore", divide="ignore"):
             spoiled |= np.abs(index(round_trip) - index(composites)) > tolerance
@@ -171,7 +186,8 @@ def coregister(
         fill = float(np.nanmean(flat)) if np.isfinite(flat).any() else 0.0
         return np.where(np.isfinite(flat), flat, fill).reshape(height, width).astype(np.float32)
 
-    references = {band: composite(stack.bands[band]) for band in ESTIMATION_BANDS}
+    composites = {band: composite(stack.bands[band]) for band in ESTIMATION_BANDS}
+    references = {band: Reference.of(composites[band], params) for band in ESTIMATION_BANDS}
     found: dict[int, tuple[float, float]] = {}
     for position in range(stack.n_dates):
         valid = stack.clear[position].copy()
@@ -196,7 +212,9 @@ def coregister(
         return stack, shifts
     bands = {name: cube.copy() for name, cube in stack.bands.items()}
     out = replace(stack, bands=bands, clear=stack.clear.copy())
-    composites = {name: composite(cube) for name, cube in stack.bands.items()}
+    for name, cube in stack.bands.items():
+        if name not in composites:
+            composites[name] = composite(cube)
     for position, shift in found.items():
         out.clear[position] = _resample(out, position, shift, composites, params)
         shifts[position] = shift
