@@ -75,6 +75,7 @@ bench: install  ## run the benchmarks (comparison tables); needs the platform (m
 	@$(PY) benchmarks/lake.py
 	@$(PY) benchmarks/cog.py
 	@$(PY) benchmarks/detection.py
+	@$(PY) benchmarks/detection_peers.py
 
 train: install  ## retrain the change-detection model (dvc repro in ml/, offline)
 	@cd ml && dvc repro && dvc metrics show
