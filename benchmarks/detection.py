@@ -38,7 +38,6 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +49,14 @@ from canopywatch.detect.alerts import active_alerts, polygonize
 from canopywatch.detect.baseline import BaselineParams, PixelAlerts, detect_baseline
 from canopywatch.detect.detector import GridMask, HarmonicDetector
 from canopywatch.detect.evaluate import (
-    Evaluation,
     ReferenceData,
-    evaluate_alerts,
     rasterize_alerts,
 )
 from canopywatch.detect.harmonic import default_monitor_start
 from canopywatch.detect.observations import ObservationStack
 from canopywatch_dev.detection.cases import landscape_cases, simulator_cases
+from canopywatch_dev.detection.scoring import pooled
+from canopywatch_dev.detection.scoring import score as score_case
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "real"
@@ -70,9 +69,6 @@ METHODS: dict[str, Method] = {
 
 
 PLANTATION_MAP = "harmonic + plantation map"
-# the land covers whose false alerts the "< 5 % of alerted area" target counts:
-# forest-like crops, plantation harvests and leaf-off forest
-CONFOUNDER_CLASSES = frozenset({"deciduous_forest", "irrigated_cropland", "cropland", "plantation"})
 
 
 def methods_for(stack: ObservationStack, reference: ReferenceData) -> dict[str, Method]:
@@ -93,81 +89,10 @@ def score(stack: ObservationStack, reference: ReferenceData, method: Method) -> 
     began = time.perf_counter()
     pixel_alerts = method(stack)
     seconds = time.perf_counter() - began
-    alerts = active_alerts(
-        polygonize(pixel_alerts, stack.transform, stack.crs, aoi="bench", model_version="x")
-    )
-    evaluation: Evaluation = evaluate_alerts(
-        alerts, reference, as_of_day=int(stack.days[-1]), clear=stack.clear, days=stack.days
-    )
     # the harmonic detector alerts nothing before its monitoring start (the documented
     # default: after the first 90 days): PA over the events that begin from then on too
-    monitor_start = default_monitor_start(stack.days)
-    later = tuple(e for e in reference.events if e.start_day >= monitor_start)
-    kept = np.isin(reference.event_raster, [e.number for e in later])
-    monitoring = evaluate_alerts(
-        alerts,
-        replace(
-            reference,
-            events=later,
-            event_raster=np.where(kept, reference.event_raster, 0).astype(np.int32),
-            clearing_day=np.where(kept | (reference.event_raster == 0), reference.clearing_day, -1),
-        ),
-        as_of_day=int(stack.days[-1]),
-    ).events[">=0.1ha"]
-    cells = stack.n_dates * stack.shape[0] * stack.shape[1]
-    return {
-        "evaluation": evaluation,
-        "alerted_ha": evaluation.area["mapped_deforestation_ha"],
-        "seconds": seconds,
-        "cells": cells,
-        "monitoring_events": (monitoring.n_detected, monitoring.n_events),
-    }
-
-
-def pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    events = [run["evaluation"].events[">=0.1ha"] for run in runs]
-    n_alerts = sum(e.n_alerts for e in events)
-    n_true = sum(e.n_true_alerts for e in events)
-    n_events = sum(e.n_events for e in events)
-    n_detected = sum(e.n_detected for e in events)
-    latency = [v for run in runs for v in run["evaluation"].latency_days]
-    latency_obs = [v for run in runs for v in run["evaluation"].latency_clear_obs]
-    false_ha: dict[str, float] = defaultdict(float)
-    for run in runs:
-        for name, hectares in run["evaluation"].false_alert_ha_by_class.items():
-            false_ha[name] += hectares
-    precision = float(np.mean([r["evaluation"].pixel_precision for r in runs]))
-    recall = float(np.mean([r["evaluation"].pixel_recall for r in runs]))
-    return {
-        "pixel_p": precision,
-        "pixel_r": recall,
-        "pixel_f1": float(np.mean([r["evaluation"].pixel_f1 for r in runs])),
-        "event_ua": n_true / n_alerts if n_alerts else 1.0,
-        "event_pa": n_detected / n_events if n_events else 1.0,
-        "event_pa_monitoring": (
-            sum(r["monitoring_events"][0] for r in runs)
-            / max(1, sum(r["monitoring_events"][1] for r in runs))
-        ),
-        "alerts": n_alerts,
-        "events": n_events,
-        "early": sum(r["evaluation"].early_alerts for r in runs),
-        "latency_days": (
-            (float(np.median(latency)), float(np.percentile(latency, 90)))
-            if latency
-            else (float("nan"),) * 2
-        ),
-        "latency_obs": (
-            (float(np.median(latency_obs)), float(np.percentile(latency_obs, 90)))
-            if latency_obs
-            else (float("nan"),) * 2
-        ),
-        "false_ha": dict(sorted(false_ha.items())),
-        "confounder_share": (
-            sum(v for k, v in false_ha.items() if k in CONFOUNDER_CLASSES)
-            / max(1e-9, sum(r["alerted_ha"] for r in runs))
-        ),
-        "mpix_obs_s": sum(r["cells"] for r in runs) / sum(r["seconds"] for r in runs) / 1e6,
-    }
+    return score_case(stack, reference, pixel_alerts,
+                      monitor_start=default_monitor_start(stack.days), seconds=seconds)  # fmt: skip
 
 
 def real_series() -> dict[str, Any]:
