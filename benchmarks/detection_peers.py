@@ -21,10 +21,12 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from rich.console import Console
 from rich.table import Table
 
@@ -42,41 +44,43 @@ HARMONIC = "harmonic (default)"
 console = Console(width=200)
 
 
+def detect_all(
+    stack: ObservationStack, forest: npt.NDArray[np.bool_] | None = None
+) -> tuple[int, dict[str, tuple[PixelAlerts, float]]]:
+    """The monitoring start, and every method's alerts with the seconds they took; ``nrt``
+    monitors ``forest``, by default the default detector's forest baseline of this run."""
+    monitor_start = int(stack.days[0]) + HISTORY_DAYS
+    periods = HarmonicParams().with_periods(None, monitor_start)
+    timed: dict[str, tuple[PixelAlerts, float]] = {}
+
+    def run(name: str, detect: Callable[[], PixelAlerts]) -> PixelAlerts:
+        began = time.perf_counter()
+        pixel_alerts = detect()
+        timed[name] = (pixel_alerts, time.perf_counter() - began)
+        return pixel_alerts
+
+    default = run(HARMONIC, partial(HarmonicDetector(params=periods).detect, stack))
+    ndvi_only = HarmonicDetector(params=replace(periods, required=("ndvi",)))
+    run("harmonic, NDVI only", partial(ndvi_only.detect, stack))
+    monitored = default.monitored if forest is None else forest
+    for monitor in NRT_MONITORS:
+        run(f"nrt {monitor}", partial(detect_nrt, stack, monitor, monitor_start=monitor_start,
+                                      forest=monitored))  # fmt: skip
+    return monitor_start, timed
+
+
 def warm_up(stack: ObservationStack) -> None:
     """Run every method once on a 16 px corner, so that no row times numba compiling."""
     corner = stack.crop(slice(0, 16), slice(0, 16))
-    monitor_start = int(corner.days[0]) + HISTORY_DAYS
-    periods = HarmonicParams().with_periods(None, monitor_start)
-    HarmonicDetector(params=periods).detect(corner)
-    HarmonicDetector(params=replace(periods, required=("ndvi",))).detect(corner)
-    for monitor in NRT_MONITORS:
-        detect_nrt(corner, monitor, monitor_start=monitor_start,
-                   forest=np.ones(corner.shape, dtype=bool))  # fmt: skip
+    detect_all(corner, forest=np.ones(corner.shape, dtype=bool))
 
 
 def run_case(stack: ObservationStack, reference: ReferenceData) -> dict[str, dict[str, Any]]:
-    monitor_start = int(stack.days[0]) + HISTORY_DAYS
-    periods = HarmonicParams().with_periods(None, monitor_start)
-    detectors: dict[str, Callable[[ObservationStack], PixelAlerts]] = {
-        HARMONIC: HarmonicDetector(params=periods).detect,
-        "harmonic, NDVI only": HarmonicDetector(params=replace(periods, required=("ndvi",))).detect,
+    monitor_start, results = detect_all(stack)
+    return {
+        name: score(stack, reference, pixel_alerts, monitor_start=monitor_start, seconds=seconds)
+        for name, (pixel_alerts, seconds) in results.items()
     }
-    rows: dict[str, dict[str, Any]] = {}
-    forest: np.ndarray | None = None
-    for name, detect in detectors.items():
-        began = time.perf_counter()
-        pixel_alerts = detect(stack)
-        rows[name] = score(stack, reference, pixel_alerts, monitor_start=monitor_start,
-                           seconds=time.perf_counter() - began)  # fmt: skip
-        if name == HARMONIC:
-            forest = pixel_alerts.monitored
-    assert forest is not None
-    for monitor in NRT_MONITORS:
-        began = time.perf_counter()
-        pixel_alerts = detect_nrt(stack, monitor, monitor_start=monitor_start, forest=forest)
-        rows[f"nrt {monitor}"] = score(stack, reference, pixel_alerts, monitor_start=monitor_start,
-                                       seconds=time.perf_counter() - began)  # fmt: skip
-    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
