@@ -30,6 +30,7 @@ from canopywatch.detect.evaluate import (
 )
 from canopywatch.detect.harmonic import (
     STATUS_HIGH,
+    STATUS_LOW,
     STATUS_PLANTATION_HARVEST,
     HarmonicParams,
     default_monitor_start,
@@ -190,6 +191,37 @@ def test_a_cut_whose_canopy_closes_again_is_a_plantation_harvest_and_pasture_sta
     status = state.status.reshape(SIZE, SIZE)
     assert (status[planted] == STATUS_PLANTATION_HARVEST).mean() >= 0.9
     assert (status[pasture] == STATUS_HIGH).mean() >= 0.9  # regreened, but not to canopy
+
+
+def test_a_harvest_on_the_anniversary_of_an_earlier_one_is_the_crops_season_not_an_alert() -> None:
+    stack = series(clear_day=10_000, old_day=10_000)  # stable forest everywhere
+    offsets = stack.days - days_since_epoch(START)
+    crop = (slice(2, 7), slice(12, 17))  # a forest-like crop, bare on one clear look ...
+    cleared = (slice(14, 19), slice(12, 17))  # a forest cleared when the crop is harvested
+    looked = stack.clear[:, crop[0], crop[1]].all(axis=(1, 2)) & (offsets >= 290)
+    first_harvest = int(offsets[np.argmax(looked)])
+    second_harvest = first_harvest + 365  # ... and a year later, to the end of the series
+    harvested = (offsets == first_harvest) | (offsets >= second_harvest)
+    for band in S2_BANDS:
+        value = stack.bands[band]
+        block = value[:, crop[0], crop[1]]
+        value[:, crop[0], crop[1]] = np.where(harvested[:, None, None], BARE[band], block)
+        block = value[:, cleared[0], cleared[1]]
+        value[:, cleared[0], cleared[1]] = np.where(
+            (offsets >= second_harvest)[:, None, None], BARE[band], block
+        )
+        value[~stack.clear] = np.nan
+
+    def alerted(params: HarmonicParams) -> tuple[float, float]:
+        status = run_harmonic(stack, params).status.reshape(SIZE, SIZE)
+        active = (status == STATUS_LOW) | (status == STATUS_HIGH)
+        return float(active[crop].mean()), float(active[cleared].mean())
+
+    # without the season rule the second harvest is alerted at the end of the series
+    assert alerted(replace(HarmonicParams(), season_days=None))[0] >= 0.9
+    crop_share, cleared_share = alerted(HarmonicParams())
+    assert crop_share <= 0.1
+    assert cleared_share >= 0.9  # a clearing with no harvest behind it stays an alert
 
 
 def reference_for(stack: ObservationStack, clear_day: int) -> ReferenceData:

@@ -47,7 +47,17 @@ Why each part is there (real-world confounders it answers):
   that hung over it) is monitored when ``context_share`` of the pixels within
   ``context_px`` are (it lies inside established forest; a crop field's few forest-like
   wet-season looks have no forest around them). A user forest mask replaces the greenness
-  and stability rules.
+  and stability rules. A pixel that is not monitored yet (too few looks) keeps growing its
+  history under the same rule: a harvest-like dip (``confirm_count`` breaks down to bare
+  soil, back within ``transient_days``) keeps it out.
+* Crop calendar (``season_days``, 30): a break within a month of the anniversary of the
+  pixel's last harvest-like dip (down to bare soil, its break looks spanning at most
+  ``dip_days`` (20), then back at the pre-event state; one look is enough) is that crop's
+  harvest again: not alerted, and the pixel leaves the forest. Harvests recur on the
+  crop's calendar; a clearing does not follow a dip that healed within weeks a year
+  before. A forest-like irrigated crop whose first harvest fell on a single look before a
+  wet-season gap (too few looks to confirm it) is otherwise alerted at its second. A
+  leaf-off or a dry-season dip spans months of break looks, so it is no harvest here.
 
 The per-pixel work (the normal equations, one small ridge system per pixel solved by
 Cholesky, and the monitoring of each block of dates) runs in compiled loops without the
@@ -118,6 +128,11 @@ class HarmonicParams:
     # an open alert that drops again by a break's size after this long at a partial level (a
     # leaf-off or an understorey fire that a clearing follows) is re-dated at the second drop
     second_drop_days: int | None = 30
+    # a break within this many days of the anniversary of a harvest-like dip (down to
+    # bare soil, break looks spanning at most ``dip_days``, then back at the pre-event
+    # state) is the crop's season again: not a break, and the pixel is not forest
+    season_days: int | None = 30
+    dip_days: int = 20
     block_days: int = 64  # the model is refitted from the grown history this often
     learn_days: int = 400  # the history stops growing once it spans this many days
     learn_min_obs: int = 24  # ... and holds this many looks (cloudy series learn longer)
@@ -481,8 +496,8 @@ def run_harmonic(
     # per pixel: the first break of the open alert, the day it was confirmed, and the first
     # day of the last withdrawn / harvested one (-1: none); its run of breaks and of looks
     # back at the pre-event state
-    state_days = np.full((4, n_pixels), -1, dtype=np.int64)
-    first, confirmed, withdrawn_first, harvest_first = state_days
+    state_days = np.full((7, n_pixels), -1, dtype=np.int64)
+    first, confirmed, withdrawn_first, harvest_first = state_days[:4]
     state_int = np.zeros((2, n_pixels), dtype=np.int64)
     run = state_int[0]
     strength = np.zeros(n_pixels, dtype=np.float32)
@@ -509,6 +524,7 @@ def run_harmonic(
             params.transient_days,
             -1 if params.second_drop_days is None else params.second_drop_days,
             int(params.spatial_normalization), params.min_reference_pixels, REFERENCE_SAMPLE,
+            -1 if params.season_days is None else params.season_days, params.dip_days,
         ],
         dtype=np.int64,
     )  # fmt: skip

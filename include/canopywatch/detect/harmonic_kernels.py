@@ -154,6 +154,50 @@ def _shorth(sample: F4) -> tuple[np.float32, np.float32]:
 
 
 @compiled
+def _down_to_soil(depth: F4, min_drop: F4, n: int) -> bool:
+    """The dip of pixel ``n`` went below its prediction by twice a break's size on every
+    index: bare soil, not a thinner canopy."""
+    for k in range(depth.shape[0]):  # noqa: SIM110 (numba compiles loops, not generators)
+        if not (depth[k, n] <= -2.0 * min_drop[k]):
+            return False
+    return True
+
+
+@compiled
+def _history_episode(
+    n: int, day: int, brk: bool, normal: bool, raw: F4, min_drop: F4, confirm_count: int,
+    transient_days: int, dip_days: int, hist_first: I8, run: I8, depth: F4, dip_day: I8,
+    stable_history: B1, last_break: I8,
+) -> None:  # fmt: skip
+    """A look of pixel ``n`` while it is not (yet) monitored: the history it grows is held
+    to the initial history's forest rule (a harvest-like dip, a run of ``confirm_count``
+    breaks back within ``transient_days``, is not forest behaviour), and its harvest-like
+    dips are remembered for the season rule."""
+    n_indices = raw.shape[0]
+    if brk:
+        if hist_first[n] < 0:
+            hist_first[n] = day
+            run[n] = 0
+            for k in range(n_indices):
+                depth[k, n] = 0.0
+        run[n] += 1
+        last_break[n] = day
+        for k in range(n_indices):
+            depth[k, n] = min(depth[k, n], raw[k, n])
+        return
+    if not normal or hist_first[n] < 0:
+        return
+    age = day - hist_first[n]
+    soil = _down_to_soil(depth, min_drop, n)
+    if soil and last_break[n] - hist_first[n] <= dip_days:
+        dip_day[n] = hist_first[n]
+    if soil and run[n] >= confirm_count and age <= transient_days:
+        stable_history[n] = False
+    hist_first[n] = -1
+    run[n] = 0
+
+
+@compiled
 def monitor_block(
     block_start: int, block_end: int, days: I8, design: F8, slope_design: F8, beta: F8,
     sigma: F4, peak: F4, values: F4, clear: B1, hot: F4, hot_usual: F4, haze_hot: float,
@@ -165,14 +209,18 @@ def monitor_block(
     per-date loop). ``settings`` = (z, recover_z, outlier_z, timing_days, trough_share);
     ``counts`` = (confirm_count, recover_count, regrowth_days, transient_days,
     second_drop_days or -1, spatial normalisation 0/1, min_reference_pixels,
-    reference_sample); ``state_days`` rows = first, confirmed, withdrawn_first,
-    harvest_first; ``state_int`` rows = run, back. ``haze_hot`` < 0: no haze screen."""
+    reference_sample, season_days or -1, dip_days); ``state_days`` rows = first, confirmed,
+    withdrawn_first, harvest_first, dip_day (the last harvest-like dip's first day),
+    hist_first (the open dip of a pixel not monitored), last_break; ``state_int`` rows =
+    run, back. ``haze_hot`` < 0: no haze screen."""
     z, recover_z, outlier_z, timing_days, trough_share = settings
     confirm_count, recover_count, regrowth_days, transient_days = counts[:4]
-    second_drop_days, normalise, min_reference, sample_size = counts[4:]
+    second_drop_days, normalise, min_reference, sample_size = counts[4:8]
+    season_days, dip_days = counts[8], counts[9]
     n_indices, n_pixels, n_params = beta.shape
     first, confirmed = state_days[0], state_days[1]
-    withdrawn_first, harvest_first = state_days[2], state_days[3]
+    withdrawn_first, harvest_first, dip_day = state_days[2], state_days[3], state_days[4]
+    hist_first, last_break = state_days[5], state_days[6]
     run, back = state_int[0], state_int[1]
     raw = np.empty((n_indices, n_pixels), dtype=np.float32)
     sd = np.empty((n_indices, n_pixels), dtype=np.float32)
@@ -228,7 +276,7 @@ def monitor_block(
                     pending[position, n] = False
                 to_learn[position, n] = False
                 continue
-            brk = monitored[n]
+            brk = True
             normal = True
             inlying = True
             for k in range(n_indices):
@@ -239,6 +287,21 @@ def monitor_block(
                     normal = False
                 if not (r >= -outlier_z * s):
                     inlying = False
+            if not monitored[n]:
+                to_learn[position, n] = inlying
+                pending[position, n] = False
+                _history_episode(n, day, brk, normal, raw, min_drop, confirm_count,
+                                 transient_days, dip_days, hist_first, run, depth, dip_day,
+                                 stable_history, last_break)  # fmt: skip
+                continue
+            hist_first[n] = -1
+            if brk and first[n] < 0 and season_days >= 0 and dip_day[n] >= 0:
+                since = day - dip_day[n]
+                off = since % 365.25
+                if since >= 300 and min(off, 365.25 - off) <= season_days:
+                    brk = False
+                    stable_history[n] = False
+                    eligible[n] = False
             if brk and first[n] < 0:
                 first[n] = day
                 run[n] = 0
@@ -252,6 +315,7 @@ def monitor_block(
             if brk:
                 run[n] += 1
                 back[n] = 0
+                last_break[n] = day
                 z_primary = -raw[0, n] / sd[0, n]
                 strength[n] = max(strength[n], z_primary)
                 for k in range(n_indices):
@@ -285,6 +349,9 @@ def monitor_block(
                 continue
             # back at the pre-event state: withdrawn, or a replanted cut
             age = day - first[n]
+            soil = _down_to_soil(depth, min_drop, n)
+            if soil and last_break[n] - first[n] <= dip_days:
+                dip_day[n] = first[n]
             if confirmed[n] >= 0 and age >= regrowth_days:
                 harvest_first[n] = first[n]
                 withdrawn_first[n] = -1
@@ -295,13 +362,9 @@ def monitor_block(
                     # a late leaf-off teaches the pixel its season
                     for t in range(position + 1):
                         to_learn[t, n] |= pending[t, n]
-            if confirmed[n] >= 0 and age <= transient_days:
-                deep = True
-                for k in range(n_indices):
-                    if not (depth[k, n] <= -2.0 * min_drop[k]):
-                        deep = False
-                if deep:  # a harvest-like dip down to bare soil: not forest behaviour
-                    stable_history[n] = False
+            if soil and confirmed[n] >= 0 and age <= transient_days:
+                # a harvest-like dip down to bare soil: not forest behaviour
+                stable_history[n] = False
             for t in range(position + 1):
                 pending[t, n] = False
             first[n] = -1
