@@ -87,6 +87,32 @@ def test_a_small_clearing_cut_on_scattered_dates_over_a_season_is_one_polygon() 
     )
 
 
+def test_two_touching_fragments_under_the_mmu_months_apart_are_one_polygon_years_apart_none() -> (
+    None
+):
+    shape = (20, 40)
+    first = np.full(shape, -1, dtype=np.int64)
+    # a clearing in a leaf-off: 5 px broke at the cut, 8 touching ones when the green-up
+    # failed to come 110 days later; neither group reaches the 0.1 ha unit alone
+    first[5, 5:10] = DAY
+    first[6, 5:13] = DAY + 110
+    # the same two fragments 400 days apart stay apart, both under the unit: no alert
+    first[12, 25:30] = DAY
+    first[13, 25:33] = DAY + 400
+    pixels = PixelAlerts(first, first.copy(), np.full(shape, 0.9, np.float32), first >= 0)
+    alerts = polygonize(pixels, TRANSFORM, CRS, aoi="a", model_version="m")
+    assert alerts["area_ha"].round(2).tolist() == [0.13]
+    # dated when 10 of its pixels (the 0.1 ha unit) had gone
+    assert alerts.iloc[0]["alert_date"] == pd.Timestamp(
+        dt.date(2024, 3, 1) + dt.timedelta(days=110), tz="UTC"
+    )
+    apart = polygonize(
+        pixels, TRANSFORM, CRS, aoi="a", model_version="m",
+        policy=AlertPolicy(fragment_pair_days=90),
+    )  # fmt: skip
+    assert apart.empty
+
+
 def test_ids_are_stable_across_reruns_and_growth() -> None:
     first = polygonize(pixel_alerts(), TRANSFORM, CRS, aoi="a", model_version="m")
     again = polygonize(pixel_alerts(), TRANSFORM, CRS, aoi="a", model_version="m")

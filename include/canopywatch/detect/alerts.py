@@ -67,6 +67,10 @@ class AlertPolicy:
     # a group under the MMU joins the groups it touches whose median date is this close: a
     # small clearing whose pixels went on scattered dates over a season is one polygon
     fragment_merge_days: int = 90
+    # touching groups that are each under the MMU join when their median dates lie within
+    # this (a clearing in a leaf-off, whose pixels broke partly at the cut and partly
+    # when the season failed to come back): neither is an alert alone, no polygon spans years
+    fragment_pair_days: int = 365
 
 
 def mmu_pixels(mmu_ha: float, pixel_area_m2: float) -> int:
@@ -98,7 +102,8 @@ def _dated_components(
     while a clearing next to an older one, or a few stale pixels years before, are apart.
     A group under the MMU then joins the groups it touches whose median date is within
     ``policy.fragment_merge_days`` (a small clearing whose pixels went on scattered dates
-    over a season); groups of at least the MMU are kept.
+    over a season), and touching groups both under the MMU join within
+    ``policy.fragment_pair_days``; groups of at least the MMU are kept.
     """
     min_pixels = mmu_pixels(policy.mmu_ha, pixel_area_m2)
     out = np.zeros(mask.shape, dtype=np.int32)
@@ -130,8 +135,10 @@ def _dated_components(
         ndimage.median(days, labels=component + 1, index=np.arange(1, count + 1)), dtype=float
     ).reshape(count)
     ca, cb = component[head], component[tail]
-    touching = (ca != cb) & ((sizes[ca] < min_pixels) | (sizes[cb] < min_pixels))
-    touching &= np.abs(medians[ca] - medians[cb]) <= policy.fragment_merge_days
+    small_a, small_b = sizes[ca] < min_pixels, sizes[cb] < min_pixels
+    apart = np.abs(medians[ca] - medians[cb])
+    touching = (ca != cb) & (small_a | small_b) & (apart <= policy.fragment_merge_days)
+    touching |= (ca != cb) & small_a & small_b & (apart <= policy.fragment_pair_days)
     groups, group_of = _connected(ca[touching], cb[touching], count)
     group = group_of[component]
     group_sizes = np.bincount(group, minlength=groups)
