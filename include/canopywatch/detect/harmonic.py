@@ -43,7 +43,7 @@ Why each part is there (real-world confounders it answers):
   plantation rotation, a clearing: land that behaved as cropland or a rotation is not
   forest) and at most ``max_history_breaks`` isolated ones, or ``history_break_share`` of
   its clear looks in a long history (unflagged clouds are rare, not absent). A pixel with
-  ``context_min_obs`` (3) or more looks but fewer than ``min_history_obs`` (a cloud edge
+  ``context_min_obs`` (1) or more looks but fewer than ``min_history_obs`` (a cloud edge
   that hung over it) is monitored when ``context_share`` of the pixels within
   ``context_px`` are (it lies inside established forest; a crop field's few forest-like
   wet-season looks have no forest around them). A user forest mask replaces the greenness
@@ -156,7 +156,7 @@ class HarmonicParams:
     # a pixel with fewer than ``min_history_obs`` but at least this many history looks (a
     # series that starts in a wet-season gap, cloud edges) is monitored when it lies inside
     # established forest: ``context_share`` of the pixels within ``context_px`` are monitored
-    context_min_obs: int | None = 3
+    context_min_obs: int | None = 1
     context_px: int = 2
     context_share: float = 0.4
     spatial_normalization: bool = True
