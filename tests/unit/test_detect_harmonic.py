@@ -226,6 +226,54 @@ def test_a_harvest_on_the_anniversary_of_an_earlier_one_is_the_crops_season_not_
     assert cleared_share >= 0.9  # a clearing with no harvest behind it stays an alert
 
 
+def test_grass_on_a_clearing_that_matches_the_leaf_off_is_no_replanting() -> None:
+    """A deciduous forest cleared in summer, bare for five months, then grass as dull as
+    the leafless forest: in the leaf-off trough it matches the prediction, but a
+    replanting is confirmed only in the canopy season, so it stays an alert."""
+    stack = series(clear_day=10_000, old_day=10_000)
+    offsets = stack.days - days_since_epoch(START)
+    block = (slice(14, 19), slice(2, 7))  # deciduous columns
+    bare = (offsets >= 150) & (offsets < 300)
+    grass = {"B02": 0.05, "B03": 0.065, "B04": 0.065, "B08": 0.21, "B11": 0.23, "B12": 0.13}
+    for band in S2_BANDS:
+        value = stack.bands[band]
+        forest = value[:, block[0], block[1]]
+        after = np.where((offsets >= 300)[:, None, None], grass[band], forest)
+        value[:, block[0], block[1]] = np.where(bare[:, None, None], BARE[band], after)
+        value[~stack.clear] = np.nan
+
+    def statuses(params: HarmonicParams) -> np.ndarray:
+        return run_harmonic(stack, params).status.reshape(SIZE, SIZE)[block]
+
+    assert (statuses(HarmonicParams()) == STATUS_HIGH).mean() >= 0.9
+    unchecked = statuses(replace(HarmonicParams(), regrowth_in_leaf=False))
+    assert (unchecked == STATUS_PLANTATION_HARVEST).mean() >= 0.9
+
+
+def test_a_pasture_that_browns_for_months_each_year_is_learnt_after_its_first_season() -> None:
+    """A forest-like green pasture that browns for 200 days a year: the first browning
+    comes back as a cut that closed again (not an alert), and it teaches the pixel, so
+    the second, still brown at the end of the series, is not alerted either."""
+    stack = series(clear_day=10_000, old_day=10_000)
+    offsets = stack.days - days_since_epoch(START)
+    block = (slice(2, 7), slice(12, 17))  # evergreen columns
+    dry = {"B02": 0.06, "B03": 0.08, "B04": 0.10, "B08": 0.22, "B11": 0.30, "B12": 0.22}
+    day_of_year = np.mod(offsets, 365)
+    browned = ((offsets >= 165) & (day_of_year >= 165)) | ((offsets >= 365) & (day_of_year < 5))
+    for band in S2_BANDS:
+        value = stack.bands[band]
+        green = value[:, block[0], block[1]]
+        value[:, block[0], block[1]] = np.where(browned[:, None, None], dry[band], green)
+        value[~stack.clear] = np.nan
+
+    def active(params: HarmonicParams) -> float:
+        status = run_harmonic(stack, params).status.reshape(SIZE, SIZE)[block]
+        return float(((status == STATUS_LOW) | (status == STATUS_HIGH)).mean())
+
+    assert active(HarmonicParams()) <= 0.1
+    assert active(replace(HarmonicParams(), learn_regrowth=False)) >= 0.9
+
+
 def reference_for(stack: ObservationStack, clear_day: int) -> ReferenceData:
     clearing = np.full((SIZE, SIZE), -1, dtype=np.int64)
     day = days_since_epoch(START) + clear_day

@@ -33,6 +33,10 @@ Why each part is there (real-world confounders it answers):
   regreens, a leaf-off that was late). A confirmed alert that comes back to the pre-event
   state ``regrowth_days`` (180) or more after it began is a ``plantation_harvest``: the
   canopy closed again, cut and replanted, where a seasonal dip comes back within weeks.
+  The canopy is confirmed only where the model expects it (the prediction within a break
+  of its annual peak): in a leaf-off trough, grass on a clearing looks like the leafless
+  forest. Such a harvest teaches the pixel its looks (a pasture that browns for months, a
+  fallow, a rotation), so the next such drop is predicted, not alerted.
   (Regrowth short of the pre-event state is not taken for a replanting: a clearing turned
   to pasture regreens as fast; on the independent generator that rule took five times
   more natural-forest clearing than plantation for harvests.)
@@ -133,6 +137,13 @@ class HarmonicParams:
     # state) is the crop's season again: not a break, and the pixel is not forest
     season_days: int | None = 30
     dip_days: int = 20
+    # a replanting (``regrowth_days``) is confirmed only where the model expects its canopy
+    # (within a break of the annual peak): in a leaf-off trough, grass on a clearing looks
+    # like the leafless forest
+    regrowth_in_leaf: bool = True
+    # a cut that closed again teaches the pixel its looks (a pasture that browns for months,
+    # a fallow, a rotation): the next such drop is predicted, not alerted
+    learn_regrowth: bool = True
     block_days: int = 64  # the model is refitted from the grown history this often
     learn_days: int = 400  # the history stops growing once it spans this many days
     learn_min_obs: int = 24  # ... and holds this many looks (cloudy series learn longer)
@@ -525,6 +536,7 @@ def run_harmonic(
             -1 if params.second_drop_days is None else params.second_drop_days,
             int(params.spatial_normalization), params.min_reference_pixels, REFERENCE_SAMPLE,
             -1 if params.season_days is None else params.season_days, params.dip_days,
+            int(params.regrowth_in_leaf), int(params.learn_regrowth),
         ],
         dtype=np.int64,
     )  # fmt: skip

@@ -209,14 +209,14 @@ def monitor_block(
     per-date loop). ``settings`` = (z, recover_z, outlier_z, timing_days, trough_share);
     ``counts`` = (confirm_count, recover_count, regrowth_days, transient_days,
     second_drop_days or -1, spatial normalisation 0/1, min_reference_pixels,
-    reference_sample, season_days or -1, dip_days); ``state_days`` rows = first, confirmed,
+    reference_sample, season_days or -1, dip_days, regrowth_in_leaf 0/1, learn_regrowth 0/1); ``state_days`` rows = first, confirmed,
     withdrawn_first, harvest_first, dip_day (the last harvest-like dip's first day),
     hist_first (the open dip of a pixel not monitored), last_break; ``state_int`` rows =
     run, back. ``haze_hot`` < 0: no haze screen."""
     z, recover_z, outlier_z, timing_days, trough_share = settings
     confirm_count, recover_count, regrowth_days, transient_days = counts[:4]
     second_drop_days, normalise, min_reference, sample_size = counts[4:8]
-    season_days, dip_days = counts[8], counts[9]
+    season_days, dip_days, regrowth_in_leaf, learn_regrowth = counts[8:12]
     n_indices, n_pixels, n_params = beta.shape
     first, confirmed = state_days[0], state_days[1]
     withdrawn_first, harvest_first, dip_day = state_days[2], state_days[3], state_days[4]
@@ -225,6 +225,7 @@ def monitor_block(
     raw = np.empty((n_indices, n_pixels), dtype=np.float32)
     sd = np.empty((n_indices, n_pixels), dtype=np.float32)
     ok = np.empty(n_pixels, dtype=np.bool_)
+    in_leaf = np.empty(n_pixels, dtype=np.bool_)  # predicted within a break of the peak
     monitored = np.empty(n_pixels, dtype=np.bool_)
     reference = np.empty(n_pixels, dtype=np.int64)
     centre = np.zeros(n_indices, dtype=np.float32)
@@ -247,6 +248,8 @@ def monitor_block(
                     slope += slope_design[position, p] * beta[k, n, p]
                 predicted = np.float32(curve)
                 trough = max(peak[k, n] - predicted, np.float32(0.0))
+                if k == 0:
+                    in_leaf[n] = trough <= min_drop[0]
                 spread_timing = np.float32(timing_days) * np.float32(abs(slope))
                 spread_trough = np.float32(trough_share) * trough
                 sd[k, n] = np.float32(
@@ -352,9 +355,15 @@ def monitor_block(
             soil = _down_to_soil(depth, min_drop, n)
             if soil and last_break[n] - first[n] <= dip_days:
                 dip_day[n] = first[n]
+            if confirmed[n] >= 0 and age >= regrowth_days and regrowth_in_leaf and not in_leaf[n]:
+                back[n] = 0
+                continue
             if confirmed[n] >= 0 and age >= regrowth_days:
                 harvest_first[n] = first[n]
                 withdrawn_first[n] = -1
+                if learn_regrowth:
+                    for t in range(position + 1):
+                        to_learn[t, n] |= pending[t, n]
             else:
                 withdrawn_first[n] = first[n]
                 harvest_first[n] = -1
