@@ -167,7 +167,8 @@ def _down_to_soil(depth: F4, min_drop: F4, n: int) -> bool:
 def _history_episode(
     n: int, day: int, brk: bool, normal: bool, raw: F4, min_drop: F4, confirm_count: int,
     transient_days: int, dip_days: int, hist_first: I8, run: I8, depth: F4, dip_day: I8,
-    stable_history: B1, last_break: I8,
+    stable_history: B1, last_break: I8, position: int, pending: B1, to_learn: B1,
+    learn_dips: bool,
 ) -> None:  # fmt: skip
     """A look of pixel ``n`` while it is not (yet) monitored: the history it grows is held
     to the initial history's forest rule (a harvest-like dip, a run of ``confirm_count``
@@ -182,6 +183,7 @@ def _history_episode(
                 depth[k, n] = 0.0
         run[n] += 1
         last_break[n] = day
+        pending[position, n] = True
         for k in range(n_indices):
             depth[k, n] = min(depth[k, n], raw[k, n])
         return
@@ -193,6 +195,13 @@ def _history_episode(
         dip_day[n] = hist_first[n]
     if soil and run[n] >= confirm_count and age <= transient_days:
         stable_history[n] = False
+    elif learn_dips and run[n] >= confirm_count:
+        # a dip that came back is the pixel's own (a season, a pasture's browning), as a
+        # withdrawn alert's is: learnt
+        for t in range(position + 1):
+            to_learn[t, n] |= pending[t, n]
+    for t in range(position + 1):
+        pending[t, n] = False
     hist_first[n] = -1
     run[n] = 0
 
@@ -295,9 +304,13 @@ def monitor_block(
                 pending[position, n] = False
                 _history_episode(n, day, brk, normal, raw, min_drop, confirm_count,
                                  transient_days, dip_days, hist_first, run, depth, dip_day,
-                                 stable_history, last_break)  # fmt: skip
+                                 stable_history, last_break, position, pending, to_learn,
+                                 learn_regrowth != 0)  # fmt: skip
                 continue
-            hist_first[n] = -1
+            if hist_first[n] >= 0:  # monitored from here on: its open dip is no history
+                for t in range(position):
+                    pending[t, n] = False
+                hist_first[n] = -1
             if brk and first[n] < 0 and season_days >= 0 and dip_day[n] >= 0:
                 since = day - dip_day[n]
                 off = since % 365.25
