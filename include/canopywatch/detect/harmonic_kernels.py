@@ -172,8 +172,9 @@ def _history_episode(
 ) -> None:  # fmt: skip
     """A look of pixel ``n`` while it is not (yet) monitored: the history it grows is held
     to the initial history's forest rule (a harvest-like dip, a run of ``confirm_count``
-    breaks back within ``transient_days``, is not forest behaviour), and its harvest-like
-    dips are remembered for the season rule."""
+    breaks back within ``transient_days``, is not forest behaviour), a longer dip that came
+    back is learnt (``learn_dips``), and harvest-like dips are remembered for the season
+    rule."""
     n_indices = raw.shape[0]
     if brk:
         if hist_first[n] < 0:
@@ -218,10 +219,11 @@ def monitor_block(
     per-date loop). ``settings`` = (z, recover_z, outlier_z, timing_days, trough_share);
     ``counts`` = (confirm_count, recover_count, regrowth_days, transient_days,
     second_drop_days or -1, spatial normalisation 0/1, min_reference_pixels,
-    reference_sample, season_days or -1, dip_days, regrowth_in_leaf 0/1, learn_regrowth 0/1); ``state_days`` rows = first, confirmed,
-    withdrawn_first, harvest_first, dip_day (the last harvest-like dip's first day),
-    hist_first (the open dip of a pixel not monitored), last_break; ``state_int`` rows =
-    run, back. ``haze_hot`` < 0: no haze screen."""
+    reference_sample, season_days or -1, dip_days, regrowth_in_leaf 0/1, learn_regrowth
+    0/1); ``state_days`` rows = first, confirmed, withdrawn_first, harvest_first, dip_day
+    (the last harvest-like dip's first day), hist_first (the open dip of a pixel not
+    monitored), last_break; ``state_int`` rows = run, back. ``haze_hot`` < 0: no haze
+    screen."""
     z, recover_z, outlier_z, timing_days, trough_share = settings
     confirm_count, recover_count, regrowth_days, transient_days = counts[:4]
     second_drop_days, normalise, min_reference, sample_size = counts[4:8]
@@ -365,12 +367,12 @@ def monitor_block(
                 continue
             # back at the pre-event state: withdrawn, or a replanted cut
             age = day - first[n]
+            if confirmed[n] >= 0 and age >= regrowth_days and regrowth_in_leaf and not in_leaf[n]:
+                back[n] = 0  # a canopy is confirmed only in its season
+                continue
             soil = _down_to_soil(depth, min_drop, n)
             if soil and last_break[n] - first[n] <= dip_days:
                 dip_day[n] = first[n]
-            if confirmed[n] >= 0 and age >= regrowth_days and regrowth_in_leaf and not in_leaf[n]:
-                back[n] = 0
-                continue
             if confirmed[n] >= 0 and age >= regrowth_days:
                 harvest_first[n] = first[n]
                 withdrawn_first[n] = -1
