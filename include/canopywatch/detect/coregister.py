@@ -55,6 +55,8 @@ class CoregistrationParams:
     # a resampled date's pixel whose NDVI or NBR a shift there and back moves by more than
     # this is no observation: mixed at an edge, it would read as a partial clearing
     edge_tolerance: float = 0.05
+    # px; a larger window's shifts are estimated on its central square of this size
+    estimation_px: int = 128
 
 
 def _solve(
@@ -100,42 +102,79 @@ class Reference:
         return cls(values, smoothed, grad_y, grad_x)
 
 
-def estimate_shift(
-    reference: Reference, image: FloatArray, valid: BoolArray, params: CoregistrationParams
-) -> tuple[float, float, float]:
-    """(dy, dx) in px such that ``image`` is ``reference`` moved by (dy, dx), and the
-    misfit on the reference's edges after the shift over the misfit without it (a true
-    shift takes most of it away; a season's or a clearing's change does not)."""
+@dataclass(frozen=True)
+class ShiftEstimate:
+    """A date's shift in one band and what its misfit test needs."""
+
+    dy: float
+    dx: float
+    smoothed: npt.NDArray[np.float64]  # the date, smoothed
+    used: BoolArray  # the pixels the last step used
+
+    @property
+    def size(self) -> float:
+        return float(np.hypot(self.dy, self.dx))
+
+    def misfit_ratio(self, reference: Reference) -> float:
+        """The misfit on the reference's edges after the shift over the misfit without it
+        (a true shift takes most of it away; a season's or a clearing's change does not)."""
+        gradient = np.hypot(reference.grad_y, reference.grad_x)
+        edges = self.used & (gradient >= np.quantile(gradient[self.used], 0.8))
+        shifted = ndimage.shift(self.smoothed, (-self.dy, -self.dx), order=1, mode="nearest")
+        before = _edge_misfit(reference.smoothed, self.smoothed, edges)
+        after = _edge_misfit(reference.smoothed, shifted, edges)
+        return after / before
+
+
+def usable_area(valid: BoolArray, params: CoregistrationParams) -> BoolArray:
+    """The sampled pixels of a date away from its clouds and the window's edge, where the
+    smoothing mixes neither into what is used."""
     smooth = params.smoothing_px
+    inner: BoolArray = ndimage.binary_erosion(
+        valid, iterations=int(np.ceil(3 * smooth)), border_value=0
+    )
+    return inner
+
+
+def estimate_shift(
+    reference: Reference, image: FloatArray, valid: BoolArray, params: CoregistrationParams,
+    inner: BoolArray | None = None,
+) -> ShiftEstimate | None:  # fmt: skip
+    """(dy, dx) in px such that ``image`` is ``reference`` moved by (dy, dx); None where
+    too little of the date is clear away from its clouds and the window's edge (``inner``,
+    ``usable_area`` of ``valid`` when not given)."""
     reference64, grad_y, grad_x = reference.smoothed, reference.grad_y, reference.grad_x
     filled = np.where(valid, image, reference.values).astype(np.float64)
-    smoothed = ndimage.gaussian_filter(filled, smooth)
-    # away from clouds and the window's edge: the smoothing mixes neither into what is used
-    inner = ndimage.binary_erosion(valid, iterations=int(np.ceil(3 * smooth)), border_value=0)
+    smoothed = ndimage.gaussian_filter(filled, params.smoothing_px)
+    inner = usable_area(valid, params) if inner is None else inner
     thinned = np.zeros(valid.shape, dtype=bool)
     thinned[:: params.sample_step, :: params.sample_step] = True
-    if (inner & thinned).sum() < 50:
-        return 0.0, 0.0, 1.0
+    ok = inner & thinned
+    if ok.sum() < 50:
+        return None
+    # the steps after the first are resampled at the sampled pixels only
+    rows, cols = np.nonzero(ok)
+    inner_mask = inner.astype(np.float32)
     shift = np.zeros(2)
-    current, ok = smoothed, inner & thinned
+    use = np.ones(rows.size, dtype=bool)
+    values = smoothed[rows, cols]
     for _ in range(params.iterations):
-        design = np.stack(
-            [np.ones(int(ok.sum())), reference64[ok], -grad_y[ok], -grad_x[ok]], axis=1
-        )
-        step_shift = _solve(design, current[ok])[2:]
+        r, c = rows[use], cols[use]
+        design = np.stack([np.ones(r.size), reference64[r, c], -grad_y[r, c], -grad_x[r, c]],
+                          axis=1)  # fmt: skip
+        step_shift = _solve(design, values[use])[2:]
         shift = shift + step_shift
         if np.hypot(*step_shift) < 0.01 or np.hypot(*shift) > 2 * params.max_shift:
             break
-        current = ndimage.shift(smoothed, -shift, order=1, mode="nearest")
-        usable = ndimage.shift(inner.astype(np.float32), -shift, order=1, mode="constant")
-        ok = inner & (usable > 0.999) & thinned
-        if ok.sum() < 50:
-            return 0.0, 0.0, 1.0
-    gradient = np.hypot(grad_y, grad_x)
-    edges = ok & (gradient >= np.quantile(gradient[ok], 0.8))
-    before = _edge_misfit(reference64, smoothed, edges)
-    after = _edge_misfit(reference64, current, edges)
-    return float(shift[0]), float(shift[1]), after / before
+        at = np.stack([rows + shift[0], cols + shift[1]])
+        values = ndimage.map_coordinates(smoothed, at, order=1, mode="nearest")
+        usable = ndimage.map_coordinates(inner_mask, at, order=1, mode="constant")
+        use = usable > 0.999
+        if use.sum() < 50:
+            return None
+    used = np.zeros(valid.shape, dtype=bool)
+    used[rows[use], cols[use]] = True
+    return ShiftEstimate(float(shift[0]), float(shift[1]), smoothed, used)
 
 
 def _unrestorable(composites: dict[str, FloatArray], shift: tuple[float, float],
@@ -157,17 +196,25 @@ def _unrestorable(composites: dict[str, FloatArray], shift: tuple[float, float],
 
 def _resample(stack: ObservationStack, position: int, shift: tuple[float, float],
               composites: dict[str, FloatArray], params: CoregistrationParams) -> BoolArray:  # fmt: skip
+    """Resample one date by ``shift`` in place; its pixels that are usable after it."""
     back = (-shift[0], -shift[1])
     clear = stack.clear[position]
     source = ndimage.shift(clear.astype(np.float32), back, order=1, mode="constant")
     usable: BoolArray = clear & (source > 0.999)
     if all(name in composites for name in INDEX_BANDS):
         usable &= ~_unrestorable(composites, shift, params.edge_tolerance)
-    for name, values in stack.bands.items():
-        filled = np.where(clear, values[position], composites[name])
+    for values in stack.bands.values():
+        # a usable pixel's four sources are all clear: what fills the others is never used
+        filled = np.where(clear, values[position], np.float32(0.0))
         moved = ndimage.shift(filled, back, order=1, mode="nearest").astype(np.float32)
         values[position] = np.where(usable, moved, np.nan)
     return usable
+
+
+def _centre(size: int, most: int) -> slice:
+    """The central ``most`` of ``size`` (all of it when smaller)."""
+    start = max(0, (size - most) // 2)
+    return slice(start, start + min(size, most))
 
 
 def coregister(
@@ -184,37 +231,50 @@ def coregister(
     def composite(cube: FloatArray) -> FloatArray:
         flat = nan_median(cube.reshape(cube.shape[0], -1).astype(np.float32))
         fill = float(np.nanmean(flat)) if np.isfinite(flat).any() else 0.0
-        return np.where(np.isfinite(flat), flat, fill).reshape(height, width).astype(np.float32)
+        return np.where(np.isfinite(flat), flat, fill).reshape(cube.shape[1:]).astype(np.float32)
 
-    composites = {band: composite(stack.bands[band]) for band in ESTIMATION_BANDS}
-    references = {band: Reference.of(composites[band], params) for band in ESTIMATION_BANDS}
+    # a date's shift is one geometry for the whole window: its centre tells it
+    rows, cols = (_centre(size, params.estimation_px) for size in (height, width))
+    cubes = {band: stack.bands[band][:, rows, cols] for band in ESTIMATION_BANDS}
+    references = {band: Reference.of(composite(cube), params) for band, cube in cubes.items()}
     found: dict[int, tuple[float, float]] = {}
     for position in range(stack.n_dates):
-        valid = stack.clear[position].copy()
+        valid = stack.clear[position, rows, cols].copy()
         for band in ESTIMATION_BANDS:
-            valid &= np.isfinite(stack.bands[band][position])
+            valid &= np.isfinite(cubes[band][position])
         if valid.mean() < params.min_clear:
             continue
-        estimates = [
-            estimate_shift(references[band], stack.bands[band][position], valid, params)
-            for band in ESTIMATION_BANDS
-        ]
-        if any(misfit > params.max_misfit for *_, misfit in estimates):
+        # the tests below in their cheapest order (all must pass): a first band's shift
+        # under min_shift less half the allowed disagreement cannot average to min_shift
+        first_band, second_band = ESTIMATION_BANDS
+        inner = usable_area(valid, params)
+        first = estimate_shift(references[first_band], cubes[first_band][position], valid,
+                               params, inner)  # fmt: skip
+        if first is None or first.size < params.min_shift - params.max_band_disagreement / 2:
             continue
-        (dy0, dx0, _), (dy1, dx1, _) = estimates
+        second = estimate_shift(references[second_band], cubes[second_band][position], valid,
+                                params, inner)  # fmt: skip
+        if second is None:
+            continue
         # one geometry moves every band alike; a season, haze or texture does not
-        if float(np.hypot(dy0 - dy1, dx0 - dx1)) > params.max_band_disagreement:
+        if float(np.hypot(first.dy - second.dy, first.dx - second.dx)) > (
+            params.max_band_disagreement
+        ):
             continue
-        dy, dx = (dy0 + dy1) / 2, (dx0 + dx1) / 2
-        if params.min_shift <= float(np.hypot(dy, dx)) <= params.max_shift:
+        dy, dx = (first.dy + second.dy) / 2, (first.dx + second.dx) / 2
+        if not params.min_shift <= float(np.hypot(dy, dx)) <= params.max_shift:
+            continue
+        if all(
+            estimate.misfit_ratio(references[band]) <= params.max_misfit
+            for band, estimate in zip(ESTIMATION_BANDS, (first, second), strict=True)
+        ):
             found[position] = (dy, dx)
     if not found:
         return stack, shifts
     bands = {name: cube.copy() for name, cube in stack.bands.items()}
     out = replace(stack, bands=bands, clear=stack.clear.copy())
-    for name, cube in stack.bands.items():
-        if name not in composites:
-            composites[name] = composite(cube)
+    # the edges no resampling makes pure are found on these
+    composites = {name: composite(stack.bands[name]) for name in INDEX_BANDS if name in stack.bands}
     for position, shift in found.items():
         out.clear[position] = _resample(out, position, shift, composites, params)
         shifts[position] = shift

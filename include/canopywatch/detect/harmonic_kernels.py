@@ -24,6 +24,12 @@ I8 = npt.NDArray[np.int64]
 B1 = npt.NDArray[np.bool_]
 
 
+def inlined(function: F) -> F:
+    """A helper of a compiled loop, compiled into it (a call per pixel and date would
+    cost more than its work)."""
+    return cast(F, numba.njit(inline="always")(function))
+
+
 def compiled(function: F) -> F:
     """``numba.njit`` with an on-disk cache (a worker compiles once, not every run) and
     without the GIL."""
@@ -153,7 +159,7 @@ def _shorth(sample: F4) -> tuple[np.float32, np.float32]:
     return np.float32(0.5 * (low + high)), np.float32((high - low) / 1.349)
 
 
-@compiled
+@inlined
 def _down_to_soil(depth: F4, min_drop: F4, n: int) -> bool:
     """The dip of pixel ``n`` went below its prediction by twice a break's size on every
     index: bare soil, not a thinner canopy."""
@@ -163,12 +169,22 @@ def _down_to_soil(depth: F4, min_drop: F4, n: int) -> bool:
     return True
 
 
-@compiled
+@inlined
+def _first_row(days: I8, position: int, day: int) -> int:
+    """The first row at or before ``position`` whose date is on or after ``day`` (an
+    episode's rows: walked back, as episodes are short next to the series)."""
+    start = position
+    while start > 0 and days[start - 1] >= day:
+        start -= 1
+    return start
+
+
+@inlined
 def _history_episode(
     n: int, day: int, brk: bool, normal: bool, raw: F4, min_drop: F4, confirm_count: int,
     transient_days: int, dip_days: int, hist_first: I8, run: I8, depth: F4, dip_day: I8,
     stable_history: B1, last_break: I8, position: int, pending: B1, to_learn: B1,
-    learn_dips: bool,
+    learn_dips: bool, days: I8,
 ) -> None:  # fmt: skip
     """A look of pixel ``n`` while it is not (yet) monitored: the history it grows is held
     to the initial history's forest rule (a harvest-like dip, a run of ``confirm_count``
@@ -194,14 +210,16 @@ def _history_episode(
     soil = _down_to_soil(depth, min_drop, n)
     if soil and last_break[n] - hist_first[n] <= dip_days:
         dip_day[n] = hist_first[n]
-    if soil and run[n] >= confirm_count and age <= transient_days:
+    harvest = soil and run[n] >= confirm_count and age <= transient_days
+    if harvest:
         stable_history[n] = False
-    elif learn_dips and run[n] >= confirm_count:
+    start = _first_row(days, position, hist_first[n])
+    if learn_dips and not harvest and run[n] >= confirm_count:
         # a dip that came back is the pixel's own (a season, a pasture's browning), as a
         # withdrawn alert's is: learnt
-        for t in range(position + 1):
+        for t in range(start, position + 1):
             to_learn[t, n] |= pending[t, n]
-    for t in range(position + 1):
+    for t in range(start, position + 1):
         pending[t, n] = False
     hist_first[n] = -1
     run[n] = 0
@@ -304,13 +322,15 @@ def monitor_block(
             if not monitored[n]:
                 to_learn[position, n] = inlying
                 pending[position, n] = False
-                _history_episode(n, day, brk, normal, raw, min_drop, confirm_count,
-                                 transient_days, dip_days, hist_first, run, depth, dip_day,
-                                 stable_history, last_break, position, pending, to_learn,
-                                 learn_regrowth != 0)  # fmt: skip
+                if brk or (normal and hist_first[n] >= 0):  # a dip goes on, or ends
+                    _history_episode(n, day, brk, normal, raw, min_drop, confirm_count,
+                                     transient_days, dip_days, hist_first, run, depth,
+                                     dip_day, stable_history, last_break, position, pending,
+                                     to_learn, learn_regrowth != 0 and haze_hot >= 0,
+                                     days)  # fmt: skip
                 continue
             if hist_first[n] >= 0:  # monitored from here on: its open dip is no history
-                for t in range(position):
+                for t in range(_first_row(days, position, hist_first[n]), position):
                     pending[t, n] = False
                 hist_first[n] = -1
             if brk and first[n] < 0 and season_days >= 0 and dip_day[n] >= 0:
