@@ -250,57 +250,53 @@ def test_grass_on_a_clearing_that_matches_the_leaf_off_is_no_replanting() -> Non
     assert (unchecked == STATUS_PLANTATION_HARVEST).mean() >= 0.9
 
 
-def test_a_pasture_that_browns_for_months_each_year_is_learnt_after_its_first_season() -> None:
-    """A forest-like green pasture that browns for 200 days a year: the first browning
-    comes back as a cut that closed again (not an alert), and it teaches the pixel, so
-    the second, still brown at the end of the series, is not alerted either."""
+DRY_GRASS = {"B02": 0.06, "B03": 0.08, "B04": 0.10, "B08": 0.22, "B11": 0.30, "B12": 0.22}
+PASTURE = (slice(2, 11), slice(12, 21))  # evergreen columns
+
+
+def browning_pasture(wet_start: bool) -> ObservationStack:
+    """A forest-like green pasture that browns for 200 days a year, from day 165 and again
+    a year later to the end of the series; ``wet_start``: only two clear looks of it
+    before its first browning."""
     stack = series(clear_day=10_000, old_day=10_000)
     offsets = stack.days - days_since_epoch(START)
-    block = (slice(2, 7), slice(12, 17))  # evergreen columns
-    dry = {"B02": 0.06, "B03": 0.08, "B04": 0.10, "B08": 0.22, "B11": 0.30, "B12": 0.22}
+    rows, cols = (np.arange(part.start, part.stop) for part in PASTURE)
+    if wet_start:
+        wet = np.flatnonzero(offsets < 160)
+        seen = wet[stack.clear[np.ix_(wet, rows, cols)].all(axis=(1, 2))][:2]
+        stack.clear[np.ix_(wet[~np.isin(wet, seen)], rows, cols)] = False
     day_of_year = np.mod(offsets, 365)
     browned = ((offsets >= 165) & (day_of_year >= 165)) | ((offsets >= 365) & (day_of_year < 5))
     for band in S2_BANDS:
         value = stack.bands[band]
-        green = value[:, block[0], block[1]]
-        value[:, block[0], block[1]] = np.where(browned[:, None, None], dry[band], green)
+        green = value[:, PASTURE[0], PASTURE[1]]
+        value[:, PASTURE[0], PASTURE[1]] = np.where(browned[:, None, None], DRY_GRASS[band], green)
         value[~stack.clear] = np.nan
+    return stack
 
-    def active(params: HarmonicParams) -> float:
-        status = run_harmonic(stack, params).status.reshape(SIZE, SIZE)[block]
-        return float(((status == STATUS_LOW) | (status == STATUS_HIGH)).mean())
 
-    assert active(HarmonicParams()) <= 0.1
-    assert active(replace(HarmonicParams(), learn_regrowth=False)) >= 0.9
+def active_share(stack: ObservationStack, params: HarmonicParams) -> float:
+    status = run_harmonic(stack, params).status.reshape(SIZE, SIZE)[PASTURE]
+    return float(((status == STATUS_LOW) | (status == STATUS_HIGH)).mean())
+
+
+def test_a_pasture_that_browns_for_months_each_year_is_learnt_after_its_first_season() -> None:
+    """The first browning comes back as a cut that closed again (not an alert), and it
+    teaches the pixel, so the second, still brown at the end of the series, is not
+    alerted either."""
+    stack = browning_pasture(wet_start=False)
+    assert active_share(stack, HarmonicParams()) <= 0.1
+    assert active_share(stack, replace(HarmonicParams(), learn_regrowth=False)) >= 0.9
 
 
 def test_a_browning_seen_before_the_pixel_is_monitored_is_learnt_too() -> None:
-    """The same pasture under a wet season that left it two clear looks before its first
-    browning: it is not monitored yet then, and the browning that came back is learnt
-    into its history as a withdrawn alert's would be, so the second is not alerted."""
-    stack = series(clear_day=10_000, old_day=10_000)
-    offsets = stack.days - days_since_epoch(START)
-    rows, cols = np.arange(2, 11), np.arange(12, 21)
-    block = (slice(2, 11), slice(12, 21))
-    wet = np.flatnonzero(offsets < 160)
-    seen = wet[stack.clear[np.ix_(wet, rows, cols)].all(axis=(1, 2))][:2]
-    stack.clear[np.ix_(wet[~np.isin(wet, seen)], rows, cols)] = False
-    dry = {"B02": 0.06, "B03": 0.08, "B04": 0.10, "B08": 0.22, "B11": 0.30, "B12": 0.22}
-    day_of_year = np.mod(offsets, 365)
-    browned = ((offsets >= 165) & (day_of_year >= 165)) | ((offsets >= 365) & (day_of_year < 5))
-    for band in S2_BANDS:
-        value = stack.bands[band]
-        green = value[:, block[0], block[1]]
-        value[:, block[0], block[1]] = np.where(browned[:, None, None], dry[band], green)
-        value[~stack.clear] = np.nan
+    """Under a wet season that left the pasture two clear looks before its first browning
+    it is not monitored yet then, and the browning that came back is learnt into its
+    history as a withdrawn alert's would be, so the second is not alerted."""
+    stack = browning_pasture(wet_start=True)
     own_looks_only = replace(HarmonicParams(), context_min_obs=None)
-
-    def active(params: HarmonicParams) -> float:
-        status = run_harmonic(stack, params).status.reshape(SIZE, SIZE)[block]
-        return float(((status == STATUS_LOW) | (status == STATUS_HIGH)).mean())
-
-    assert active(own_looks_only) <= 0.1
-    assert active(replace(own_looks_only, learn_regrowth=False)) >= 0.9
+    assert active_share(stack, own_looks_only) <= 0.1
+    assert active_share(stack, replace(own_looks_only, learn_regrowth=False)) >= 0.9
 
 
 def reference_for(stack: ObservationStack, clear_day: int) -> ReferenceData:
