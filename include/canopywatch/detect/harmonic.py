@@ -53,8 +53,10 @@ Why each part is there (real-world confounders it answers):
   wet-season looks have no forest around them). A user forest mask replaces the greenness
   and stability rules. A pixel that is not monitored yet (too few looks) keeps growing its
   history under the same rule: a harvest-like dip (``confirm_count`` breaks down to bare
-  soil, back within ``transient_days``) keeps it out, and a longer dip that came back (a
-  season, a pasture's browning) is learnt, as a withdrawn alert's looks are.
+  soil, back within ``transient_days``) keeps it out, and on reflectance stacks a longer
+  dip that came back (a season, a pasture's browning) is learnt, as a withdrawn alert's
+  looks are (an NDVI-only stack has no haze screen to skip snow, whose winter would be
+  learnt and pull a forest's fitted mean under the forest floor).
 * Crop calendar (``season_days``, 30): a break within a month of the anniversary of the
   pixel's last harvest-like dip (down to bare soil, its break looks spanning at most
   ``dip_days`` (20), then back at the pre-event state; one look is enough) is that crop's
