@@ -80,6 +80,12 @@ def test_detect_index_stack_on_real_slovenia_ndvi(tmp_path: Path) -> None:
     assert alerted_ha < 0.02 * pixels * 0.01
     assert len(alerts) <= 3
     assert (tmp_path / "q.png").stat().st_size > 1000
+    # ... because the forest is monitored, not because it is not: its LULC forest is in
+    # the forest baseline (snowy winters are not learnt as a season of an NDVI-only stack)
+    lulc = np.load(SLOVENIA / "mask_timeless" / "LULC.npy")[..., 0]
+    with rasterio.open(tmp_path / "alerts_forest_baseline.tif") as src:
+        monitored = src.read(1) == 1
+    assert monitored[lulc == 2].mean() >= 0.9
 
 
 @pytest.mark.slow
