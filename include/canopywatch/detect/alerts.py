@@ -137,8 +137,9 @@ def _dated_components(
     ca, cb = component[head], component[tail]
     small_a, small_b = sizes[ca] < min_pixels, sizes[cb] < min_pixels
     apart = np.abs(medians[ca] - medians[cb])
-    touching = (ca != cb) & (small_a | small_b) & (apart <= policy.fragment_merge_days)
-    touching |= (ca != cb) & small_a & small_b & (apart <= policy.fragment_pair_days)
+    touching = (small_a | small_b) & (apart <= policy.fragment_merge_days)
+    touching |= small_a & small_b & (apart <= policy.fragment_pair_days)
+    touching &= ca != cb
     groups, group_of = _connected(ca[touching], cb[touching], count)
     group = group_of[component]
     group_sizes = np.bincount(group, minlength=groups)

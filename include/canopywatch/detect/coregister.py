@@ -87,19 +87,20 @@ def _edge_misfit(reference: npt.NDArray[np.float64], image: npt.NDArray[np.float
 @dataclass(frozen=True)
 class Reference:
     """A band's composite as every date of the stack is compared with it: as is (to fill a
-    date's clouds), smoothed, and the smoothed one's gradients."""
+    date's clouds), smoothed, and the smoothed one's gradients and their magnitude."""
 
     values: FloatArray
     smoothed: npt.NDArray[np.float64]
     grad_y: npt.NDArray[np.float64]
     grad_x: npt.NDArray[np.float64]
+    gradient: npt.NDArray[np.float64]
 
     @classmethod
     def of(cls, values: FloatArray, params: CoregistrationParams) -> Reference:
         # smoothed, so that a shift of a pixel across a sharp edge stays within linear range
         smoothed = ndimage.gaussian_filter(values.astype(np.float64), params.smoothing_px)
         grad_y, grad_x = np.gradient(smoothed)
-        return cls(values, smoothed, grad_y, grad_x)
+        return cls(values, smoothed, grad_y, grad_x, np.hypot(grad_y, grad_x))
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ class ShiftEstimate:
     def misfit_ratio(self, reference: Reference) -> float:
         """The misfit on the reference's edges after the shift over the misfit without it
         (a true shift takes most of it away; a season's or a clearing's change does not)."""
-        gradient = np.hypot(reference.grad_y, reference.grad_x)
+        gradient = reference.gradient
         edges = self.used & (gradient >= np.quantile(gradient[self.used], 0.8))
         shifted = ndimage.shift(self.smoothed, (-self.dy, -self.dx), order=1, mode="nearest")
         before = _edge_misfit(reference.smoothed, self.smoothed, edges)
@@ -127,8 +128,8 @@ class ShiftEstimate:
 
 
 def usable_area(valid: BoolArray, params: CoregistrationParams) -> BoolArray:
-    """The sampled pixels of a date away from its clouds and the window's edge, where the
-    smoothing mixes neither into what is used."""
+    """The pixels of a date away from its clouds and the window's edge, where the smoothing
+    mixes neither into what is used (one mask for both estimation bands)."""
     smooth = params.smoothing_px
     inner: BoolArray = ndimage.binary_erosion(
         valid, iterations=int(np.ceil(3 * smooth)), border_value=0
@@ -137,16 +138,15 @@ def usable_area(valid: BoolArray, params: CoregistrationParams) -> BoolArray:
 
 
 def estimate_shift(
-    reference: Reference, image: FloatArray, valid: BoolArray, params: CoregistrationParams,
-    inner: BoolArray | None = None,
+    reference: Reference, image: FloatArray, valid: BoolArray, inner: BoolArray,
+    params: CoregistrationParams,
 ) -> ShiftEstimate | None:  # fmt: skip
     """(dy, dx) in px such that ``image`` is ``reference`` moved by (dy, dx); None where
     too little of the date is clear away from its clouds and the window's edge (``inner``,
-    ``usable_area`` of ``valid`` when not given)."""
+    the ``usable_area`` of ``valid``)."""
     reference64, grad_y, grad_x = reference.smoothed, reference.grad_y, reference.grad_x
     filled = np.where(valid, image, reference.values).astype(np.float64)
     smoothed = ndimage.gaussian_filter(filled, params.smoothing_px)
-    inner = usable_area(valid, params) if inner is None else inner
     thinned = np.zeros(valid.shape, dtype=bool)
     thinned[:: params.sample_step, :: params.sample_step] = True
     ok = inner & thinned
@@ -238,6 +238,7 @@ def coregister(
     cubes = {band: stack.bands[band][:, rows, cols] for band in ESTIMATION_BANDS}
     references = {band: Reference.of(composite(cube), params) for band, cube in cubes.items()}
     found: dict[int, tuple[float, float]] = {}
+    first_band, second_band = ESTIMATION_BANDS
     for position in range(stack.n_dates):
         valid = stack.clear[position, rows, cols].copy()
         for band in ESTIMATION_BANDS:
@@ -246,14 +247,13 @@ def coregister(
             continue
         # the tests below in their cheapest order (all must pass): a first band's shift
         # under min_shift less half the allowed disagreement cannot average to min_shift
-        first_band, second_band = ESTIMATION_BANDS
         inner = usable_area(valid, params)
         first = estimate_shift(references[first_band], cubes[first_band][position], valid,
-                               params, inner)  # fmt: skip
+                               inner, params)  # fmt: skip
         if first is None or first.size < params.min_shift - params.max_band_disagreement / 2:
             continue
         second = estimate_shift(references[second_band], cubes[second_band][position], valid,
-                                params, inner)  # fmt: skip
+                                inner, params)  # fmt: skip
         if second is None:
             continue
         # one geometry moves every band alike; a season, haze or texture does not

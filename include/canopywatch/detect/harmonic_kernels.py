@@ -170,6 +170,23 @@ def _down_to_soil(depth: F4, min_drop: F4, n: int) -> bool:
 
 
 @inlined
+def _dip_came_back(
+    n: int, first_day: int, age: int, confirmed_dip: bool, depth: F4, min_drop: F4,
+    dip_days: int, transient_days: int, last_break: I8, dip_day: I8, stable_history: B1,
+) -> bool:  # fmt: skip
+    """A dip of pixel ``n`` that began on ``first_day`` is back at the pre-event state: a
+    short one down to bare soil is remembered for the crop calendar, and a confirmed one
+    back within ``transient_days`` (a harvest) takes the pixel out of the forest (True)."""
+    soil = _down_to_soil(depth, min_drop, n)
+    if soil and last_break[n] - first_day <= dip_days:
+        dip_day[n] = first_day
+    harvest = soil and confirmed_dip and age <= transient_days
+    if harvest:
+        stable_history[n] = False
+    return harvest
+
+
+@inlined
 def _first_row(days: I8, position: int, day: int) -> int:
     """The first row at or before ``position`` whose date is on or after ``day`` (an
     episode's rows: walked back, as episodes are short next to the series)."""
@@ -206,13 +223,9 @@ def _history_episode(
         return
     if not normal or hist_first[n] < 0:
         return
-    age = day - hist_first[n]
-    soil = _down_to_soil(depth, min_drop, n)
-    if soil and last_break[n] - hist_first[n] <= dip_days:
-        dip_day[n] = hist_first[n]
-    harvest = soil and run[n] >= confirm_count and age <= transient_days
-    if harvest:
-        stable_history[n] = False
+    harvest = _dip_came_back(n, hist_first[n], day - hist_first[n], run[n] >= confirm_count,
+                             depth, min_drop, dip_days, transient_days, last_break, dip_day,
+                             stable_history)  # fmt: skip
     start = _first_row(days, position, hist_first[n])
     if learn_dips and not harvest and run[n] >= confirm_count:
         # a dip that came back is the pixel's own (a season, a pasture's browning), as a
@@ -390,25 +403,19 @@ def monitor_block(
             if confirmed[n] >= 0 and age >= regrowth_days and regrowth_in_leaf and not in_leaf[n]:
                 back[n] = 0  # a canopy is confirmed only in its season
                 continue
-            soil = _down_to_soil(depth, min_drop, n)
-            if soil and last_break[n] - first[n] <= dip_days:
-                dip_day[n] = first[n]
-            if confirmed[n] >= 0 and age >= regrowth_days:
+            replanted = confirmed[n] >= 0 and age >= regrowth_days
+            if replanted:
                 harvest_first[n] = first[n]
                 withdrawn_first[n] = -1
-                if learn_regrowth:
-                    for t in range(position + 1):
-                        to_learn[t, n] |= pending[t, n]
             else:
                 withdrawn_first[n] = first[n]
                 harvest_first[n] = -1
-                if run[n] >= confirm_count:
-                    # a late leaf-off teaches the pixel its season
-                    for t in range(position + 1):
-                        to_learn[t, n] |= pending[t, n]
-            if soil and confirmed[n] >= 0 and age <= transient_days:
-                # a harvest-like dip down to bare soil: not forest behaviour
-                stable_history[n] = False
+            # a late leaf-off teaches the pixel its season, a cut that closed again its looks
+            if (learn_regrowth and replanted) or (not replanted and run[n] >= confirm_count):
+                for t in range(position + 1):
+                    to_learn[t, n] |= pending[t, n]
+            _dip_came_back(n, first[n], age, confirmed[n] >= 0, depth, min_drop, dip_days,
+                           transient_days, last_break, dip_day, stable_history)  # fmt: skip
             for t in range(position + 1):
                 pending[t, n] = False
             first[n] = -1
