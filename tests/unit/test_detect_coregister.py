@@ -87,3 +87,39 @@ def test_an_index_stack_is_left_as_read() -> None:
     index = ObservationStack(stack.days, {"ndvi": ndvi}, stack.clear, stack.transform, stack.crs)
     out, shifts = coregister(index, CoregistrationParams())
     assert out is index and not shifts.any()
+
+
+def test_an_area_is_estimated_once_and_every_window_moved_alike(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Over four windows the last date's 0.7 px shift is estimated once, on the area's
+    centre, and each window is resampled by it: no edge of any window is alerted."""
+    import canopywatch.detect.coregister as coregister_module
+    from canopywatch.detect.detector import detect_area
+    from canopywatch.detect.observations import ArraySource
+
+    estimated: list[tuple[int, int]] = []
+    estimate = coregister_module.estimate_shifts
+
+    def counted(stack: ObservationStack, params: CoregistrationParams | None = None) -> np.ndarray:
+        estimated.append(stack.shape)
+        return estimate(stack, params)
+
+    monkeypatch.setattr(coregister_module, "estimate_shifts", counted)
+    stack = scene({57: (0.7, 0.7)})
+    as_read = detect_area(ArraySource(stack), HarmonicDetector(coregistration=None), aoi="a",
+                          window_size=32)  # fmt: skip
+    assert int(as_read.pixel_alerts.alerted.sum()) >= 50 and not estimated
+    result = detect_area(ArraySource(stack), HarmonicDetector(), aoi="a", window_size=32)
+    assert estimated == [(SIZE, SIZE)]  # once, on the area (smaller than estimation_px)
+    assert int(result.pixel_alerts.alerted.sum()) == 0
+
+
+def test_area_shifts_are_looked_up_by_day() -> None:
+    from canopywatch.detect.coregister import AreaShifts
+
+    area = AreaShifts(np.array([10, 20, 30]), np.array([[0, 0], [0.5, -0.3], [0, 0]], np.float32))
+    assert area.n_shifted == 1
+    np.testing.assert_allclose(
+        area.on(np.array([5, 20, 30, 40])), [[0, 0], [0.5, -0.3], [0, 0], [0, 0]], atol=1e-6
+    )

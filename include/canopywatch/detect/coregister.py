@@ -26,11 +26,12 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+from rasterio.windows import Window
 from scipy import ndimage
 
 from canopywatch.detect.harmonic import nan_median
 from canopywatch.detect.indices import nbr, ndvi
-from canopywatch.detect.observations import ObservationStack
+from canopywatch.detect.observations import ObservationStack, StackSource
 
 FloatArray = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
@@ -55,8 +56,11 @@ class CoregistrationParams:
     # a resampled date's pixel whose NDVI or NBR a shift there and back moves by more than
     # this is no observation: mixed at an edge, it would read as a partial clearing
     edge_tolerance: float = 0.05
-    # px; a larger window's shifts are estimated on its central square of this size
+    # px; a larger window's (or area's) shifts are estimated on its central square of this size
     estimation_px: int = 128
+    # the median composite whose round trip finds the edges no resampling restores is taken
+    # over at most this many dates, evenly spread (a composite, not a time series)
+    composite_dates: int = 48
 
 
 def _solve(
@@ -217,27 +221,30 @@ def _centre(size: int, most: int) -> slice:
     return slice(start, start + min(size, most))
 
 
-def coregister(
+def _composite(cube: FloatArray, most_dates: int | None = None) -> FloatArray:
+    """Per-pixel median of a (T, H, W) band over its dates (at most ``most_dates`` of them,
+    evenly spread in time), gaps filled with the mean."""
+    if most_dates is not None and cube.shape[0] > most_dates:
+        cube = cube[np.unique(np.linspace(0, cube.shape[0] - 1, most_dates).round().astype(int))]
+    flat = nan_median(cube.reshape(cube.shape[0], -1).astype(np.float32))
+    fill = float(np.nanmean(flat)) if np.isfinite(flat).any() else 0.0
+    return np.where(np.isfinite(flat), flat, fill).reshape(cube.shape[1:]).astype(np.float32)
+
+
+def estimate_shifts(
     stack: ObservationStack, params: CoregistrationParams | None = None
-) -> tuple[ObservationStack, npt.NDArray[np.float32]]:
-    """``stack`` with its shifted dates resampled back (a copy when any is), and the
-    (T, 2) shifts (dy, dx) found (0 where none was estimated or applied)."""
+) -> npt.NDArray[np.float32]:
+    """The (T, 2) shifts (dy, dx) in px of the stack's dates that are off by ``min_shift`` or
+    more and pass every test; 0 where none was found or estimated."""
     params = params or CoregistrationParams()
     shifts = np.zeros((stack.n_dates, 2), dtype=np.float32)
     height, width = stack.shape
     if not all(band in stack.bands for band in ESTIMATION_BANDS) or min(height, width) < 16:
-        return stack, shifts
-
-    def composite(cube: FloatArray) -> FloatArray:
-        flat = nan_median(cube.reshape(cube.shape[0], -1).astype(np.float32))
-        fill = float(np.nanmean(flat)) if np.isfinite(flat).any() else 0.0
-        return np.where(np.isfinite(flat), flat, fill).reshape(cube.shape[1:]).astype(np.float32)
-
+        return shifts
     # a date's shift is one geometry for the whole window: its centre tells it
     rows, cols = (_centre(size, params.estimation_px) for size in (height, width))
     cubes = {band: stack.bands[band][:, rows, cols] for band in ESTIMATION_BANDS}
-    references = {band: Reference.of(composite(cube), params) for band, cube in cubes.items()}
-    found: dict[int, tuple[float, float]] = {}
+    references = {band: Reference.of(_composite(cube), params) for band, cube in cubes.items()}
     first_band, second_band = ESTIMATION_BANDS
     for position in range(stack.n_dates):
         valid = stack.clear[position, rows, cols].copy()
@@ -268,14 +275,71 @@ def coregister(
             estimate.misfit_ratio(references[band]) <= params.max_misfit
             for band, estimate in zip(ESTIMATION_BANDS, (first, second), strict=True)
         ):
-            found[position] = (dy, dx)
-    if not found:
-        return stack, shifts
+            shifts[position] = (dy, dx)
+    return shifts
+
+
+def apply_shifts(
+    stack: ObservationStack,
+    shifts: npt.NDArray[np.float32],
+    params: CoregistrationParams | None = None,
+) -> ObservationStack:
+    """``stack`` with each date of a non-zero (T, 2) shift resampled back (a copy when any
+    is; the stack itself when none)."""
+    params = params or CoregistrationParams()
+    found = np.flatnonzero(np.any(shifts != 0, axis=1))
+    if found.size == 0:
+        return stack
     bands = {name: cube.copy() for name, cube in stack.bands.items()}
     out = replace(stack, bands=bands, clear=stack.clear.copy())
     # the edges no resampling makes pure are found on these
-    composites = {name: composite(stack.bands[name]) for name in INDEX_BANDS if name in stack.bands}
-    for position, shift in found.items():
-        out.clear[position] = _resample(out, position, shift, composites, params)
-        shifts[position] = shift
-    return out, shifts
+    composites = {name: _composite(stack.bands[name], params.composite_dates)
+                  for name in INDEX_BANDS if name in stack.bands}  # fmt: skip
+    for position in found:
+        shift = (float(shifts[position, 0]), float(shifts[position, 1]))
+        out.clear[position] = _resample(out, int(position), shift, composites, params)
+    return out
+
+
+def coregister(
+    stack: ObservationStack,
+    params: CoregistrationParams | None = None,
+    shifts: npt.NDArray[np.float32] | None = None,
+) -> tuple[ObservationStack, npt.NDArray[np.float32]]:
+    """``stack`` with its shifted dates resampled back (a copy when any is), and the
+    (T, 2) shifts (dy, dx) applied (0 where none was estimated or applied). ``shifts``, when
+    given (the area's, ``AreaShifts.on``), are applied instead of estimated on this stack."""
+    if shifts is None:
+        shifts = estimate_shifts(stack, params)
+    return apply_shifts(stack, shifts, params), shifts
+
+
+@dataclass(frozen=True)
+class AreaShifts:
+    """Each date's shift, estimated once for a whole area: Sentinel-2 misregistration is one
+    geometry per date over a granule, so every window of an area is moved alike (no seams
+    between windows estimated apart, and one estimate instead of one per window)."""
+
+    days: npt.NDArray[np.int64]
+    shifts: npt.NDArray[np.float32]  # (T, 2), 0 where none
+
+    def on(self, days: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        """The shifts of ``days`` (0 for a day the area had none for)."""
+        out = np.zeros((len(days), 2), dtype=np.float32)
+        position = np.searchsorted(self.days, days)
+        known = position < len(self.days)
+        known[known] = self.days[position[known]] == days[known]
+        out[known] = self.shifts[position[known]]
+        return out
+
+    @property
+    def n_shifted(self) -> int:
+        return int(np.any(self.shifts != 0, axis=1).sum())
+
+
+def estimate_area_shifts(source: StackSource, params: CoregistrationParams) -> AreaShifts:
+    """The area's shifts, estimated on its central ``estimation_px`` square."""
+    grid = source.grid
+    rows, cols = (_centre(size, params.estimation_px) for size in (grid.height, grid.width))
+    chip = source.read(Window.from_slices(rows, cols))
+    return AreaShifts(np.asarray(chip.days, dtype=np.int64), estimate_shifts(chip, params))

@@ -36,7 +36,12 @@ from canopywatch.detect.baseline import (
     tracker_result,
 )
 from canopywatch.detect.candidates import load_scorer, score_candidates
-from canopywatch.detect.coregister import CoregistrationParams, coregister
+from canopywatch.detect.coregister import (
+    AreaShifts,
+    CoregistrationParams,
+    coregister,
+    estimate_area_shifts,
+)
 from canopywatch.detect.features import feature_names, stack_bands_at, step_features
 from canopywatch.detect.harmonic import HarmonicParams, nan_median, run_harmonic
 from canopywatch.detect.model import TrainedModel
@@ -103,6 +108,8 @@ class HarmonicDetector:
     candidate_scorer: TrainedModel | None = None
     # dates off by a fraction of a pixel are resampled onto the others first; None: as read
     coregistration: CoregistrationParams | None = field(default_factory=CoregistrationParams)
+    # the area's shifts, estimated once (``detect_area``); None: estimated on each stack
+    area_shifts: AreaShifts | None = None
 
     @property
     def version(self) -> str:
@@ -111,7 +118,8 @@ class HarmonicDetector:
     def detect(self, stack: ObservationStack) -> PixelAlerts:
         mask = None if self.forest_mask is None else self.forest_mask.window_of(stack)
         if self.coregistration is not None:
-            stack, _ = coregister(stack, self.coregistration)
+            known = None if self.area_shifts is None else self.area_shifts.on(stack.days)
+            stack, _ = coregister(stack, self.coregistration, known)
         state = run_harmonic(stack, self.params, mask)
         shape = stack.shape
         status = state.status.reshape(shape)
@@ -248,6 +256,19 @@ def _score_window(
     )
 
 
+def _area_shifts(source: StackSource, params: CoregistrationParams, aoi: str) -> AreaShifts:
+    shifts = estimate_area_shifts(source, params)
+    if shifts.n_shifted:
+        sizes = np.hypot(*shifts.shifts[np.any(shifts.shifts != 0, axis=1)].T)
+        log.info("%s: %d of %d dates are off by %.2f-%.2f px and are resampled onto the others "
+                 "(estimated once, on the area's central %d px)", aoi, shifts.n_shifted,
+                 len(shifts.days), sizes.min(), sizes.max(), params.estimation_px)  # fmt: skip
+    else:
+        log.info("%s: no date is off by %.2f px or more; co-registration leaves them as read",
+                 aoi, params.min_shift)  # fmt: skip
+    return shifts
+
+
 def detect_area(
     source: StackSource,
     detector: Detector,
@@ -277,6 +298,8 @@ def detect_area(
         log.info("%s: scoring %d window(s) of at most %d px over %d dates with %s (%d at a time)",
                  aoi, len(windows), window_size, len(source.days), detector.version,
                  min(n_workers, len(windows)))  # fmt: skip
+    if isinstance(detector, HarmonicDetector) and detector.coregistration is not None:
+        detector = replace(detector, area_shifts=_area_shifts(source, detector.coregistration, aoi))
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
         scored = pool.map(lambda w: _score_window(source, detector, w[0], w[1]), windows)
         for number, window in enumerate(
