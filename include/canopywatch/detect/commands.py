@@ -149,7 +149,8 @@ def register(subparsers: Any) -> None:
         "--window",
         type=int,
         default=512,
-        help="scoring window, px a side (memory vs overhead; default 512)",
+        help="scoring window, px a side (memory vs overhead; default 512; an area of fewer "
+        "windows than workers is split into one per worker, down to 128 px)",
     )
     detect.add_argument(
         "--workers",

@@ -9,6 +9,7 @@ the MMU and keeps before/after true-colour composites for the quicklook.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +54,9 @@ PROGRESS_EVERY_S = 10.0  # without a progress bar (Airflow tasks): a log line th
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
 HALO_PX = 8
+# an area that gives fewer windows than workers is split into windows of at least this
+# size, one per worker (a 256 px scene is scored on both cores, not on one)
+MIN_SPLIT_PX = 128
 BASELINE_VERSION = "baseline-v1"
 HARMONIC_VERSION = "harmonic-v1"
 METHODS: tuple[str, ...] = ("harmonic", "baseline", "xgboost")
@@ -269,6 +273,15 @@ def _area_shifts(source: StackSource, params: CoregistrationParams, aoi: str) ->
     return shifts
 
 
+def split_window_size(grid: Grid, window_size: int, workers: int) -> int:
+    """``window_size``, or smaller (not under ``MIN_SPLIT_PX``) where the area would give
+    fewer windows than ``workers``."""
+    if math.ceil(grid.height / window_size) * math.ceil(grid.width / window_size) >= workers:
+        return window_size
+    per_side = math.ceil(math.sqrt(workers))
+    return min(window_size, max(MIN_SPLIT_PX, math.ceil(max(grid.height, grid.width) / per_side)))
+
+
 def detect_area(
     source: StackSource,
     detector: Detector,
@@ -280,7 +293,9 @@ def detect_area(
     workers: int | None = None,
 ) -> AreaDetection:
     """Score ``source`` window by window, ``workers`` windows at a time (default: 2 on a
-    machine with 2 or more cores), and polygonize the stitched per-pixel alert state."""
+    machine with 2 or more cores; an area smaller than that many windows is split into one
+    window per worker, ``split_window_size``), and polygonize the stitched per-pixel alert
+    state."""
     grid = source.grid
     shape_hw = grid.shape
     first_day = np.full(shape_hw, -1, dtype=np.int64)
@@ -290,9 +305,10 @@ def detect_area(
     status = np.zeros(shape_hw, dtype=np.int8)
     before = np.full((3, *shape_hw), np.nan, dtype=np.float32)
     after = np.full((3, *shape_hw), np.nan, dtype=np.float32)
+    n_workers = default_workers() if workers is None else max(1, workers)
+    window_size = split_window_size(grid, window_size, n_workers)
     windows = list(iter_windows(grid, window_size, HALO_PX))
     days = np.asarray(source.days, dtype=np.int64)
-    n_workers = default_workers() if workers is None else max(1, workers)
     started = last_note = time.monotonic()
     if not progress:
         log.info("%s: scoring %d window(s) of at most %d px over %d dates with %s (%d at a time)",
