@@ -12,18 +12,23 @@ from canopywatch_dev.detection.reference import SimulationSource
 from canopywatch_dev.simulate import SimulationConfig, simulate
 
 
-def test_scoring_logs_each_window_without_a_progress_bar(
-    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
-) -> None:
+def forest_scene(end: dt.date) -> SimulationSource:
+    """96 x 80 px of forest with one clearing, from 2021-01-01 to ``end``."""
     simulation = simulate(
         SimulationConfig(
-            seed=3, width=96, height=80, start=dt.date(2021, 1, 1), end=dt.date(2021, 9, 30),
+            seed=3, width=96, height=80, start=dt.date(2021, 1, 1), end=end,
             n_clearings=1, cropland_share=0.0, forest_share=0.8, cloudiness=0.3,
         )
     )  # fmt: skip
+    return SimulationSource(simulation)
+
+
+def test_scoring_logs_each_window_without_a_progress_bar(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
     with caplog.at_level(logging.INFO, logger="canopywatch.detect.detector"):
         detect_area(
-            SimulationSource(simulation), build_detector("harmonic"), aoi="p", window_size=48
+            forest_scene(dt.date(2021, 9, 30)), build_detector("harmonic"), aoi="p", window_size=48
         )
     lines = [r.getMessage() for r in caplog.records if r.name == "canopywatch.detect.detector"]
     assert lines[0].startswith("p: scoring 4 window(s) of at most 48 px over ")
@@ -73,14 +78,9 @@ def test_a_small_area_is_scored_on_every_worker(
     import canopywatch.detect.detector as detector_module
 
     monkeypatch.setattr(detector_module, "MIN_SPLIT_PX", 32)
-    simulation = simulate(
-        SimulationConfig(
-            seed=3, width=96, height=80, start=dt.date(2021, 1, 1), end=dt.date(2021, 6, 30),
-            n_clearings=1, cropland_share=0.0, forest_share=0.8, cloudiness=0.3,
-        )
-    )  # fmt: skip
     with caplog.at_level(logging.INFO, logger="canopywatch.detect.detector"):
-        detect_area(SimulationSource(simulation), build_detector("harmonic"), aoi="s", workers=2)
+        detect_area(forest_scene(dt.date(2021, 6, 30)), build_detector("harmonic"), aoi="s",
+                    workers=2)  # fmt: skip
     lines = [r.getMessage() for r in caplog.records if r.name == "canopywatch.detect.detector"]
     assert lines[0].startswith("s: scoring 4 window(s) of at most 48 px over ")
     assert "(2 at a time)" in lines[0]
