@@ -27,7 +27,10 @@ SHIFTED = {30: (0.6, -0.4), 40: (-0.3, 0.8), 57: (0.7, 0.7)}  # date -> (dy, dx)
 LEAF_OFF_DATE = 20
 
 
-def scene(shifted: dict[int, tuple[float, float]], n_dates: int = 58) -> ObservationStack:
+def scene(
+    shifted: dict[int, tuple[float, float]], n_dates: int = 58, tiles: int = 1
+) -> ObservationStack:
+    """The 64 px scene, or ``tiles`` x ``tiles`` of its pattern as one larger scene."""
     rng = np.random.default_rng(3)
     field = np.zeros((SIZE, SIZE), dtype=bool)
     field[8:22, 10:30] = True
@@ -35,6 +38,8 @@ def scene(shifted: dict[int, tuple[float, float]], n_dates: int = 58) -> Observa
     field[:, 30:32] = True  # a road
     deciduous = np.zeros((SIZE, SIZE), dtype=bool)
     deciduous[36:60, 4:24] = True
+    field, deciduous = (np.tile(mask, (tiles, tiles)) for mask in (field, deciduous))
+    side = SIZE * tiles
     days = days_since_epoch(dt.date(2023, 1, 1)) + 10 * np.arange(n_dates)
     bands = {}
     for band in S2_BANDS:
@@ -46,7 +51,7 @@ def scene(shifted: dict[int, tuple[float, float]], n_dates: int = 58) -> Observa
             cube[position] = ndimage.shift(cube[position], shift, order=1, mode="nearest")
         noise = rng.normal(0.0, 0.004, cube.shape).astype(np.float32)
         bands[band] = (cube + noise).astype(np.float32)
-    clear = np.ones((n_dates, SIZE, SIZE), dtype=bool)
+    clear = np.ones((n_dates, side, side), dtype=bool)
     clear[5, :, :40] = False  # a cloud over part of one date
     for cube in bands.values():
         cube[~clear] = np.nan
@@ -89,37 +94,91 @@ def test_an_index_stack_is_left_as_read() -> None:
     assert out is index and not shifts.any()
 
 
-def test_an_area_is_estimated_once_and_every_window_moved_alike(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Over four windows the last date's 0.7 px shift is estimated once, on the area's
-    centre, and each window is resampled by it: no edge of any window is alerted."""
+def test_the_edge_composite_needs_a_date() -> None:
+    with pytest.raises(ValueError, match="composite_dates"):
+        CoregistrationParams(composite_dates=0)
+
+
+def counted_estimates(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The shapes of the stacks whose shifts get estimated, from here on."""
     import canopywatch.detect.coregister as coregister_module
+
+    shapes: list[tuple[int, int]] = []
+    estimate = coregister_module.estimate_shifts
+
+    def counted(
+        stack: ObservationStack, params: CoregistrationParams | None = None,
+        dates: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        shapes.append(stack.shape)
+        return estimate(stack, params, dates)
+
+    monkeypatch.setattr(coregister_module, "estimate_shifts", counted)
+    return shapes
+
+
+def alerted_px(stack: ObservationStack, detector: HarmonicDetector) -> int:
     from canopywatch.detect.detector import detect_area
     from canopywatch.detect.observations import ArraySource
 
-    estimated: list[tuple[int, int]] = []
-    estimate = coregister_module.estimate_shifts
+    result = detect_area(ArraySource(stack), detector, aoi="a", window_size=64)
+    return int(result.pixel_alerts.alerted.sum())
 
-    def counted(stack: ObservationStack, params: CoregistrationParams | None = None) -> np.ndarray:
-        estimated.append(stack.shape)
-        return estimate(stack, params)
 
-    monkeypatch.setattr(coregister_module, "estimate_shifts", counted)
-    stack = scene({57: (0.7, 0.7)})
-    as_read = detect_area(ArraySource(stack), HarmonicDetector(coregistration=None), aoi="a",
-                          window_size=32)  # fmt: skip
-    assert int(as_read.pixel_alerts.alerted.sum()) >= 50 and not estimated
-    result = detect_area(ArraySource(stack), HarmonicDetector(), aoi="a", window_size=32)
-    assert estimated == [(SIZE, SIZE)]  # once, on the area (smaller than estimation_px)
-    assert int(result.pixel_alerts.alerted.sum()) == 0
+def test_an_area_is_estimated_once_and_every_window_moved_alike(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Over nine windows of a 192 px area the last date's 0.7 px shift is estimated once,
+    on one 128 px square, and each window is resampled by it."""
+    stack = scene({57: (0.7, 0.7)}, tiles=3)
+    assert alerted_px(stack, HarmonicDetector(coregistration=None)) >= 50
+    estimated = counted_estimates(monkeypatch)
+    assert alerted_px(stack, HarmonicDetector()) == 0
+    assert estimated == [(128, 128)]  # once; no window again
+
+
+def test_the_square_with_the_strongest_edges_is_chosen() -> None:
+    from canopywatch.detect.coregister import edge_strength, estimate_area_shifts
+    from canopywatch.detect.observations import ArraySource
+
+    stack = scene({57: (0.7, 0.7)}, tiles=3)
+    for name, cube in stack.bands.items():  # the left two thirds: uniform forest
+        cube[:, :, :128] = np.where(stack.clear[:, :, :128], FOREST[name], np.nan)
+    area = estimate_area_shifts(ArraySource(stack), CoregistrationParams())
+    assert area.chip[1] == 64  # the squares start at columns 0, 32 and 64
+    assert area.shifts[57] == pytest.approx((0.7, 0.7), abs=0.15)
+    uniform = np.full((64, 64), 0.3, dtype=np.float32)
+    road = uniform.copy()
+    road[:, 30:32] = 0.2  # one direction only
+    assert edge_strength(uniform, CoregistrationParams()) < 1e-9
+    assert edge_strength(road, CoregistrationParams()) < 1e-3 * edge_strength(
+        scene({}).bands["B08"][0], CoregistrationParams()
+    )
+
+
+def test_a_date_the_area_cannot_see_is_estimated_by_each_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stack = scene({57: (0.7, 0.7)}, tiles=3)
+    stack.clear[57, :, 30:] = False  # every candidate square under cloud that date
+    for cube in stack.bands.values():
+        cube[57][~stack.clear[57]] = np.nan
+    assert alerted_px(stack, HarmonicDetector(coregistration=None)) >= 20
+    estimated = counted_estimates(monkeypatch)
+    assert alerted_px(stack, HarmonicDetector()) == 0
+    assert estimated[0] == (128, 128) and len(estimated) == 1 + 9  # the area, then each window
 
 
 def test_area_shifts_are_looked_up_by_day() -> None:
     from canopywatch.detect.coregister import AreaShifts
 
-    area = AreaShifts(np.array([10, 20, 30]), np.array([[0, 0], [0.5, -0.3], [0, 0]], np.float32))
-    assert area.n_shifted == 1
-    np.testing.assert_allclose(
-        area.on(np.array([5, 20, 30, 40])), [[0, 0], [0.5, -0.3], [0, 0], [0, 0]], atol=1e-6
+    area = AreaShifts(
+        np.array([10, 20, 30]),
+        np.array([[0, 0], [0.5, -0.3], [0, 0]], np.float32),
+        np.array([True, True, False]),
+        (0, 0),
     )
+    assert area.n_shifted == 1
+    shifts, estimated = area.on(np.array([5, 20, 30, 40]))
+    np.testing.assert_allclose(shifts, [[0, 0], [0.5, -0.3], [0, 0], [0, 0]], atol=1e-6)
+    assert estimated.tolist() == [False, True, False, False]

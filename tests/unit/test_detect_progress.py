@@ -55,32 +55,34 @@ def test_two_windows_at_a_time_give_exactly_what_one_at_a_time_gives() -> None:
     assert (one.first_day >= 0).sum() > 0  # the clearings were found in both
 
 
-def test_an_area_of_fewer_windows_than_workers_gives_each_worker_one() -> None:
+def test_an_area_of_fewer_than_four_windows_is_split_the_same_on_every_machine() -> None:
     from affine import Affine
     from rasterio.crs import CRS
 
-    from canopywatch.detect.detector import MIN_SPLIT_PX, split_window_size
+    from canopywatch.detect.detector import split_window_size
     from canopywatch.detect.observations import Grid
 
     def grid(height: int, width: int) -> Grid:
         return Grid(CRS.from_epsg(32633), Affine(10, 0, 0, 0, -10, 0), width, height)
 
-    assert split_window_size(grid(256, 256), 512, 2) == 128  # 4 windows for 2 workers
-    assert split_window_size(grid(256, 256), 512, 1) == 512
-    assert split_window_size(grid(1024, 1024), 512, 2) == 512  # already 4 windows
-    assert split_window_size(grid(96, 96), 512, 2) == MIN_SPLIT_PX  # still one window
-    assert split_window_size(grid(300, 120), 512, 4) == 150
+    assert split_window_size(grid(256, 256), 512) == 128  # 2 x 2 windows
+    assert split_window_size(grid(600, 400), 512) == 300  # 2 x 2 instead of 2 x 1
+    assert split_window_size(grid(130, 600), 512) == 150  # 4 x 1 along the long side
+    assert split_window_size(grid(300, 120), 512) == 150  # 2: not under 128 px
+    assert split_window_size(grid(1024, 1024), 512) == 512  # already 4 windows
+    assert split_window_size(grid(96, 96), 512) == 512  # too small to split
 
 
-def test_a_small_area_is_scored_on_every_worker(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("cores", [1, 2])
+def test_a_small_area_is_scored_in_four_windows_whatever_the_cores(
+    cores: int, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import canopywatch.detect.detector as detector_module
 
     monkeypatch.setattr(detector_module, "MIN_SPLIT_PX", 32)
+    monkeypatch.setattr(detector_module.os, "cpu_count", lambda: cores)
     with caplog.at_level(logging.INFO, logger="canopywatch.detect.detector"):
-        detect_area(forest_scene(dt.date(2021, 6, 30)), build_detector("harmonic"), aoi="s",
-                    workers=2)  # fmt: skip
+        detect_area(forest_scene(dt.date(2021, 6, 30)), build_detector("harmonic"), aoi="s")
     lines = [r.getMessage() for r in caplog.records if r.name == "canopywatch.detect.detector"]
     assert lines[0].startswith("s: scoring 4 window(s) of at most 48 px over ")
-    assert "(2 at a time)" in lines[0]
+    assert f"({min(cores, 2)} at a time)" in lines[0]

@@ -56,11 +56,18 @@ class CoregistrationParams:
     # a resampled date's pixel whose NDVI or NBR a shift there and back moves by more than
     # this is no observation: mixed at an edge, it would read as a partial clearing
     edge_tolerance: float = 0.05
-    # px; a larger window's (or area's) shifts are estimated on its central square of this size
+    # px; a larger window's shifts are estimated on its central square of this size
     estimation_px: int = 128
     # the median composite whose round trip finds the edges no resampling restores is taken
     # over at most this many dates, evenly spread (a composite, not a time series)
     composite_dates: int = 48
+    # an area of several windows is estimated once, on the best of up to this many squares
+    # a side spread over it (``estimate_area_shifts``)
+    area_chips: int = 3
+
+    def __post_init__(self) -> None:
+        if self.composite_dates < 1 or self.area_chips < 2:
+            raise ValueError("composite_dates must be >= 1 and area_chips >= 2")
 
 
 def _solve(
@@ -223,7 +230,7 @@ def _centre(size: int, most: int) -> slice:
 
 def _composite(cube: FloatArray, most_dates: int | None = None) -> FloatArray:
     """Per-pixel median of a (T, H, W) band over its dates (at most ``most_dates`` of them,
-    evenly spread in time), gaps filled with the mean."""
+    evenly spread through the stack's dates), gaps filled with the mean."""
     if most_dates is not None and cube.shape[0] > most_dates:
         cube = cube[np.unique(np.linspace(0, cube.shape[0] - 1, most_dates).round().astype(int))]
     flat = nan_median(cube.reshape(cube.shape[0], -1).astype(np.float32))
@@ -232,26 +239,32 @@ def _composite(cube: FloatArray, most_dates: int | None = None) -> FloatArray:
 
 
 def estimate_shifts(
-    stack: ObservationStack, params: CoregistrationParams | None = None
-) -> npt.NDArray[np.float32]:
-    """The (T, 2) shifts (dy, dx) in px of the stack's dates that are off by ``min_shift`` or
-    more and pass every test; 0 where none was found or estimated."""
+    stack: ObservationStack,
+    params: CoregistrationParams | None = None,
+    dates: BoolArray | None = None,
+) -> tuple[npt.NDArray[np.float32], BoolArray]:
+    """The (T, 2) shifts (dy, dx) in px of the stack's dates (of ``dates`` only, when given)
+    that are off by ``min_shift`` or more and pass every test, 0 elsewhere; and which dates
+    could be estimated at all (clear enough at the centre)."""
     params = params or CoregistrationParams()
     shifts = np.zeros((stack.n_dates, 2), dtype=np.float32)
+    estimated = np.zeros(stack.n_dates, dtype=bool)
     height, width = stack.shape
     if not all(band in stack.bands for band in ESTIMATION_BANDS) or min(height, width) < 16:
-        return shifts
+        return shifts, estimated
+    positions = range(stack.n_dates) if dates is None else np.flatnonzero(dates)
     # a date's shift is one geometry for the whole window: its centre tells it
     rows, cols = (_centre(size, params.estimation_px) for size in (height, width))
     cubes = {band: stack.bands[band][:, rows, cols] for band in ESTIMATION_BANDS}
     references = {band: Reference.of(_composite(cube), params) for band, cube in cubes.items()}
     first_band, second_band = ESTIMATION_BANDS
-    for position in range(stack.n_dates):
+    for position in positions:
         valid = stack.clear[position, rows, cols].copy()
         for band in ESTIMATION_BANDS:
             valid &= np.isfinite(cubes[band][position])
         if valid.mean() < params.min_clear:
             continue
+        estimated[position] = True
         # the tests below in their cheapest order (all must pass): a first band's shift
         # under min_shift less half the allowed disagreement cannot average to min_shift
         inner = usable_area(valid, params)
@@ -276,7 +289,7 @@ def estimate_shifts(
             for band, estimate in zip(ESTIMATION_BANDS, (first, second), strict=True)
         ):
             shifts[position] = (dy, dx)
-    return shifts
+    return shifts, estimated
 
 
 def apply_shifts(
@@ -304,13 +317,19 @@ def apply_shifts(
 def coregister(
     stack: ObservationStack,
     params: CoregistrationParams | None = None,
-    shifts: npt.NDArray[np.float32] | None = None,
+    area: AreaShifts | None = None,
 ) -> tuple[ObservationStack, npt.NDArray[np.float32]]:
     """``stack`` with its shifted dates resampled back (a copy when any is), and the
-    (T, 2) shifts (dy, dx) applied (0 where none was estimated or applied). ``shifts``, when
-    given (the area's, ``AreaShifts.on``), are applied instead of estimated on this stack."""
-    if shifts is None:
-        shifts = estimate_shifts(stack, params)
+    (T, 2) shifts (dy, dx) applied (0 where none was estimated or applied). With the
+    ``area``'s shifts, those are applied; a date the area could not estimate (its chip
+    clouded) is estimated on this stack."""
+    if area is None:
+        shifts, _ = estimate_shifts(stack, params)
+    else:
+        shifts, estimated = area.on(stack.days)
+        if not estimated.all():
+            own, _ = estimate_shifts(stack, params, ~estimated)
+            shifts = np.where(estimated[:, None], shifts, own).astype(np.float32)
     return apply_shifts(stack, shifts, params), shifts
 
 
@@ -322,24 +341,67 @@ class AreaShifts:
 
     days: npt.NDArray[np.int64]
     shifts: npt.NDArray[np.float32]  # (T, 2), 0 where none
+    estimated: BoolArray  # (T,), False where the chip was too clouded to tell
+    chip: tuple[int, int]  # (row, col) of the chip's top left corner in the area
 
-    def on(self, days: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
-        """The shifts of ``days`` (0 for a day the area had none for)."""
-        out = np.zeros((len(days), 2), dtype=np.float32)
+    def on(self, days: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.float32], BoolArray]:
+        """The shifts of ``days`` and whether each was estimated (False for a day the area
+        does not have)."""
+        shifts = np.zeros((len(days), 2), dtype=np.float32)
+        estimated = np.zeros(len(days), dtype=bool)
         position = np.searchsorted(self.days, days)
         known = position < len(self.days)
         known[known] = self.days[position[known]] == days[known]
-        out[known] = self.shifts[position[known]]
-        return out
+        shifts[known] = self.shifts[position[known]]
+        estimated[known] = self.estimated[position[known]]
+        return shifts, estimated
 
     @property
     def n_shifted(self) -> int:
         return int(np.any(self.shifts != 0, axis=1).sum())
 
 
+def edge_strength(values: FloatArray, params: CoregistrationParams) -> float:
+    """How well a composite pins a shift down: the smaller eigenvalue of its structure tensor
+    (the summed outer products of its smoothed gradients). Lucas-Kanade's error is its
+    inverse; a straight road or a uniform forest leaves one direction, or both, free."""
+    reference = Reference.of(values, params)
+    gy, gx = reference.grad_y, reference.grad_x
+    tensor = np.array([[np.sum(gy * gy), np.sum(gy * gx)], [np.sum(gy * gx), np.sum(gx * gx)]])
+    return float(np.linalg.eigvalsh(tensor)[0])
+
+
+def _chip_corners(height: int, width: int, size: int, per_side: int) -> list[tuple[int, int]]:
+    """Up to ``per_side`` x ``per_side`` chip corners spread evenly over the area."""
+
+    def starts(extent: int) -> list[int]:
+        if extent <= size:
+            return [0]
+        return sorted({round(i * (extent - size) / (per_side - 1)) for i in range(per_side)})
+
+    return [(row, col) for row in starts(height) for col in starts(width)]
+
+
 def estimate_area_shifts(source: StackSource, params: CoregistrationParams) -> AreaShifts:
-    """The area's shifts, estimated on its central ``estimation_px`` square."""
+    """The area's shifts, estimated on the one of up to ``area_chips`` x ``area_chips``
+    squares of ``estimation_px`` spread over it with the strongest edges in NIR
+    (``edge_strength``): the centre of an area can be uniform forest that tells nothing."""
     grid = source.grid
-    rows, cols = (_centre(size, params.estimation_px) for size in (grid.height, grid.width))
-    chip = source.read(Window.from_slices(rows, cols))
-    return AreaShifts(np.asarray(chip.days, dtype=np.int64), estimate_shifts(chip, params))
+    size = params.estimation_px
+    best: tuple[float, tuple[int, int], ObservationStack] | None = None
+    for row, col in _chip_corners(grid.height, grid.width, size, params.area_chips):
+        chip = source.read(Window(col, row, min(size, grid.width), min(size, grid.height)))
+        if ESTIMATION_BANDS[0] not in chip.bands:
+            break  # an index stack: nothing to estimate
+        strength = edge_strength(
+            _composite(chip.bands[ESTIMATION_BANDS[0]], params.composite_dates), params
+        )
+        if best is None or strength > best[0]:
+            best = (strength, (row, col), chip)
+    if best is None:
+        days = np.asarray(source.days, dtype=np.int64)
+        none = np.zeros(len(days), dtype=bool)
+        return AreaShifts(days, np.zeros((len(days), 2), np.float32), ~none, (0, 0))
+    _, corner, chip = best
+    shifts, estimated = estimate_shifts(chip, params)
+    return AreaShifts(np.asarray(chip.days, dtype=np.int64), shifts, estimated, corner)

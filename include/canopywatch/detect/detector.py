@@ -54,8 +54,10 @@ PROGRESS_EVERY_S = 10.0  # without a progress bar (Airflow tasks): a log line th
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
 HALO_PX = 8
-# an area that gives fewer windows than workers is split into windows of at least this
-# size, one per worker (a 256 px scene is scored on both cores, not on one)
+# an area of fewer windows than this is split into about this many, each at least
+# MIN_SPLIT_PX a side, so both cores of a small machine have work (the same on every
+# machine: the windows, and so the per-window date offsets, do not depend on its cores)
+SPLIT_WINDOWS = 4
 MIN_SPLIT_PX = 128
 BASELINE_VERSION = "baseline-v1"
 HARMONIC_VERSION = "harmonic-v1"
@@ -122,8 +124,7 @@ class HarmonicDetector:
     def detect(self, stack: ObservationStack) -> PixelAlerts:
         mask = None if self.forest_mask is None else self.forest_mask.window_of(stack)
         if self.coregistration is not None:
-            known = None if self.area_shifts is None else self.area_shifts.on(stack.days)
-            stack, _ = coregister(stack, self.coregistration, known)
+            stack, _ = coregister(stack, self.coregistration, self.area_shifts)
         state = run_harmonic(stack, self.params, mask)
         shape = stack.shape
         status = state.status.reshape(shape)
@@ -262,24 +263,40 @@ def _score_window(
 
 def _area_shifts(source: StackSource, params: CoregistrationParams, aoi: str) -> AreaShifts:
     shifts = estimate_area_shifts(source, params)
+    row, col = shifts.chip
     if shifts.n_shifted:
         sizes = np.hypot(*shifts.shifts[np.any(shifts.shifts != 0, axis=1)].T)
         log.info("%s: %d of %d dates are off by %.2f-%.2f px and are resampled onto the others "
-                 "(estimated once, on the area's central %d px)", aoi, shifts.n_shifted,
-                 len(shifts.days), sizes.min(), sizes.max(), params.estimation_px)  # fmt: skip
+                 "(estimated once, on the %d px square at row %d, col %d: the strongest edges)",
+                 aoi, shifts.n_shifted, len(shifts.days), sizes.min(), sizes.max(),
+                 params.estimation_px, row, col)  # fmt: skip
     else:
-        log.info("%s: no date is off by %.2f px or more; co-registration leaves them as read",
-                 aoi, params.min_shift)  # fmt: skip
+        log.info("%s: no date is off by %.2f px or more on the %d px square at row %d, col %d; "
+                 "dates it could not see are estimated window by window",
+                 aoi, params.min_shift, params.estimation_px, row, col)  # fmt: skip
     return shifts
 
 
-def split_window_size(grid: Grid, window_size: int, workers: int) -> int:
-    """``window_size``, or smaller (not under ``MIN_SPLIT_PX``) where the area would give
-    fewer windows than ``workers``."""
-    if math.ceil(grid.height / window_size) * math.ceil(grid.width / window_size) >= workers:
+def split_window_size(grid: Grid, window_size: int) -> int:
+    """``window_size``, or where the area gives fewer than ``SPLIT_WINDOWS`` windows the
+    largest even split of its long side that gives that many, not under ``MIN_SPLIT_PX``
+    (nor over ``window_size``)."""
+
+    def count(size: int) -> int:
+        return math.ceil(grid.height / size) * math.ceil(grid.width / size)
+
+    if count(window_size) >= SPLIT_WINDOWS:
         return window_size
-    per_side = math.ceil(math.sqrt(workers))
-    return min(window_size, max(MIN_SPLIT_PX, math.ceil(max(grid.height, grid.width) / per_side)))
+    best = window_size
+    long_side = max(grid.height, grid.width)
+    for parts in range(1, long_side // MIN_SPLIT_PX + 1):
+        size = math.ceil(long_side / parts)
+        if size > window_size:
+            continue
+        best = size
+        if count(size) >= SPLIT_WINDOWS:
+            break
+    return max(min(best, window_size), min(MIN_SPLIT_PX, window_size))
 
 
 def detect_area(
@@ -293,8 +310,8 @@ def detect_area(
     workers: int | None = None,
 ) -> AreaDetection:
     """Score ``source`` window by window, ``workers`` windows at a time (default: 2 on a
-    machine with 2 or more cores; an area smaller than that many windows is split into one
-    window per worker, ``split_window_size``), and polygonize the stitched per-pixel alert
+    machine with 2 or more cores; an area of fewer than ``SPLIT_WINDOWS`` windows is split,
+    ``split_window_size``), and polygonize the stitched per-pixel alert
     state."""
     grid = source.grid
     shape_hw = grid.shape
@@ -306,7 +323,7 @@ def detect_area(
     before = np.full((3, *shape_hw), np.nan, dtype=np.float32)
     after = np.full((3, *shape_hw), np.nan, dtype=np.float32)
     n_workers = default_workers() if workers is None else max(1, workers)
-    window_size = split_window_size(grid, window_size, n_workers)
+    window_size = split_window_size(grid, window_size)
     windows = list(iter_windows(grid, window_size, HALO_PX))
     days = np.asarray(source.days, dtype=np.int64)
     started = last_note = time.monotonic()
@@ -314,7 +331,8 @@ def detect_area(
         log.info("%s: scoring %d window(s) of at most %d px over %d dates with %s (%d at a time)",
                  aoi, len(windows), window_size, len(source.days), detector.version,
                  min(n_workers, len(windows)))  # fmt: skip
-    if isinstance(detector, HarmonicDetector) and detector.coregistration is not None:
+    if (isinstance(detector, HarmonicDetector) and detector.coregistration is not None
+            and len(windows) > 1):  # fmt: skip
         detector = replace(detector, area_shifts=_area_shifts(source, detector.coregistration, aoi))
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
         scored = pool.map(lambda w: _score_window(source, detector, w[0], w[1]), windows)
