@@ -150,7 +150,7 @@ def register(subparsers: Any) -> None:
         type=int,
         default=512,
         help="scoring window, px a side (memory vs overhead; default 512; an area of fewer "
-        "windows than workers is split into one per worker, down to 128 px)",
+        "than 4 windows is split into 4, down to 128 px)",
     )
     detect.add_argument(
         "--workers",
