@@ -92,6 +92,11 @@ def test_an_index_stack_is_left_as_read() -> None:
     index = ObservationStack(stack.days, {"ndvi": ndvi}, stack.clear, stack.transform, stack.crs)
     out, shifts = coregister(index, CoregistrationParams())
     assert out is index and not shifts.any()
+    from canopywatch.detect.coregister import estimate_area_shifts
+    from canopywatch.detect.observations import ArraySource
+
+    area = estimate_area_shifts(ArraySource(index), CoregistrationParams())
+    assert area.chip is None and area.estimated.all() and area.n_shifted == 0
 
 
 def test_the_edge_composite_needs_a_date() -> None:

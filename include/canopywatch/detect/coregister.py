@@ -342,7 +342,9 @@ class AreaShifts:
     days: npt.NDArray[np.int64]
     shifts: npt.NDArray[np.float32]  # (T, 2), 0 where none
     estimated: BoolArray  # (T,), False where the chip was too clouded to tell
-    chip: tuple[int, int]  # (row, col) of the chip's top left corner in the area
+    # (row, col) of the chip's top left corner in the area; None: nothing to estimate on
+    # (an index stack)
+    chip: tuple[int, int] | None
 
     def on(self, days: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.float32], BoolArray]:
         """The shifts of ``days`` and whether each was estimated (False for a day the area
@@ -400,8 +402,8 @@ def estimate_area_shifts(source: StackSource, params: CoregistrationParams) -> A
             best = (strength, (row, col), chip)
     if best is None:
         days = np.asarray(source.days, dtype=np.int64)
-        none = np.zeros(len(days), dtype=bool)
-        return AreaShifts(days, np.zeros((len(days), 2), np.float32), ~none, (0, 0))
+        nothing_to_do = np.ones(len(days), dtype=bool)
+        return AreaShifts(days, np.zeros((len(days), 2), np.float32), nothing_to_do, None)
     _, corner, chip = best
     shifts, estimated = estimate_shifts(chip, params)
     return AreaShifts(np.asarray(chip.days, dtype=np.int64), shifts, estimated, corner)

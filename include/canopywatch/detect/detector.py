@@ -263,6 +263,8 @@ def _score_window(
 
 def _area_shifts(source: StackSource, params: CoregistrationParams, aoi: str) -> AreaShifts:
     shifts = estimate_area_shifts(source, params)
+    if shifts.chip is None:
+        return shifts  # an index stack: left as read
     row, col = shifts.chip
     if shifts.n_shifted:
         sizes = np.hypot(*shifts.shifts[np.any(shifts.shifts != 0, axis=1)].T)
