@@ -216,7 +216,7 @@ def throughput(size: int, window: int) -> dict[str, dict[str, float]]:
     path) over one two-year area of ``size`` px in ``window`` px windows, one window at a
     time against two at a time, and the earlier baseline, side by side in one run, and one
     scene of two thirds that size with the CLI's defaults (one 512 px window would hold it:
-    it is split into one window per worker); and per CPU second of this process (all its
+    it is split into 4, ``split_window_size``); and per CPU second of this process (all its
     threads), the figure other jobs on a shared machine disturb least."""
     from canopywatch.detect.detector import BaselineDetector, detect_area
     from canopywatch.detect.observations import ArraySource
@@ -225,8 +225,8 @@ def throughput(size: int, window: int) -> dict[str, dict[str, float]]:
     stack = generate(LandscapeConfig(seed=500009, kind="mixed", size_px=size)).stack()
     # the compiled loops are built once per install (numba's on-disk cache): not timed
     detect_area(ArraySource(stack.crop(slice(0, 32), slice(0, 32))), HarmonicDetector(), aoi="w")
-    # a scene smaller than two windows, with the CLI's defaults (512 px windows, 2 workers):
-    # split into one window per worker
+    # a scene that one window would hold, with the CLI's defaults (512 px windows, 2 workers):
+    # split into 4 windows
     scene = stack.crop(slice(0, (2 * size) // 3), slice(0, (2 * size) // 3))
     out: dict[str, dict[str, float]] = {}
     for name, detector, area, window_size, workers in (

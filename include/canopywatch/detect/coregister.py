@@ -248,23 +248,24 @@ def estimate_shifts(
     could be estimated at all (clear enough at the centre)."""
     params = params or CoregistrationParams()
     shifts = np.zeros((stack.n_dates, 2), dtype=np.float32)
-    estimated = np.zeros(stack.n_dates, dtype=bool)
     height, width = stack.shape
     if not all(band in stack.bands for band in ESTIMATION_BANDS) or min(height, width) < 16:
-        return shifts, estimated
-    positions = range(stack.n_dates) if dates is None else np.flatnonzero(dates)
+        return shifts, np.zeros(stack.n_dates, dtype=bool)
     # a date's shift is one geometry for the whole window: its centre tells it
     rows, cols = (_centre(size, params.estimation_px) for size in (height, width))
     cubes = {band: stack.bands[band][:, rows, cols] for band in ESTIMATION_BANDS}
+    valid_at = stack.clear[:, rows, cols].copy()
+    for band in ESTIMATION_BANDS:
+        valid_at &= np.isfinite(cubes[band])
+    estimated = valid_at.mean(axis=(1, 2)) >= params.min_clear
+    if dates is not None:
+        estimated &= dates
+    if not estimated.any():  # a window asked only for dates clouded here too
+        return shifts, estimated
     references = {band: Reference.of(_composite(cube), params) for band, cube in cubes.items()}
     first_band, second_band = ESTIMATION_BANDS
-    for position in positions:
-        valid = stack.clear[position, rows, cols].copy()
-        for band in ESTIMATION_BANDS:
-            valid &= np.isfinite(cubes[band][position])
-        if valid.mean() < params.min_clear:
-            continue
-        estimated[position] = True
+    for position in np.flatnonzero(estimated):
+        valid = valid_at[position]
         # the tests below in their cheapest order (all must pass): a first band's shift
         # under min_shift less half the allowed disagreement cannot average to min_shift
         inner = usable_area(valid, params)

@@ -298,7 +298,7 @@ def split_window_size(grid: Grid, window_size: int) -> int:
         best = size
         if count(size) >= SPLIT_WINDOWS:
             break
-    return max(min(best, window_size), min(MIN_SPLIT_PX, window_size))
+    return best  # every split tried is at least MIN_SPLIT_PX: parts <= long_side // it
 
 
 def detect_area(
