@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -93,3 +95,27 @@ def test_quicklook_has_legend_scale_north_coordinates_ids_dates_and_ndvi(detecte
                           series=series)  # fmt: skip
     with Image.open(png) as image:
         assert image.size == (1200, 920)
+
+
+@pytest.mark.slow
+def test_an_unconfirmed_largest_alert_is_drawn_without_a_confirmed_date(detected, tmp_path: Path):
+    """Alerts read back from a file carry NaT where a low alert has no confirmed date."""
+    _, source, result, alerts = detected
+    path = tmp_path / "alerts.gpkg"
+    unconfirmed = alerts.copy()
+    largest = unconfirmed["area_ha"].idxmax()
+    unconfirmed.loc[largest, "status"] = "low"
+    unconfirmed.loc[largest, "confirmed_date"] = None
+    unconfirmed.to_file(path)
+    read_back = gpd.read_file(path)
+    assert pd.isna(read_back.loc[read_back["area_ha"].idxmax(), "confirmed_date"])
+    series = largest_alert_series(source, read_back)
+    assert series is not None and series.alert_date is not None
+    assert series.confirmed_date is None
+    figure = quicklook_figure(result.before_rgb, result.after_rgb, read_back,
+                              result.grid.transform, "quicklook-area",
+                              composite_periods(result.days), crs=result.grid.crs,
+                              series=series)  # fmt: skip
+    marks = [t.get_text() for t in figure.axes[2].texts]
+    assert any(m.startswith(" alert 20") for m in marks)
+    assert not any(m.startswith(" confirmed") for m in marks)

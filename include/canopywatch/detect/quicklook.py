@@ -97,7 +97,7 @@ def largest_alert_series(source: Any, alerts: gpd.GeoDataFrame) -> NdviSeries | 
         means = np.where(counts > 0, np.where(usable, ndvi, 0).sum(axis=(1, 2)) / counts, np.nan)
 
     def day(value: Any) -> dt.date | None:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        if value is None or value != value:  # NaN, or NaT: a low alert has no confirmed date
             return None
         try:
             return (
