@@ -121,16 +121,11 @@ def test_leaf_off_is_not_alerted_and_the_clearing_is_dated_at_its_first_clear_lo
     assert int(active[OLD_CLEARING].sum()) == 0
 
 
-def test_a_patch_with_few_history_looks_inside_the_forest_is_monitored_and_alone_it_is_not() -> (
-    None
-):
-    """A cloud that hung over a 2 px wide strip for all but one date of the 90-day history
-    (a series that starts in a wet season) leaves it 1 clear look (6 make a full history):
-    inside established forest it is
-    monitored anyway, so its clearing at the monitoring start is alerted; the same strip
-    with no forest around it (bare fields) is not monitored, and without the context rule neither is it inside the forest."""
-    rows, cols = np.arange(4, 12), np.arange(14, 16)  # evergreen
-    patch = (slice(4, 12), slice(14, 16))
+def strip_seen_once(cols: np.ndarray) -> ObservationStack:
+    """Stable forest where a cloud hung over rows 4-11 of ``cols`` for all but one date of
+    the 90-day history (a series that starts in a wet season: 1 clear look, 6 make a full
+    history), cleared there at the monitoring start."""
+    rows = np.arange(4, 12)
     stack = series(clear_day=10_000, old_day=10_000)
     offsets = stack.days - stack.days[0]
     history = np.flatnonzero(offsets < 90)
@@ -142,21 +137,44 @@ def test_a_patch_with_few_history_looks_inside_the_forest_is_monitored_and_alone
         values = stack.bands[band]
         values[np.ix_(cleared, rows, cols)] = BARE[band]
         values[~stack.clear] = np.nan
-    assert (stack.clear[history][:, patch[0], patch[1]].sum(axis=0) == 1).all()
+    assert (stack.clear[np.ix_(history, rows, cols)].sum(axis=0) == 1).all()
+    return stack
 
-    def alerted(stack: ObservationStack, params: HarmonicParams) -> np.ndarray:
-        state = run_harmonic(stack, params)
-        status = state.status.reshape(SIZE, SIZE)[patch]
-        return (status == 1) | (status == 2)
 
-    assert alerted(stack, HarmonicParams()).all()
-    assert not alerted(stack, replace(HarmonicParams(), context_min_obs=None)).any()
+def alerted_in(
+    stack: ObservationStack, params: HarmonicParams, patch: tuple[slice, slice]
+) -> np.ndarray:
+    status = run_harmonic(stack, params).status.reshape(SIZE, SIZE)[patch]
+    return (status == 1) | (status == 2)
+
+
+def test_a_patch_with_few_history_looks_inside_the_forest_is_monitored_and_alone_it_is_not() -> (
+    None
+):
+    """Inside established forest the strip seen once is monitored anyway, so its clearing at
+    the monitoring start is alerted; the same strip with no forest around it (bare fields)
+    is not monitored, and without the context rule neither is it inside the forest."""
+    patch = (slice(4, 12), slice(14, 16))  # evergreen
+    stack = strip_seen_once(np.arange(14, 16))
+    assert alerted_in(stack, HarmonicParams(), patch).all()
+    assert not alerted_in(stack, replace(HarmonicParams(), context_min_obs=None), patch).any()
     outside = np.ones((SIZE, SIZE), dtype=bool)
     outside[patch] = False
     fields = {band: np.where(outside[None] & stack.clear, BARE[band], values).astype(np.float32)
               for band, values in stack.bands.items()}  # fmt: skip
     alone = ObservationStack(stack.days, fields, stack.clear, TRANSFORM, CRS_UTM)
-    assert not alerted(alone, HarmonicParams()).any()
+    assert not alerted_in(alone, HarmonicParams(), patch).any()
+
+
+def test_a_wider_cloud_strip_inside_the_forest_is_monitored_whole() -> None:
+    """A 4 px (40 m) strip: its inner columns have one column of full-history forest in
+    their 5 x 5 neighbourhood (a fifth of it); the default context share monitors them too,
+    where the earlier 40 % left the strip's middle unwatched."""
+    patch = (slice(4, 12), slice(13, 17))
+    stack = strip_seen_once(np.arange(13, 17))
+    assert alerted_in(stack, HarmonicParams(), patch).all()
+    earlier = alerted_in(stack, replace(HarmonicParams(), context_share=0.4), patch)
+    assert earlier[:, [0, 3]].all() and not earlier[2:-2, 1:3].any()  # away from its ends
 
 
 def test_nothing_is_alerted_before_the_monitoring_start() -> None:
