@@ -54,6 +54,40 @@ def test_mmu_dates_and_confidence() -> None:
     assert len(big) == 1
 
 
+def test_scattered_early_pixels_do_not_date_the_clearing_they_lie_in() -> None:
+    """A 2 ha clearing cut on one day whose history had 16 scattered pixels break 20 days
+    before (a haze date, a leaf-off across the stand): more than the 10 px MMU, but no
+    connected patch of it, so the alert is dated at the cut; a patch that grows from 10 px
+    keeps the date it had at 10 px."""
+    shape = (30, 30)
+    first = np.full(shape, -1, dtype=np.int64)
+    confirmed = np.full(shape, -1, dtype=np.int64)
+    first[5:25, 5:15] = DAY + 20
+    confirmed[5:25, 5:15] = DAY + 30
+    scattered = (slice(6, 25, 5), slice(6, 15, 3))  # 4 x 3 pixels, none touching another
+    first[scattered] = DAY
+    confirmed[scattered] = DAY + 10
+    first[6:25:5, 14] = DAY  # and 4 more, 2 columns from the last
+    assert int((first == DAY).sum()) == 16
+    pixels = PixelAlerts(first, confirmed, np.full(shape, 0.9, np.float32), np.ones(shape, bool))
+    alerts = polygonize(pixels, TRANSFORM, CRS, aoi="a", model_version="m")
+    assert len(alerts) == 1
+    assert alerts["alert_date"].iloc[0] == pd.Timestamp(dt.date(2024, 3, 21), tz="UTC")
+    assert alerts["confirmed_date"].iloc[0] == pd.Timestamp(dt.date(2024, 3, 31), tz="UTC")
+    earlier = polygonize(pixels, TRANSFORM, CRS, aoi="a", model_version="m",
+                         policy=AlertPolicy(date_by_patch=False))  # fmt: skip
+    assert earlier["alert_date"].iloc[0] == pd.Timestamp(dt.date(2024, 3, 1), tz="UTC")
+
+    growing = np.full(shape, -1, dtype=np.int64)
+    growing[10:12, 10:15] = DAY  # 10 px on the first day
+    growing[12:20, 10:15] = DAY + 7  # then the rest
+    grown = PixelAlerts(growing, np.full(shape, -1, np.int64), np.full(shape, 0.6, np.float32),
+                        np.ones(shape, bool))  # fmt: skip
+    dated = polygonize(grown, TRANSFORM, CRS, aoi="a", model_version="m")
+    assert dated["alert_date"].iloc[0] == pd.Timestamp(dt.date(2024, 3, 1), tz="UTC")
+    assert pd.isna(dated["confirmed_date"].iloc[0])
+
+
 def test_a_clearing_that_spreads_for_months_is_one_polygon_apart_from_an_older_one() -> None:
     shape = (20, 30)
     first = np.full(shape, -1, dtype=np.int64)

@@ -71,6 +71,10 @@ class AlertPolicy:
     # this (a clearing in a leaf-off, whose pixels broke partly at the cut and partly
     # when the season failed to come back): neither is an alert alone, no polygon spans years
     fragment_pair_days: int = 365
+    # an alert is dated when a connected patch of the MMU had broken (scattered early
+    # pixels, a haze date or a leaf-off across a stand, do not date the clearing they join);
+    # False: when any MMU of its pixels had
+    date_by_patch: bool = True
 
 
 def mmu_pixels(mmu_ha: float, pixel_area_m2: float) -> int:
@@ -150,6 +154,32 @@ def _dated_components(
     return out, int(kept.size)
 
 
+def _mmu_day(
+    days: npt.NDArray[np.int64], inside: npt.NDArray[np.bool_], k: int, connectivity: int
+) -> int | None:
+    """The first of ``days`` (within ``inside``, -1 = never) by which a connected patch of
+    ``k`` pixels had all reached it; None when no patch ever reaches ``k``. The patch only
+    grows with the date, so a binary search over the distinct dates finds it."""
+    dated = inside & (days >= 0)
+    candidates = np.unique(days[dated])
+    structure = ndimage.generate_binary_structure(2, 2 if connectivity == 8 else 1)
+
+    def reached(day: int) -> bool:
+        labels, count = ndimage.label(dated & (days <= day), structure=structure)
+        return count > 0 and int(np.bincount(labels.ravel())[1:].max()) >= k
+
+    if candidates.size == 0 or not reached(int(candidates[-1])):
+        return None
+    low, high = 0, candidates.size - 1
+    while low < high:
+        middle = (low + high) // 2
+        if reached(int(candidates[middle])):
+            high = middle
+        else:
+            low = middle + 1
+    return int(candidates[low])
+
+
 def polygonize(
     pixel_alerts: PixelAlerts,
     transform: Affine,
@@ -200,6 +230,13 @@ def polygonize(
             alert_day = int(np.partition(first, k - 1)[k - 1])
             done = np.sort(confirmed[confirmed >= 0])
             confirmed_day = int(done[k - 1]) if done.size >= k else None
+            if policy.date_by_patch:
+                box_inside = labels[box] == number
+                patch_day = _mmu_day(pixel_alerts.first_day[box], box_inside, k,
+                                     policy.connectivity)  # fmt: skip
+                alert_day = alert_day if patch_day is None else patch_day
+                confirmed_day = _mmu_day(pixel_alerts.confirmed_day[box], box_inside, k,
+                                         policy.connectivity)  # fmt: skip
             # the id: the area, the alert date and an anchor pixel among those that broke on
             # that date, chosen by a hash of its position, not by its date, so a stray pixel
             # that a moved history window adds or drops rarely moves it (docstring)
