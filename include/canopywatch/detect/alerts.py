@@ -2,9 +2,10 @@
 
 A polygon is a connected (8-neighbour) set of alerted pixels of at least the minimum
 mapping unit, in the columns of the alert schema (``canopywatch.alert_schema``). Its
-``alert_date`` is the first date on which its alerted area reached the MMU (so a stray
-early pixel cannot back-date it), ``confirmed_date`` the date its confirmed area reached
-the MMU (None: low confidence).
+``alert_date`` is the first date by which a connected patch of its alerted pixels reached
+the MMU (so stray early pixels, even more than the MMU of them scattered over a large
+clearing, cannot back-date it), ``confirmed_date`` the date a connected patch of its
+confirmed pixels did (None: low confidence).
 
 Ids are stable across re-runs, as the clearing grows and as the weekly window moves:
 they hash the area, the alert date and an anchor pixel, the one of the pixels that broke
