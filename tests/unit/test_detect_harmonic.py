@@ -555,3 +555,30 @@ def test_a_clearing_after_a_partial_drop_is_dated_at_the_clearing() -> None:
     assert (dated == start + 330).all()
     undated = run_harmonic(stack, replace(HarmonicParams(), second_drop_days=None))
     assert (undated.first_day.reshape(SIZE, SIZE)[block] == start + 250).all()
+
+
+def test_a_cut_whose_slash_dries_to_soil_keeps_the_date_of_the_cut() -> None:
+    """A clear-cut left as fresh slash (NDVI ~0.47, NBR ~0.06: 6.3 break sizes below the
+    forest on NBR at the first look, where a leaf-off keeps its woody NBR) that dries to bare
+    soil 40 days later: a second drop of a break's size, but no partial level before it, so
+    the alert keeps the cut's date; the second-drop rule without the onset check re-dated it."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(5)
+    offsets = np.arange(0, 500, 5)
+    days = days_since_epoch(START) + offsets
+    block = (slice(2, 8), slice(2, 8))
+    slash = {"B02": 0.04, "B03": 0.06, "B04": 0.09, "B08": 0.25, "B11": 0.27, "B12": 0.22}
+    bands = {}
+    for band in S2_BANDS:
+        value = np.full((offsets.size, SIZE, SIZE), LEAF_ON[band], dtype=np.float64)
+        value[(offsets >= 250) & (offsets < 290), block[0], block[1]] = slash[band]
+        value[offsets >= 290, block[0], block[1]] = BARE[band]
+        bands[band] = (value + rng.normal(0, 0.004, value.shape)).astype(np.float32)
+    clear = np.ones((offsets.size, SIZE, SIZE), dtype=bool)
+    stack = ObservationStack(days.astype(np.int64), bands, clear, TRANSFORM, CRS_UTM)
+    start = days_since_epoch(START)
+    dated = run_harmonic(stack, HarmonicParams()).first_day.reshape(SIZE, SIZE)[block]
+    assert (dated == start + 250).all()
+    unchecked = run_harmonic(stack, replace(HarmonicParams(), second_drop_onset=float("inf")))
+    assert (unchecked.first_day.reshape(SIZE, SIZE)[block] >= start + 290).all()

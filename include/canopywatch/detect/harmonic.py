@@ -135,6 +135,10 @@ class HarmonicParams:
     # an open alert that drops again by a break's size after this long at a partial level (a
     # leaf-off or an understorey fire that a clearing follows) is re-dated at the second drop
     second_drop_days: int | None = 30
+    # ... a partial level: its first break look dropped less than this many break sizes on
+    # its deepest index (a leaf-off keeps its woody NBR; a cut is at bare slash at once, and
+    # its slash drying to soil or burning weeks later is no new start)
+    second_drop_onset: float = 5.5
     # a break within this many days of the anniversary of a harvest-like dip (down to
     # bare soil, break looks spanning at most ``dip_days``, then back at the pre-event
     # state) is the crop's season again: not a break, and the pixel is not forest
@@ -519,6 +523,7 @@ def run_harmonic(
     strength = np.zeros(n_pixels, dtype=np.float32)
     depth = np.zeros((n_idx, n_pixels), dtype=np.float32)
     early_depth = np.zeros((n_idx, n_pixels), dtype=np.float32)  # depth in its first days
+    onset = np.zeros(n_pixels, dtype=np.float32)  # the primary drop at its first break look
     ever_monitored = np.zeros(n_pixels, dtype=bool)
 
     positions = np.flatnonzero(days >= monitor_start)
@@ -531,7 +536,14 @@ def run_harmonic(
     slopes = slope_design(days, params.harmonics)
     phases = phase_design(params.harmonics)
     settings = np.asarray(
-        [params.z, params.recover_z, params.outlier_z, params.timing_days, params.trough_share],
+        [
+            params.z,
+            params.recover_z,
+            params.outlier_z,
+            params.timing_days,
+            params.trough_share,
+            params.second_drop_onset,
+        ],
         dtype=np.float64,
     )
     counts = np.asarray(
@@ -583,7 +595,7 @@ def run_harmonic(
         kernels.monitor_block(
             block_start, block_end, days, design, slopes, beta, sigma, peaks, stacked, clear,
             hot_values, hot_usual, haze, eligible, min_drop, settings, counts, state_days,
-            state_int, strength, depth, early_depth, stable_history, ever_monitored, pending,
+            state_int, strength, depth, early_depth, onset, stable_history, ever_monitored, pending,
             to_learn, date_offsets,
         )  # fmt: skip
 

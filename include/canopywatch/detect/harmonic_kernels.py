@@ -238,16 +238,31 @@ def _history_episode(
     run[n] = 0
 
 
+@inlined
+def _drop_in_breaks(raw: F4, min_drop: F4, n: int) -> float:
+    """Pixel ``n``'s drop below the prediction in break sizes of its deepest index, or 0
+    when its primary index fell less than two (a fire under a standing canopy: NBR falls,
+    NDVI hardly)."""
+    if -raw[0, n] < 2.0 * min_drop[0]:
+        return 0.0
+    deepest = 0.0
+    for k in range(raw.shape[0]):
+        deepest = max(deepest, -raw[k, n] / min_drop[k])
+    return deepest
+
+
 @compiled
 def monitor_block(
     block_start: int, block_end: int, days: I8, design: F8, slope_design: F8, beta: F8,
     sigma: F4, peak: F4, values: F4, clear: B1, hot: F4, hot_usual: F4, haze_hot: float,
     eligible: B1, min_drop: F4, settings: F8, counts: I8, state_days: I8, state_int: I8,
-    strength: F4, depth: F4, early_depth: F4, stable_history: B1, ever_monitored: B1,
-    pending: B1, to_learn: B1, date_offsets: F4,
+    strength: F4, depth: F4, early_depth: F4, onset: F4, stable_history: B1,
+    ever_monitored: B1, pending: B1, to_learn: B1, date_offsets: F4,
 ) -> None:  # fmt: skip
     """Monitor the dates ``[block_start, block_end)`` against one fit (``harmonic``'s
-    per-date loop). ``settings`` = (z, recover_z, outlier_z, timing_days, trough_share);
+    per-date loop). ``settings`` = (z, recover_z, outlier_z, timing_days, trough_share,
+    second_drop_onset: the first break look's drop, in break sizes of its deepest index, under
+    which an open alert can be re-dated at a second drop); ``onset`` holds that drop;
     ``counts`` = (confirm_count, recover_count, regrowth_days, transient_days,
     second_drop_days or -1, spatial normalisation 0/1, min_reference_pixels,
     reference_sample, season_days or -1, dip_days, regrowth_in_leaf 0/1, learn_regrowth
@@ -255,7 +270,7 @@ def monitor_block(
     (the last harvest-like dip's first day), hist_first (the open dip of a pixel not
     monitored), last_break; ``state_int`` rows = run, back. ``haze_hot`` < 0: no haze
     screen."""
-    z, recover_z, outlier_z, timing_days, trough_share = settings
+    z, recover_z, outlier_z, timing_days, trough_share, second_drop_onset = settings
     confirm_count, recover_count, regrowth_days, transient_days = counts[:4]
     second_drop_days, normalise, min_reference, sample_size = counts[4:8]
     season_days, dip_days, regrowth_in_leaf, learn_regrowth = counts[8:12]
@@ -357,6 +372,7 @@ def monitor_block(
                 first[n] = day
                 run[n] = 0
                 strength[n] = 0.0
+                onset[n] = _drop_in_breaks(raw, min_drop, n)
                 for k in range(n_indices):
                     depth[k, n] = 0.0
                     early_depth[k, n] = 0.0
@@ -377,7 +393,9 @@ def monitor_block(
                         for k in range(n_indices):
                             early_depth[k, n] = min(early_depth[k, n], raw[k, n])
                     else:
-                        second = True
+                        # a first look already a clearing's depth (a cut, its slash drying
+                        # before a burn) is not a partial level: its alert keeps its date
+                        second = onset[n] < second_drop_onset
                         for k in range(n_indices):
                             if not (raw[k, n] <= early_depth[k, n] - min_drop[k]):
                                 second = False
@@ -388,6 +406,7 @@ def monitor_block(
                             run[n] = 1
                             confirmed[n] = -1
                             strength[n] = z_primary
+                            onset[n] = _drop_in_breaks(raw, min_drop, n)
                             for k in range(n_indices):
                                 depth[k, n] = raw[k, n]
                                 early_depth[k, n] = raw[k, n]
