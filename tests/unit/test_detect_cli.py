@@ -189,3 +189,37 @@ def test_bad_date_pattern(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     )
     assert code == EXIT_USAGE
     assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt data"])
+def test_a_damaged_scene_is_named_in_one_line_and_exit_2(
+    damage: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A download cut short, or whose compressed data is damaged, in an otherwise good
+    folder: the error names the file (GDAL alone says "Read failed. See previous exception
+    for details.")."""
+    rng = np.random.default_rng(0)
+    names = ("B02", "B03", "B04", "B08", "B11", "B12", "SCL")
+    for day in (1, 6, 11):
+        path = tmp_path / f"S2A_MSIL2A_202401{day:02d}.tif"
+        data = rng.integers(1200, 4000, (7, 64, 64)).astype(np.uint16)
+        data[6] = 4  # SCL vegetation
+        with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=7,
+                           dtype="uint16", crs="EPSG:32633", compress="deflate",
+                           transform=Affine(10, 0, 500000, 0, -10, 5000000)) as dst:  # fmt: skip
+            dst.write(data)
+            dst.descriptions = names
+            dst.update_tags(BOA_ADD_OFFSET="-1000", BOA_QUANTIFICATION_VALUE="10000")
+    broken = tmp_path / "S2A_MSIL2A_20240106.tif"
+    raw = bytearray(broken.read_bytes())
+    if damage == "truncated":
+        raw = raw[: len(raw) // 2]
+    else:
+        raw[1000:20000] = bytes(19000)  # inside the deflated strips, the header intact
+    broken.write_bytes(bytes(raw))
+    code = main(["detect", "--scenes", str(tmp_path), "--out", str(tmp_path / "a.geojson")])
+    assert code == EXIT_USAGE
+    err = capsys.readouterr().err.strip()
+    last = err.splitlines()[-1]
+    assert last.startswith("canopywatch: ") and "S2A_MSIL2A_20240106.tif" in last
+    assert "previous exception" not in last

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import rasterio
 import rasterio.crs
+import rasterio.errors
 from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
@@ -239,7 +240,25 @@ def read_aligned(
     indexes: Sequence[int] | None = None,
     resampling: Resampling = Resampling.nearest,
 ) -> tuple[npt.NDArray[Any], float | None]:
-    """Bands of ``path`` on ``grid``'s ``window`` (reprojected/resampled when grids differ)."""
+    """Bands of ``path`` on ``grid``'s ``window`` (reprojected/resampled when grids differ);
+    a file that cannot be read (truncated, corrupt) is named in the error."""
+    try:
+        return _read_aligned(path, grid, window, indexes, resampling)
+    except (rasterio.errors.RasterioError, OSError) as exc:
+        # GDAL's own reason sits in the exception it chained ("Read failed. See previous
+        # exception for details.")
+        reason = exc.__cause__ or exc.__context__ or exc
+        message = str(reason).splitlines()[0] if str(reason) else type(exc).__name__
+        raise ValueError(f"{path}: cannot be read ({message})") from exc
+
+
+def _read_aligned(
+    path: Path,
+    grid: Grid,
+    window: Window,
+    indexes: Sequence[int] | None,
+    resampling: Resampling,
+) -> tuple[npt.NDArray[Any], float | None]:
     with rasterio.open(path) as src:
         nodata = src.nodata
         bands = list(indexes) if indexes is not None else list(range(1, src.count + 1))
