@@ -582,3 +582,24 @@ def test_a_cut_whose_slash_dries_to_soil_keeps_the_date_of_the_cut() -> None:
     assert (dated == start + 250).all()
     unchecked = run_harmonic(stack, replace(HarmonicParams(), second_drop_onset=float("inf")))
     assert (unchecked.first_day.reshape(SIZE, SIZE)[block] >= start + 290).all()
+
+
+def test_a_crop_that_shows_its_harvests_leaves_the_forest_baseline() -> None:
+    """A forest-like irrigated crop (leaf-on reflectance all year) harvested to bare soil
+    for two weeks twice in the monitoring period: monitored from the history (its looks were
+    forest-like), it leaves the forest baseline once its first harvest comes back, while
+    the forest beside it stays in."""
+    stack = series(clear_day=10_000, old_day=10_000)
+    offsets = stack.days - stack.days[0]
+    crop = (slice(19, 24), slice(12, 20))  # evergreen columns: leaf-on all year
+    harvests = ((offsets >= 200) & (offsets < 215)) | ((offsets >= 560) & (offsets < 575))
+    stack.clear[np.ix_(harvests, np.arange(19, 24), np.arange(12, 20))] = True
+    for band in S2_BANDS:
+        values = stack.bands[band]
+        values[np.ix_(harvests, np.arange(19, 24), np.arange(12, 20))] = BARE[band]
+    state = run_harmonic(stack, HarmonicParams())
+    baseline = state.monitored.reshape(SIZE, SIZE)
+    assert not baseline[crop].any()
+    assert baseline[0:4, 10:16].all()  # evergreen forest, no event
+    status = state.status.reshape(SIZE, SIZE)[crop]
+    assert not ((status == STATUS_LOW) | (status == STATUS_HIGH)).any()

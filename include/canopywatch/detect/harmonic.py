@@ -289,7 +289,7 @@ class HarmonicState:
     confirmed_day: IntArray  # day it became high (-1: not confirmed)
     status: Int8Array
     score: FloatArray
-    monitored: BoolArray  # the forest baseline at the monitoring start
+    monitored: BoolArray  # the forest baseline: monitored, and not shown a crop by its looks
     history_obs: IntArray
     history_start: int
     monitor_start: int
@@ -619,7 +619,9 @@ def run_harmonic(
         confirmed_day=confirmed,
         status=status,
         score=score,
-        monitored=ever_monitored,
+        # a pixel monitored until its own looks showed a crop (a harvest-like dip, a crop
+        # calendar) was not forest: it leaves the baseline layer with the monitoring
+        monitored=ever_monitored & (stable_history if user_forest is None else True),
         history_obs=history.count.copy(),
         history_start=history_start,
         monitor_start=monitor_start,
