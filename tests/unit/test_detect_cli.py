@@ -89,7 +89,9 @@ def test_detect_index_stack_on_real_slovenia_ndvi(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_detect_scenes_on_real_theia_band_files(tmp_path: Path) -> None:
+def test_detect_scenes_on_real_theia_band_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "alerts.gpkg"
     code = main(
         [
@@ -111,6 +113,10 @@ def test_detect_scenes_on_real_theia_band_files(tmp_path: Path) -> None:
     area_ha = 80 * 80 * 0.01
     # bark-beetle dieback is real forest loss here, but most of the forest stays
     assert (alerts["area_ha"].sum() if len(alerts) else 0.0) < 0.15 * area_ha
+    # the summary is one line when stderr is not a terminal (a log, a pipe), not folded at 80
+    summary = [line for line in capsys.readouterr().err.splitlines() if " alerts (" in line]
+    assert len(summary) == 1 and "forest pixels monitored" in summary[0]
+    assert str(out) in summary[0]
 
 
 THEIA_ARGS = ["--scenes", str(THEIA), "--layout", "theia", "--date-pattern", r"_(\d{8})-"]

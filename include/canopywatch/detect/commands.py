@@ -28,7 +28,8 @@ from canopywatch.output import with_examples
 
 EXIT_USAGE = 2
 DEFAULT_DATE_PATTERN = r"(\d{4}-\d{2}-\d{2}|\d{8})"
-console = Console(stderr=True)
+# one line per summary, also when stderr is a log or a pipe
+console = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
 def register(subparsers: Any) -> None:
