@@ -532,24 +532,30 @@ def test_evaluate_scores_one_loss_year(tmp_path: Path) -> None:
     assert area["users_accuracy"] == 1.0 and "producers_accuracy_ci95" in area
 
 
-def test_a_clearing_after_a_partial_drop_is_dated_at_the_clearing() -> None:
-    """An understorey fire or an early leaf-off (the leaf-off spectrum from day 250) that a
-    clearing follows (bare soil, day 330): the alert is dated at the clearing's first clear
-    look, not at the partial drop; without the second-drop rule it would be 80 days early."""
-    from dataclasses import replace
-
-    rng = np.random.default_rng(3)
+def two_steps(
+    first: dict[str, float], first_day: int, bare_day: int, *, seed: int
+) -> tuple[ObservationStack, tuple[slice, slice]]:
+    """Cloud-free leaf-on forest whose 6 x 6 block turns to ``first`` on ``first_day`` and to
+    bare soil on ``bare_day`` (days of the series)."""
+    rng = np.random.default_rng(seed)
     offsets = np.arange(0, 500, 5)
     days = days_since_epoch(START) + offsets
     block = (slice(2, 8), slice(2, 8))
     bands = {}
     for band in S2_BANDS:
         value = np.full((offsets.size, SIZE, SIZE), LEAF_ON[band], dtype=np.float64)
-        value[(offsets >= 250) & (offsets < 330), block[0], block[1]] = LEAF_OFF[band]
-        value[offsets >= 330, block[0], block[1]] = BARE[band]
+        value[(offsets >= first_day) & (offsets < bare_day), block[0], block[1]] = first[band]
+        value[offsets >= bare_day, block[0], block[1]] = BARE[band]
         bands[band] = (value + rng.normal(0, 0.004, value.shape)).astype(np.float32)
     clear = np.ones((offsets.size, SIZE, SIZE), dtype=bool)
-    stack = ObservationStack(days.astype(np.int64), bands, clear, TRANSFORM, CRS_UTM)
+    return ObservationStack(days.astype(np.int64), bands, clear, TRANSFORM, CRS_UTM), block
+
+
+def test_a_clearing_after_a_partial_drop_is_dated_at_the_clearing() -> None:
+    """An understorey fire or an early leaf-off (the leaf-off spectrum from day 250) that a
+    clearing follows (bare soil, day 330): the alert is dated at the clearing's first clear
+    look, not at the partial drop; without the second-drop rule it would be 80 days early."""
+    stack, block = two_steps(LEAF_OFF, 250, 330, seed=3)
     start = days_since_epoch(START)
     dated = run_harmonic(stack, HarmonicParams()).first_day.reshape(SIZE, SIZE)[block]
     assert (dated == start + 330).all()
@@ -562,21 +568,8 @@ def test_a_cut_whose_slash_dries_to_soil_keeps_the_date_of_the_cut() -> None:
     forest on NBR at the first look, where a leaf-off keeps its woody NBR) that dries to bare
     soil 40 days later: a second drop of a break's size, but no partial level before it, so
     the alert keeps the cut's date; the second-drop rule without the onset check re-dated it."""
-    from dataclasses import replace
-
-    rng = np.random.default_rng(5)
-    offsets = np.arange(0, 500, 5)
-    days = days_since_epoch(START) + offsets
-    block = (slice(2, 8), slice(2, 8))
     slash = {"B02": 0.04, "B03": 0.06, "B04": 0.09, "B08": 0.25, "B11": 0.27, "B12": 0.22}
-    bands = {}
-    for band in S2_BANDS:
-        value = np.full((offsets.size, SIZE, SIZE), LEAF_ON[band], dtype=np.float64)
-        value[(offsets >= 250) & (offsets < 290), block[0], block[1]] = slash[band]
-        value[offsets >= 290, block[0], block[1]] = BARE[band]
-        bands[band] = (value + rng.normal(0, 0.004, value.shape)).astype(np.float32)
-    clear = np.ones((offsets.size, SIZE, SIZE), dtype=bool)
-    stack = ObservationStack(days.astype(np.int64), bands, clear, TRANSFORM, CRS_UTM)
+    stack, block = two_steps(slash, 250, 290, seed=5)
     start = days_since_epoch(START)
     dated = run_harmonic(stack, HarmonicParams()).first_day.reshape(SIZE, SIZE)[block]
     assert (dated == start + 250).all()
