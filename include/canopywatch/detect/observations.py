@@ -243,43 +243,33 @@ def read_aligned(
     """Bands of ``path`` on ``grid``'s ``window`` (reprojected/resampled when grids differ);
     a file that cannot be read (truncated, corrupt) is named in the error."""
     try:
-        return _read_aligned(path, grid, window, indexes, resampling)
+        with rasterio.open(path) as src:
+            nodata = src.nodata
+            bands = list(indexes) if indexes is not None else list(range(1, src.count + 1))
+            same_grid = (
+                src.crs == grid.crs
+                and src.transform.almost_equals(grid.transform)
+                and (src.width, src.height) == (grid.width, grid.height)
+            )
+            if same_grid:
+                return src.read(bands, window=window), nodata
+            with WarpedVRT(
+                src,
+                crs=grid.crs,
+                transform=grid.transform,
+                width=grid.width,
+                height=grid.height,
+                resampling=resampling,
+                src_nodata=nodata,
+                nodata=nodata,
+            ) as vrt:
+                return vrt.read(bands, window=window), nodata
     except (rasterio.errors.RasterioError, OSError) as exc:
         # GDAL's own reason sits in the exception it chained ("Read failed. See previous
         # exception for details.")
         reason = exc.__cause__ or exc.__context__ or exc
         message = str(reason).splitlines()[0] if str(reason) else type(exc).__name__
         raise ValueError(f"{path}: cannot be read ({message})") from exc
-
-
-def _read_aligned(
-    path: Path,
-    grid: Grid,
-    window: Window,
-    indexes: Sequence[int] | None,
-    resampling: Resampling,
-) -> tuple[npt.NDArray[Any], float | None]:
-    with rasterio.open(path) as src:
-        nodata = src.nodata
-        bands = list(indexes) if indexes is not None else list(range(1, src.count + 1))
-        same_grid = (
-            src.crs == grid.crs
-            and src.transform.almost_equals(grid.transform)
-            and (src.width, src.height) == (grid.width, grid.height)
-        )
-        if same_grid:
-            return src.read(bands, window=window), nodata
-        with WarpedVRT(
-            src,
-            crs=grid.crs,
-            transform=grid.transform,
-            width=grid.width,
-            height=grid.height,
-            resampling=resampling,
-            src_nodata=nodata,
-            nodata=nodata,
-        ) as vrt:
-            return vrt.read(bands, window=window), nodata
 
 
 @dataclass(frozen=True)
