@@ -156,14 +156,18 @@ def _dated_components(
 
 
 def _mmu_day(
-    days: npt.NDArray[np.int64], inside: npt.NDArray[np.bool_], k: int, connectivity: int
+    days: npt.NDArray[np.int64], inside: npt.NDArray[np.bool_], k: int, policy: AlertPolicy
 ) -> int | None:
-    """The first of ``days`` (within ``inside``, -1 = never) by which a connected patch of
-    ``k`` pixels had all reached it; None when no patch ever reaches ``k``. The patch only
-    grows with the date, so a binary search over the distinct dates finds it."""
+    """The first of ``days`` (within ``inside``, -1 = never) by which ``k`` of its pixels
+    had reached it, in one connected patch (``policy.date_by_patch``) or anywhere; None when
+    they never do. A patch only grows with the date, so a binary search over the distinct
+    dates finds it."""
     dated = inside & (days >= 0)
+    if not policy.date_by_patch:
+        reached_days = np.sort(days[dated])
+        return int(reached_days[k - 1]) if reached_days.size >= k else None
     candidates = np.unique(days[dated])
-    structure = ndimage.generate_binary_structure(2, 2 if connectivity == 8 else 1)
+    structure = ndimage.generate_binary_structure(2, 2 if policy.connectivity == 8 else 1)
 
     def reached(day: int) -> bool:
         labels, count = ndimage.label(dated & (days <= day), structure=structure)
@@ -225,19 +229,12 @@ def polygonize(
                 continue
             inside = labels[box] == number
             first = pixel_alerts.first_day[box][inside]
-            confirmed = pixel_alerts.confirmed_day[box][inside]
             score = pixel_alerts.score[box][inside]
             k = min(first.size, min_pixels)
-            alert_day = int(np.partition(first, k - 1)[k - 1])
-            done = np.sort(confirmed[confirmed >= 0])
-            confirmed_day = int(done[k - 1]) if done.size >= k else None
-            if policy.date_by_patch:
-                box_inside = labels[box] == number
-                patch_day = _mmu_day(pixel_alerts.first_day[box], box_inside, k,
-                                     policy.connectivity)  # fmt: skip
-                alert_day = alert_day if patch_day is None else patch_day
-                confirmed_day = _mmu_day(pixel_alerts.confirmed_day[box], box_inside, k,
-                                         policy.connectivity)  # fmt: skip
+            # a group is one connected set of dated pixels: by its last date it is whole
+            alert_day = _mmu_day(pixel_alerts.first_day[box], inside, k, policy)
+            alert_day = int(first.max()) if alert_day is None else alert_day
+            confirmed_day = _mmu_day(pixel_alerts.confirmed_day[box], inside, k, policy)
             # the id: the area, the alert date and an anchor pixel among those that broke on
             # that date, chosen by a hash of its position, not by its date, so a stray pixel
             # that a moved history window adds or drops rarely moves it (docstring)

@@ -523,7 +523,7 @@ def run_harmonic(
     strength = np.zeros(n_pixels, dtype=np.float32)
     depth = np.zeros((n_idx, n_pixels), dtype=np.float32)
     early_depth = np.zeros((n_idx, n_pixels), dtype=np.float32)  # depth in its first days
-    onset = np.zeros(n_pixels, dtype=np.float32)  # the primary drop at its first break look
+    onset = np.zeros(n_pixels, dtype=np.float32)  # first break look's drop, in break sizes
     ever_monitored = np.zeros(n_pixels, dtype=bool)
 
     positions = np.flatnonzero(days >= monitor_start)
