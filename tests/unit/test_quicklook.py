@@ -119,3 +119,25 @@ def test_an_unconfirmed_largest_alert_is_drawn_without_a_confirmed_date(detected
     marks = [t.get_text() for t in figure.axes[2].texts]
     assert any(m.startswith(" alert 20") for m in marks)
     assert not any(m.startswith(" confirmed") for m in marks)
+
+
+@pytest.mark.slow
+def test_plantation_harvests_are_drawn_dashed_and_named_in_the_legend(detected):
+    """A cut the detector classed as a plantation harvest is not an alert, but a person who
+    checks the area by eye sees it outlined; withdrawn changes are not drawn."""
+    _, _, result, alerts = detected
+    others = alerts.head(2).copy()
+    others["status"] = ["plantation_harvest", "withdrawn"]
+    shown = alerts.iloc[2:]
+    figure = quicklook_figure(result.before_rgb, result.after_rgb, shown, result.grid.transform,
+                              "quicklook-area", composite_periods(result.days),
+                              crs=result.grid.crs, others=others)  # fmt: skip
+    maps = figure.axes[:2]
+    dashed = [line for line in maps[0].get_lines() if line.get_linestyle() == "--"]
+    harvest = others.iloc[0].geometry
+    parts = len(getattr(harvest, "geoms", [harvest]))
+    assert len(dashed) == parts
+    legend = [t.get_text() for t in maps[1].get_legend().get_texts()]
+    assert "1 plantation harvest(s), not alerted" in legend
+    assert "withdrawn" not in legend
+    assert f"{len(shown)} alerts" in figure._suptitle.get_text()

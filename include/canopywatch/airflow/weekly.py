@@ -145,7 +145,7 @@ def detect_area_alerts(
     per-pixel layers (forest baseline, disturbance dates)."""
     from canopywatch.catalog import queries
     from canopywatch.dates import days_since_epoch
-    from canopywatch.detect.alerts import active_alerts, publishable
+    from canopywatch.detect.alerts import active_alerts, other_changes, publishable
     from canopywatch.detect.detector import detect_area
     from canopywatch.detect.layers import COG_MEDIA_TYPE, write_disturbance, write_forest_baseline
     from canopywatch.detect.observations import SceneFilesSource
@@ -234,7 +234,7 @@ def detect_area_alerts(
             png = write_quicklook(result.before_rgb, result.after_rgb, alerts, result.grid.transform,
                                   out_dir / f"{stem}.png", title=f"{aoi.name} {tile}",
                                   dates=composite_periods(result.days), crs=result.grid.crs,
-                                  series=series)  # fmt: skip
+                                  series=series, others=other_changes(result.alerts))  # fmt: skip
             # the area's current forest baseline has one place, replaced week by week, where
             # the plot checks and the API's forest_baseline collection find it
             baseline = write_forest_baseline(

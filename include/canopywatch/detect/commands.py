@@ -361,6 +361,7 @@ def detect_command(args: argparse.Namespace) -> int:
             dates=composite_periods(result.days),
             crs=result.grid.crs,
             series=largest_alert_series(source, alerts),
+            others=others,
         )
         outputs.append(str(args.quicklook))
     high = int((alerts["status"] == "high").sum()) if len(alerts) else 0

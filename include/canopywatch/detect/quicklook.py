@@ -3,7 +3,8 @@
 Two true-colour panels (before, after: the median composites ``detect_area`` keeps of the
 first and the last quarter of the dates, each titled with its exact first and last day),
 alert outlines coloured by status with each alert's short id and alert date written on it
-(the largest ones first, at most ``MAX_LABELS``), a legend, a scale bar, a north arrow,
+(the largest ones first, at most ``MAX_LABELS``), plantation harvests in dashed outlines
+(a cut the detector classed apart is still a cut a person checks), a legend, a scale bar, a north arrow,
 lon/lat coordinates on the axes, and below them the NDVI time series of the largest alert
 (mean over its pixels of every clear observation, the alert and confirmation dates
 marked). Attribution: "Contains modified Copernicus Sentinel data".
@@ -115,6 +116,13 @@ def largest_alert_series(source: Any, alerts: gpd.GeoDataFrame) -> NdviSeries | 
     )
 
 
+def _harvests(others: gpd.GeoDataFrame | None, crs: Any) -> gpd.GeoDataFrame:
+    if others is None or len(others) == 0 or "status" not in others:
+        return gpd.GeoDataFrame(geometry=[])
+    harvests = others[others["status"] == "plantation_harvest"]
+    return harvests if crs is None or harvests.crs is None else harvests.to_crs(crs)
+
+
 def _nice_length(span_m: float) -> float:
     target = span_m / 5
     exponent = math.floor(math.log10(target))
@@ -149,14 +157,16 @@ def write_quicklook(
     *,
     crs: Any = None,
     series: NdviSeries | None = None,
+    others: gpd.GeoDataFrame | None = None,
 ) -> Path:
     """Write the quicklook PNG (see the module doc); ``crs`` gives lon/lat coordinates
     (without it the axes show the grid's own coordinates), ``dates`` the panel titles
-    (``composite_periods``), ``series`` the NDVI panel."""
+    (``composite_periods``), ``series`` the NDVI panel, ``others`` the other changes
+    (``alerts.other_changes``), of which the plantation harvests are drawn."""
     import matplotlib.pyplot as plt
 
     figure = quicklook_figure(before_rgb, after_rgb, alerts, transform, title, dates,
-                              crs=crs, series=series)  # fmt: skip
+                              crs=crs, series=series, others=others)  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
     plt.close(figure)
@@ -173,6 +183,7 @@ def quicklook_figure(
     *,
     crs: Any = None,
     series: NdviSeries | None = None,
+    others: gpd.GeoDataFrame | None = None,
 ) -> Any:
     """The quicklook as a matplotlib Figure (``write_quicklook`` saves it)."""
     import matplotlib
@@ -190,6 +201,7 @@ def quicklook_figure(
     extent = (left, right, bottom, top)
     shown = alerts if crs is None or alerts.crs is None else alerts.to_crs(crs)
     order = shown.assign(_area=shown["area_ha"].astype(float)).sort_values("_area", ascending=False)
+    harvests = _harvests(others, crs)
     figure = plt.figure(figsize=(12, 9.2 if series is not None else 6.8), dpi=100)
     grid = figure.add_gridspec(2 if series is not None else 1, 2,
                                height_ratios=[3, 1.1] if series is not None else [1])  # fmt: skip
@@ -206,6 +218,10 @@ def quicklook_figure(
             for polygon in getattr(row.geometry, "geoms", [row.geometry]):
                 xs, ys = polygon.exterior.xy
                 axis.plot(xs, ys, color=colour, linewidth=1.0)
+        for geometry in harvests.geometry:
+            for polygon in getattr(geometry, "geoms", [geometry]):
+                xs, ys = polygon.exterior.xy
+                axis.plot(xs, ys, color=COLOURS["plantation_harvest"], linewidth=1.0, ls="--")
         for row in order.head(MAX_LABELS).itertuples():
             point = row.geometry.representative_point()
             alert_id = str(getattr(row, "alert_id", getattr(row, "id", "")))[:8]
@@ -230,6 +246,9 @@ def quicklook_figure(
                       arrowprops={"arrowstyle": "-|>", "color": "white", "lw": 1.5})  # fmt: skip
     handles = [Patch(facecolor="none", edgecolor=COLOURS[s], label=LABELS[s])
                for s in COLOURS if s in statuses or s in {"high", "low"}]  # fmt: skip
+    if len(harvests):
+        handles.append(Patch(facecolor="none", edgecolor=COLOURS["plantation_harvest"], ls="--",
+                             label=f"{len(harvests)} plantation harvest(s), not alerted"))  # fmt: skip
     axes[1].legend(handles=handles, loc="upper right", fontsize=7, framealpha=0.8,
                    title=f"{len(alerts)} alert(s)", title_fontsize=7)  # fmt: skip
     if series is not None:
