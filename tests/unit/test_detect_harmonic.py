@@ -268,6 +268,31 @@ def test_grass_on_a_clearing_that_matches_the_leaf_off_is_no_replanting() -> Non
     assert (unchecked == STATUS_PLANTATION_HARVEST).mean() >= 0.9
 
 
+def test_regrowth_that_matches_the_forest_only_off_its_peak_is_no_replanting() -> None:
+    """A forest of small amplitude (a spruce under the low winter sun: off its peak by about
+    0.1 NDVI) clear-cut in summer, bare for 200 days, then grass: in winter and spring the
+    grass matches the forest's prediction within a break, at the summer peak it stays well
+    below it. The real THEIA series shows this: a canopy is confirmed only at its peak."""
+    stack = series(clear_day=10_000, old_day=10_000)
+    offsets = stack.days - days_since_epoch(START)
+    block = (slice(14, 19), slice(2, 7))  # deciduous columns, damped to 0.4 of the leaf-off
+    cut = offsets >= 200
+    grass = {"B02": 0.04, "B03": 0.07, "B04": 0.05, "B08": 0.28, "B11": 0.21, "B12": 0.09}
+    for band in S2_BANDS:
+        value = stack.bands[band]
+        forest = LEAF_ON[band] + 0.4 * (value[:, block[0], block[1]] - LEAF_ON[band])
+        after = np.where((offsets >= 400)[:, None, None], grass[band], BARE[band])
+        value[:, block[0], block[1]] = np.where(cut[:, None, None], after, forest)
+        value[~stack.clear] = np.nan
+
+    def statuses(params: HarmonicParams) -> np.ndarray:
+        return run_harmonic(stack, params).status.reshape(SIZE, SIZE)[block]
+
+    assert (statuses(HarmonicParams()) == STATUS_HIGH).mean() >= 0.9
+    anywhere_in_leaf = statuses(replace(HarmonicParams(), regrowth_peak_share=1.0))
+    assert (anywhere_in_leaf == STATUS_PLANTATION_HARVEST).mean() >= 0.9
+
+
 DRY_GRASS = {"B02": 0.06, "B03": 0.08, "B04": 0.10, "B08": 0.22, "B11": 0.30, "B12": 0.22}
 PASTURE = (slice(2, 11), slice(12, 21))  # evergreen columns
 

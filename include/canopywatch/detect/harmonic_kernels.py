@@ -262,7 +262,9 @@ def monitor_block(
     """Monitor the dates ``[block_start, block_end)`` against one fit (``harmonic``'s
     per-date loop). ``settings`` = (z, recover_z, outlier_z, timing_days, trough_share,
     second_drop_onset: the first break look's drop, in break sizes of its deepest index, under
-    which an open alert can be re-dated at a second drop); ``onset`` holds that drop;
+    which an open alert can be re-dated at a second drop; regrowth_peak_share: a replanting is
+    confirmed only where the prediction lies within this share of a break of its annual
+    peak); ``onset`` holds that drop;
     ``counts`` = (confirm_count, recover_count, regrowth_days, transient_days,
     second_drop_days or -1, spatial normalisation 0/1, min_reference_pixels,
     reference_sample, season_days or -1, dip_days, regrowth_in_leaf 0/1, learn_regrowth
@@ -270,7 +272,8 @@ def monitor_block(
     (the last harvest-like dip's first day), hist_first (the open dip of a pixel not
     monitored), last_break; ``state_int`` rows = run, back. ``haze_hot`` < 0: no haze
     screen."""
-    z, recover_z, outlier_z, timing_days, trough_share, second_drop_onset = settings
+    z, recover_z, outlier_z, timing_days, trough_share, second_drop_onset = settings[:6]
+    regrowth_peak_share = settings[6]
     confirm_count, recover_count, regrowth_days, transient_days = counts[:4]
     second_drop_days, normalise, min_reference, sample_size = counts[4:8]
     season_days, dip_days, regrowth_in_leaf, learn_regrowth = counts[8:12]
@@ -282,7 +285,7 @@ def monitor_block(
     raw = np.empty((n_indices, n_pixels), dtype=np.float32)
     sd = np.empty((n_indices, n_pixels), dtype=np.float32)
     ok = np.empty(n_pixels, dtype=np.bool_)
-    in_leaf = np.empty(n_pixels, dtype=np.bool_)  # predicted within a break of the peak
+    in_leaf = np.empty(n_pixels, dtype=np.bool_)  # predicted near the annual peak
     monitored = np.empty(n_pixels, dtype=np.bool_)
     reference = np.empty(n_pixels, dtype=np.int64)
     centre = np.zeros(n_indices, dtype=np.float32)
@@ -306,7 +309,7 @@ def monitor_block(
                 predicted = np.float32(curve)
                 trough = max(peak[k, n] - predicted, np.float32(0.0))
                 if k == 0:
-                    in_leaf[n] = trough <= min_drop[0]
+                    in_leaf[n] = trough <= regrowth_peak_share * min_drop[0]
                 spread_timing = np.float32(timing_days) * np.float32(abs(slope))
                 spread_trough = np.float32(trough_share) * trough
                 sd[k, n] = np.float32(
