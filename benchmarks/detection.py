@@ -16,7 +16,8 @@ Sources, each held out (evaluation seeds only):
   monitoring from 2016-01-01;
 * ``--real``: the shared real series (``../shared/data/real``): the share of the Slovenian
   LULC forest that is alerted (should be ~0) and, on the French THEIA series, the alerted
-  share inside vs outside its national forest mask.
+  share inside vs outside its national forest mask; on both, the share of each mapped class
+  that the forest baseline layer holds.
 
 Columns per method: pixel precision / recall / F1, event user's / producer's accuracy
 (events >= 0.1 ha; an alert dated before its event is false), early alerts, latency median
@@ -96,7 +97,8 @@ def score(stack: ObservationStack, reference: ReferenceData, method: Method) -> 
 
 
 def real_series() -> dict[str, Any]:
-    """Alerted shares on the shared real series with the CLI's defaults."""
+    """Alerted shares on the shared real series with the CLI's defaults, and how much of each
+    mapped class the forest baseline layer holds."""
     import tempfile
 
     import geopandas as gpd
@@ -123,6 +125,13 @@ def real_series() -> dict[str, Any]:
             alerted = _burn(gpd.read_file(alerts_path), crs, shape, transform)
             out[f"slovenia forest alerted share ({method})"] = float(alerted[lulc == 2].mean())
             out[f"slovenia grassland alerted share ({method})"] = float(alerted[lulc == 3].mean())
+            layer = _forest_baseline(alerts_path)
+            out[f"slovenia forest in the forest baseline ({method})"] = float(
+                layer[lulc == 2].mean()
+            )
+            out[f"slovenia grassland in the forest baseline ({method})"] = float(
+                layer[lulc == 3].mean()
+            )
             theia_path = folder / f"theia-{method}.gpkg"
             cli(["detect", "--scenes", str(THEIA), "--layout", "theia", "--date-pattern",
                  r"_(\d{8})-", "--method", method, "--out", str(theia_path)])  # fmt: skip
@@ -133,6 +142,13 @@ def real_series() -> dict[str, Any]:
             out[f"theia alerted share inside forest mask ({method})"] = float(burned[forest].mean())
             out[f"theia alerted share outside forest mask ({method})"] = float(
                 burned[~forest].mean()
+            )
+            layer = _forest_baseline(theia_path)
+            out[f"theia mapped forest in the forest baseline ({method})"] = float(
+                layer[forest].mean()
+            )
+            out[f"theia mapped non-forest in the forest baseline ({method})"] = float(
+                layer[~forest].mean()
             )
     return out
 
@@ -204,6 +220,14 @@ def landsat_year(seeds: int, size: int) -> dict[str, dict[str, float]]:
         out[name] = {"pixel_p": precision, "pixel_r": recall, "pixel_f1": f1,
                      "loss_px": float(tp + fn)}  # fmt: skip
     return out
+
+
+def _forest_baseline(alerts_path: Path) -> Any:
+    """The forest baseline layer the CLI wrote beside ``alerts_path``, as booleans."""
+    import rasterio
+
+    with rasterio.open(alerts_path.with_name(f"{alerts_path.stem}_forest_baseline.tif")) as src:
+        return src.read(1) > 0
 
 
 def _burn(alerts: Any, crs: Any, shape: tuple[int, int], transform: Any) -> Any:

@@ -34,7 +34,7 @@ Why each part is there (real-world confounders it answers):
   state ``regrowth_days`` (180) or more after it began is a ``plantation_harvest``: the
   canopy closed again, cut and replanted, where a seasonal dip comes back within weeks.
   The canopy is confirmed only where the model expects it at its fullest (the prediction
-  within ``regrowth_peak_share`` (a third) of a break of its annual peak): off the peak,
+  within ``regrowth_peak_share`` (half) of a break of its annual peak): off the peak,
   grass on a clearing looks like the leafless or low-sun forest. Such a harvest teaches the pixel its looks (a pasture that browns for months, a
   fallow, a rotation), so the next such drop is predicted, not alerted.
   (Regrowth short of the pre-event state is not taken for a replanting: a clearing turned
@@ -145,12 +145,11 @@ class HarmonicParams:
     season_days: int | None = 30
     dip_days: int = 20
     # a replanting (``regrowth_days``) is confirmed only where the model expects its canopy
-    # at its fullest (within a third of a break of the annual peak: NDVI 0.05): off the
-    # peak, grass or brambles on a clearing look like the leafless or low-sun forest (on the
-    # real THEIA series a spruce clear-cut's December and May looks were taken for its
-    # canopy's, 40 of its 60 most-cut pixels classed harvests; 14 at a third)
+    # at its fullest (within half a break of the annual peak: NDVI 0.075): off the peak,
+    # grass or brambles on a clearing look like the leafless or low-sun forest (on the real
+    # THEIA series a spruce clear-cut's December and May looks were taken for its canopy's)
     regrowth_in_leaf: bool = True
-    regrowth_peak_share: float = 1.0 / 3.0
+    regrowth_peak_share: float = 0.5
     # a cut that closed again teaches the pixel its looks (a pasture that browns for months,
     # a fallow, a rotation): the next such drop is predicted, not alerted
     learn_regrowth: bool = True
