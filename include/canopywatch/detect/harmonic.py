@@ -35,8 +35,9 @@ Why each part is there (real-world confounders it answers):
   canopy closed again, cut and replanted, where a seasonal dip comes back within weeks.
   The canopy is confirmed only where the model expects it at its fullest (the prediction
   within ``regrowth_peak_share`` (half) of a break of its annual peak): off the peak,
-  grass on a clearing looks like the leafless or low-sun forest. Such a harvest teaches the pixel its looks (a pasture that browns for months, a
-  fallow, a rotation), so the next such drop is predicted, not alerted.
+  grass on a clearing looks like the leafless or low-sun forest. Such a harvest teaches
+  the pixel its looks (a pasture that browns for months, a fallow, a rotation), so the
+  next such drop is predicted, not alerted.
   (Regrowth short of the pre-event state is not taken for a replanting: a clearing turned
   to pasture regreens as fast; on the independent generator that rule took five times
   more natural-forest clearing than plantation for harvests.)

@@ -4,8 +4,9 @@ Two true-colour panels (before, after: the median composites ``detect_area`` kee
 first and the last quarter of the dates, each titled with its exact first and last day),
 alert outlines coloured by status with each alert's short id and alert date written on it
 (the largest ones first, at most ``MAX_LABELS``), plantation harvests in dashed outlines
-(a cut the detector classed apart is still a cut a person checks), a legend, a scale bar, a north arrow,
-lon/lat coordinates on the axes, and below them the NDVI time series of the largest alert
+(a cut the detector classed apart is still a cut a person checks), a legend, a scale bar,
+a north arrow, lon/lat coordinates on the axes, and below them the NDVI time series of the
+largest alert
 (mean over its pixels of every clear observation, the alert and confirmation dates
 marked). Attribution: "Contains modified Copernicus Sentinel data".
 """
