@@ -6,9 +6,8 @@ alert outlines coloured by status with each alert's short id and alert date writ
 (the largest ones first, at most ``MAX_LABELS``), plantation harvests in dashed outlines
 (a cut the detector classed apart is still a cut a person checks), a legend, a scale bar,
 a north arrow, lon/lat coordinates on the axes, and below them the NDVI time series of the
-largest alert
-(mean over its pixels of every clear observation, the alert and confirmation dates
-marked). Attribution: "Contains modified Copernicus Sentinel data".
+largest alert (mean over its pixels of every clear observation, the alert and confirmation
+dates marked). Attribution: "Contains modified Copernicus Sentinel data".
 """
 
 from __future__ import annotations
