@@ -123,6 +123,13 @@ def _harvests(others: gpd.GeoDataFrame | None, crs: Any) -> gpd.GeoDataFrame:
     return harvests if crs is None or harvests.crs is None else harvests.to_crs(crs)
 
 
+def _outline(axis: Any, geometry: Any, colour: str, linestyle: str = "-") -> None:
+    """Draw the exterior of each polygon of ``geometry`` (Polygon or MultiPolygon)."""
+    for polygon in getattr(geometry, "geoms", [geometry]):
+        xs, ys = polygon.exterior.xy
+        axis.plot(xs, ys, color=colour, linewidth=1.0, ls=linestyle)
+
+
 def _nice_length(span_m: float) -> float:
     target = span_m / 5
     exponent = math.floor(math.log10(target))
@@ -214,14 +221,9 @@ def quicklook_figure(
         for row in order.itertuples():
             status = str(getattr(row, "status", "") or getattr(row, "confidence_level", "low"))
             statuses.add(status)
-            colour = COLOURS.get(status, COLOURS["low"])
-            for polygon in getattr(row.geometry, "geoms", [row.geometry]):
-                xs, ys = polygon.exterior.xy
-                axis.plot(xs, ys, color=colour, linewidth=1.0)
+            _outline(axis, row.geometry, COLOURS.get(status, COLOURS["low"]))
         for geometry in harvests.geometry:
-            for polygon in getattr(geometry, "geoms", [geometry]):
-                xs, ys = polygon.exterior.xy
-                axis.plot(xs, ys, color=COLOURS["plantation_harvest"], linewidth=1.0, ls="--")
+            _outline(axis, geometry, COLOURS["plantation_harvest"], "--")
         for row in order.head(MAX_LABELS).itertuples():
             point = row.geometry.representative_point()
             alert_id = str(getattr(row, "alert_id", getattr(row, "id", "")))[:8]
