@@ -71,3 +71,32 @@ def test_a_late_alert_on_a_history_clearing_is_true_and_pa_counts_both_ways() ->
     )
     row = pooled([score(stack, reference, missed, monitor_start=MONITOR_START, seconds=1.0)])
     assert row["event_pa"] == 0.5 and row["event_pa_monitoring"] == 1.0
+
+
+def test_false_alerts_on_dated_changes_are_split_by_the_last_year() -> None:
+    stack, reference, pixel_alerts = case()
+    last = int(stack.days[-1])
+    recent_cut, old_cut = (slice(2, 8), slice(12, 18)), (slice(12, 18), slice(2, 8))
+    other_day = np.full((SIZE, SIZE), -1, dtype=np.int64)
+    other_day[recent_cut] = last - 100  # cut in the series' last year: not regrown yet
+    other_day[old_cut] = last - 380
+    other = other_day >= 0
+    dated = ReferenceData(
+        reference.clearing_day, reference.event_raster, reference.events, TRANSFORM,
+        other_change=other, other_change_day=other_day,
+    )  # fmt: skip
+    first = pixel_alerts.first_day.copy()
+    for block, day in ((recent_cut, last - 90), (old_cut, last - 370)):
+        first[block] = day
+    alerts = PixelAlerts(
+        first_day=first,
+        confirmed_day=first.copy(),
+        score=np.where(first >= 0, 0.9, 0.0).astype(np.float32),
+        monitored=pixel_alerts.monitored,
+        status=np.where(first >= 0, STATUS_HIGH, 0).astype(np.int8),
+    )
+    row = pooled([score(stack, dated, alerts, monitor_start=MONITOR_START, seconds=1.0)])
+    recent_ha, dated_ha = row["false_on_changes_ha"]
+    assert round(recent_ha, 2) == 0.36 and round(dated_ha, 2) == 0.72
+    # the true alerts on the two clearings count in neither
+    assert row["alerts"] == 4 and row["event_ua"] == 0.5

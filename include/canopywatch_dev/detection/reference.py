@@ -62,6 +62,7 @@ def reference_from_simulation(simulation: Simulation) -> ReferenceData:
     shape_hw = simulation.shape
     raster = np.zeros(shape_hw, dtype=np.int32)
     other = np.zeros(shape_hw, dtype=bool)
+    other_day = np.full(shape_hw, -1, dtype=np.int64)
     events: list[ReferenceEvent] = []
     for number, event in enumerate(simulation.events, start=1):
         mask = rasterio.features.geometry_mask(
@@ -72,6 +73,7 @@ def reference_from_simulation(simulation: Simulation) -> ReferenceData:
             events.append(ReferenceEvent(number, days_since_epoch(event.start), event.kind))
         else:
             other |= mask
+            other_day[mask & (other_day < 0)] = days_since_epoch(event.start)
     clearing = simulation.clearing_date.astype(np.int64)
     stable = (simulation.landcover == LC_FOREST) & (clearing < 0)
     # plantation cuts and thinnings are non-deforestation events, so they are in ``other``;
@@ -92,4 +94,5 @@ def reference_from_simulation(simulation: Simulation) -> ReferenceData:
         other,
         landcover=simulation.landcover.astype(np.int32),
         landcover_names=names,
+        other_change_day=other_day,
     )

@@ -14,7 +14,12 @@ import numpy as np
 
 from canopywatch.detect.alerts import active_alerts, polygonize
 from canopywatch.detect.baseline import PixelAlerts
-from canopywatch.detect.evaluate import Evaluation, ReferenceData, evaluate_alerts
+from canopywatch.detect.evaluate import (
+    Evaluation,
+    ReferenceData,
+    evaluate_alerts,
+    rasterize_alerts,
+)
 from canopywatch.detect.observations import ObservationStack
 
 # the land covers whose false alerts the issue's "< 5 % of alerted area" target counts:
@@ -55,10 +60,32 @@ def score(
     return {
         "evaluation": evaluation,
         "alerted_ha": evaluation.area["mapped_deforestation_ha"],
+        "false_on_changes_ha": _false_on_dated_changes_ha(alerts, reference, int(stack.days[-1])),
         "seconds": seconds,
         "cells": stack.n_dates * stack.shape[0] * stack.shape[1],
         "monitoring_events": (monitoring.n_detected, monitoring.n_events),
     }
+
+
+# a replanted stand needs more than a year to close its canopy again (1-3 months bare,
+# then the canopy grows for most of a year), so its cut cannot be told from a clearing
+# by its regrowth before then
+RECENT_CHANGE_DAYS = 365
+
+
+def _false_on_dated_changes_ha(
+    alerts: Any, reference: ReferenceData, last_day: int
+) -> tuple[float, float]:
+    """Alerted hectares on dated non-deforestation changes (a plantation cut, a crop
+    harvest): those that began within ``RECENT_CHANGE_DAYS`` of the series' last day, and
+    all of them."""
+    if reference.other_change_day is None:
+        return 0.0, 0.0
+    alerted = rasterize_alerts(alerts, reference.clearing_day.shape, reference.transform) > 0
+    dated = alerted & (reference.other_change_day >= 0) & (reference.clearing_day < 0)
+    recent = dated & (reference.other_change_day > last_day - RECENT_CHANGE_DAYS)
+    area = reference.pixel_area_ha
+    return float(recent.sum()) * area, float(dated.sum()) * area
 
 
 def pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -103,6 +130,9 @@ def pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "confounder_share": (
             sum(v for k, v in false_ha.items() if k in CONFOUNDER_CLASSES)
             / max(1e-9, sum(r["alerted_ha"] for r in runs))
+        ),
+        "false_on_changes_ha": tuple(
+            float(sum(r["false_on_changes_ha"][i] for r in runs)) for i in (0, 1)
         ),
         "mpix_obs_s": sum(r["cells"] for r in runs) / sum(r["seconds"] for r in runs) / 1e6,
     }

@@ -117,6 +117,7 @@ class Landscape:
             transform=self.transform,
             stable_forest=stable,
             other_change=g.other_change.copy(),
+            other_change_day=g.plantation_cut_day.copy(),
             landcover=g.landcover.copy(),
             landcover_names=dict(LANDCOVER_NAMES),
         )
