@@ -61,10 +61,10 @@ class ReferenceData:
     transform: Affine
     stable_forest: BoolArray | None = None  # forest never cleared
     other_change: BoolArray | None = None  # non-deforestation change (harvest, drying, ...)
-    other_change_day: IntArray | None = None  # (H, W) day such a change began, -1 undated
     # land-cover class per pixel and the class names, for false-alert area per class
     landcover: Int32Array | None = None
     landcover_names: dict[int, str] = field(default_factory=dict)
+    other_change_day: IntArray | None = None  # (H, W) day such a change began, -1 undated
 
     @property
     def pixel_area_ha(self) -> float:
