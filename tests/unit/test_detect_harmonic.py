@@ -558,12 +558,12 @@ def test_evaluate_scores_one_loss_year(tmp_path: Path) -> None:
 
 
 def two_steps(
-    first: dict[str, float], first_day: int, bare_day: int, *, seed: int
+    first: dict[str, float], first_day: int, bare_day: int, *, seed: int, length: int = 500
 ) -> tuple[ObservationStack, tuple[slice, slice]]:
     """Cloud-free leaf-on forest whose 6 x 6 block turns to ``first`` on ``first_day`` and to
-    bare soil on ``bare_day`` (days of the series)."""
+    bare soil on ``bare_day`` (days of a series of ``length`` days)."""
     rng = np.random.default_rng(seed)
-    offsets = np.arange(0, 500, 5)
+    offsets = np.arange(0, length, 5)
     days = days_since_epoch(START) + offsets
     block = (slice(2, 8), slice(2, 8))
     bands = {}
@@ -600,6 +600,21 @@ def test_a_cut_whose_slash_dries_to_soil_keeps_the_date_of_the_cut() -> None:
     assert (dated == start + 250).all()
     unchecked = run_harmonic(stack, replace(HarmonicParams(), second_drop_onset=float("inf")))
     assert (unchecked.first_day.reshape(SIZE, SIZE)[block] >= start + 290).all()
+
+
+def test_slash_burned_weeks_after_the_cut_of_an_evergreen_forest_keeps_the_cut_date() -> None:
+    """Slash-and-burn in a forest whose year of history showed no leaf-off: the cut leaves
+    slash (NDVI ~0.51, NBR ~0.24: 4.5 break sizes on NBR, where a leafless canopy would sit)
+    that burns to bare ground 50 days later. A leaf-off cannot fall 0.35 NDVI below a forest
+    whose seasons span a few hundredths, so the alert keeps the cut's date; without the
+    season check the burn re-dated it, 50 days late."""
+    slash = {"B02": 0.04, "B03": 0.06, "B04": 0.09, "B08": 0.28, "B11": 0.25, "B12": 0.17}
+    stack, block = two_steps(slash, 415, 465, seed=6, length=600)
+    start = days_since_epoch(START)
+    dated = run_harmonic(stack, HarmonicParams()).first_day.reshape(SIZE, SIZE)[block]
+    assert (dated == start + 415).all()
+    unchecked = run_harmonic(stack, replace(HarmonicParams(), season_bounds_onset=False))
+    assert (unchecked.first_day.reshape(SIZE, SIZE)[block] == start + 465).all()
 
 
 def test_a_crop_that_shows_its_harvests_leaves_the_forest_baseline() -> None:

@@ -84,11 +84,12 @@ def test_shorth_ignores_a_clearing_that_a_median_follows():
 def test_annual_range_and_slope_design_follow_the_curve():
     rng = np.random.default_rng(4)
     beta = rng.normal(0, 0.1, (2, 30, 5))
-    mean, peak = kernels.annual_range(beta, phase_design(2))
+    mean, peak, trough = kernels.annual_range(beta, phase_design(2))
     year = np.arange(0, 365, dtype=np.int64)
     curve = np.einsum("tp,knp->knt", design_matrix(year, 2), beta)
     np.testing.assert_allclose(mean, curve.mean(axis=2), atol=2e-3)
     assert np.all(peak <= curve.max(axis=2) + 1e-6) and np.all(peak >= curve.max(axis=2) - 0.01)
+    assert np.all(trough >= curve.min(axis=2) - 1e-6) and np.all(trough <= curve.min(axis=2) + 0.01)
     # the derivative basis is the finite difference of the curve
     days = np.arange(19000, 19100, dtype=np.int64)
     slope = slope_design(days, 2) @ beta[0, 0]

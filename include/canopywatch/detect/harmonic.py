@@ -140,6 +140,10 @@ class HarmonicParams:
     # its deepest index (a leaf-off keeps its woody NBR; a cut is at bare slash at once, and
     # its slash drying to soil or burning weeks later is no new start)
     second_drop_onset: float = 5.5
+    # ... but a first look whose NDVI fell more than a break below the depth of the pixel's
+    # own seasons (a year of history seen) is no leaf-off: a cut's slash, which dries or
+    # burns weeks later (slash-and-burn), keeps the cut's date
+    season_bounds_onset: bool = True
     # a break within this many days of the anniversary of a harvest-like dip (down to
     # bare soil, break looks spanning at most ``dip_days``, then back at the pre-event
     # state) is the crop's season again: not a break, and the pixel is not forest
@@ -581,7 +585,11 @@ def run_harmonic(
     for block_start, block_end in zip(block_starts, block_ends, strict=True):
         learn_waiting()
         beta, sigma = history.solve(params.ridge, floors)
-        means, peaks = kernels.annual_range(beta, phases)
+        means, peaks, troughs = kernels.annual_range(beta, phases)
+        season_depth = np.full(n_pixels, np.inf, dtype=np.float32)
+        if params.season_bounds_onset:
+            seen_year = days[block_start] - first_seen >= YEAR_DAYS
+            season_depth[seen_year] = (peaks[0] - troughs[0])[seen_year]
         if user_forest is not None:
             behaves = user_forest.copy()
         else:
@@ -597,7 +605,8 @@ def run_harmonic(
                 eligible |= few & (forest_around(eligible, (height, width), params.context_px)
                                    >= params.context_share)  # fmt: skip
         kernels.monitor_block(
-            block_start, block_end, days, design, slopes, beta, sigma, peaks, stacked, clear,
+            block_start, block_end, days, design, slopes, beta, sigma, peaks, season_depth,
+            stacked, clear,
             hot_values, hot_usual, haze, eligible, min_drop, settings, counts, state_days,
             state_int, strength, depth, early_depth, onset, stable_history, ever_monitored, pending,
             to_learn, date_offsets,

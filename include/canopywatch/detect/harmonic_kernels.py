@@ -123,23 +123,27 @@ def ridge_solve(
 
 
 @compiled
-def annual_range(beta: F8, phases: F8) -> tuple[F4, F4]:
-    """Mean (the constant term) and peak over ``phases`` (24 evenly spaced days of a
-    year) of each pixel's fitted seasonal curve, (K, N) each."""
+def annual_range(beta: F8, phases: F8) -> tuple[F4, F4, F4]:
+    """Mean (the constant term), peak and trough over ``phases`` (24 evenly spaced days of
+    a year) of each pixel's fitted seasonal curve, (K, N) each."""
     n_indices, n_pixels, n_params = beta.shape
     mean = np.empty((n_indices, n_pixels), dtype=np.float32)
     peak = np.empty((n_indices, n_pixels), dtype=np.float32)
+    trough = np.empty((n_indices, n_pixels), dtype=np.float32)
     for k in range(n_indices):
         for n in range(n_pixels):
             best = -np.inf
+            worst = np.inf
             for s in range(phases.shape[0]):
                 value = 0.0
                 for p in range(n_params):
                     value += phases[s, p] * beta[k, n, p]
                 best = max(best, value)
+                worst = min(worst, value)
             mean[k, n] = np.float32(beta[k, n, 0])
             peak[k, n] = np.float32(best)
-    return mean, peak
+            trough[k, n] = np.float32(worst)
+    return mean, peak, trough
 
 
 @compiled
@@ -239,12 +243,16 @@ def _history_episode(
 
 
 @inlined
-def _drop_in_breaks(raw: F4, min_drop: F4, n: int) -> float:
+def _drop_in_breaks(raw: F4, min_drop: F4, n: int, season_depth: float) -> float:
     """Pixel ``n``'s drop below the prediction in break sizes of its deepest index, or 0
     when its primary index fell less than two (a fire under a standing canopy: NBR falls,
-    NDVI hardly)."""
+    NDVI hardly); infinite when its primary index fell more than a break below the depth
+    of the pixel's own seasons (``season_depth``, peak to trough of a year it has seen):
+    no leaf-off of that forest goes so deep, so the look is a cut's slash."""
     if -raw[0, n] < 2.0 * min_drop[0]:
         return 0.0
+    if -raw[0, n] > season_depth + min_drop[0]:
+        return np.inf
     deepest = 0.0
     for k in range(raw.shape[0]):
         deepest = max(deepest, -raw[k, n] / min_drop[k])
@@ -254,8 +262,8 @@ def _drop_in_breaks(raw: F4, min_drop: F4, n: int) -> float:
 @compiled
 def monitor_block(
     block_start: int, block_end: int, days: I8, design: F8, slope_design: F8, beta: F8,
-    sigma: F4, peak: F4, values: F4, clear: B1, hot: F4, hot_usual: F4, haze_hot: float,
-    eligible: B1, min_drop: F4, settings: F8, counts: I8, state_days: I8, state_int: I8,
+    sigma: F4, peak: F4, season_depth: F4, values: F4, clear: B1, hot: F4, hot_usual: F4,
+    haze_hot: float, eligible: B1, min_drop: F4, settings: F8, counts: I8, state_days: I8, state_int: I8,
     strength: F4, depth: F4, early_depth: F4, onset: F4, stable_history: B1,
     ever_monitored: B1, pending: B1, to_learn: B1, date_offsets: F4,
 ) -> None:  # fmt: skip
@@ -264,7 +272,8 @@ def monitor_block(
     second_drop_onset: the first break look's drop, in break sizes of its deepest index, under
     which an open alert can be re-dated at a second drop; regrowth_peak_share: a replanting is
     confirmed only where the prediction lies within this share of a break of its annual
-    peak); ``onset`` holds that drop;
+    peak); ``season_depth``: the primary index's peak-to-trough depth of the pixel's fitted
+    year (infinite before its history has seen one); ``onset`` holds that drop;
     ``counts`` = (confirm_count, recover_count, regrowth_days, transient_days,
     second_drop_days or -1, spatial normalisation 0/1, min_reference_pixels,
     reference_sample, season_days or -1, dip_days, regrowth_in_leaf 0/1, learn_regrowth
@@ -375,7 +384,7 @@ def monitor_block(
                 first[n] = day
                 run[n] = 0
                 strength[n] = 0.0
-                onset[n] = _drop_in_breaks(raw, min_drop, n)
+                onset[n] = _drop_in_breaks(raw, min_drop, n, season_depth[n])
                 for k in range(n_indices):
                     depth[k, n] = 0.0
                     early_depth[k, n] = 0.0
@@ -409,7 +418,7 @@ def monitor_block(
                             run[n] = 1
                             confirmed[n] = -1
                             strength[n] = z_primary
-                            onset[n] = _drop_in_breaks(raw, min_drop, n)
+                            onset[n] = _drop_in_breaks(raw, min_drop, n, season_depth[n])
                             for k in range(n_indices):
                                 depth[k, n] = raw[k, n]
                                 early_depth[k, n] = raw[k, n]
