@@ -617,6 +617,25 @@ def test_slash_burned_weeks_after_the_cut_of_an_evergreen_forest_keeps_the_cut_d
     assert (unchecked.first_day.reshape(SIZE, SIZE)[block] == start + 465).all()
 
 
+def test_slash_burned_in_the_first_year_keeps_the_cut_date() -> None:
+    """The same slash in a history too short to know the forest's seasons (cut on day 250),
+    burned to char 50 days later (NIR 0.07, under SWIR-2): a burn on an open alert burns the
+    cut's slash, so the alert keeps the cut's date; without the char check it moved to the
+    burn. Bare soil instead of char (the leaf-off test above) is still re-dated."""
+    slash = {"B02": 0.04, "B03": 0.06, "B04": 0.09, "B08": 0.28, "B11": 0.25, "B12": 0.17}
+    char = {"B02": 0.03, "B03": 0.038, "B04": 0.045, "B08": 0.07, "B11": 0.11, "B12": 0.095}
+    stack, block = two_steps(slash, 250, 300, seed=7)
+    offsets = stack.days - stack.days[0]
+    burnt = offsets >= 300
+    for band, value in char.items():
+        stack.bands[band][np.ix_(burnt, np.arange(2, 8), np.arange(2, 8))] = value
+    start = days_since_epoch(START)
+    dated = run_harmonic(stack, HarmonicParams()).first_day.reshape(SIZE, SIZE)[block]
+    assert (dated == start + 250).all()
+    unchecked = run_harmonic(stack, replace(HarmonicParams(), burn_keeps_date=False))
+    assert (unchecked.first_day.reshape(SIZE, SIZE)[block] == start + 300).all()
+
+
 def test_a_crop_that_shows_its_harvests_leaves_the_forest_baseline() -> None:
     """A forest-like irrigated crop (leaf-on reflectance all year) harvested to bare soil
     for two weeks twice in the monitoring period: monitored from the history (its looks were

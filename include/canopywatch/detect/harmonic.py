@@ -144,6 +144,11 @@ class HarmonicParams:
     # own seasons (a year of history seen) is no leaf-off: a cut's slash, which dries or
     # burns weeks later (slash-and-burn), keeps the cut's date
     season_bounds_onset: bool = True
+    # ... and a second drop onto char (a burn: NIR under ``char_nir`` and under SWIR-2,
+    # where bare soil keeps NIR above 0.2) burns the slash of a cut already alerted: the
+    # clearing began at the cut, so the burn does not re-date it (reflectance stacks only)
+    burn_keeps_date: bool = True
+    char_nir: float = 0.12
     # a break within this many days of the anniversary of a harvest-like dip (down to
     # bare soil, break looks spanning at most ``dip_days``, then back at the pre-event
     # state) is the crop's season again: not a break, and the pixel is not forest
@@ -468,6 +473,12 @@ def run_harmonic(
     floors = [params.test(name).sigma_floor for name in names]
     min_drop = np.asarray([params.test(name).min_drop for name in names], dtype=np.float32)
 
+    burnt = np.zeros((1, 1), dtype=bool)
+    if params.burn_keeps_date and "B08" in stack.bands and "B12" in stack.bands:
+        nir, swir = stack.bands["B08"], stack.bands["B12"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            burnt = (nir < params.char_nir) & (nir < swir)
+        burnt = np.ascontiguousarray(burnt.reshape(n_dates, n_pixels))
     hot: FloatArray | None = None
     if params.haze_hot is not None and "B02" in stack.bands and "B04" in stack.bands:
         hot = (stack.bands["B02"] - 0.5 * stack.bands["B04"]).reshape(n_dates, n_pixels)
@@ -606,7 +617,7 @@ def run_harmonic(
                                    >= params.context_share)  # fmt: skip
         kernels.monitor_block(
             block_start, block_end, days, design, slopes, beta, sigma, peaks, season_depth,
-            stacked, clear,
+            stacked, clear, burnt,
             hot_values, hot_usual, haze, eligible, min_drop, settings, counts, state_days,
             state_int, strength, depth, early_depth, onset, stable_history, ever_monitored, pending,
             to_learn, date_offsets,

@@ -262,7 +262,8 @@ def _drop_in_breaks(raw: F4, min_drop: F4, n: int, season_depth: float) -> float
 @compiled
 def monitor_block(
     block_start: int, block_end: int, days: I8, design: F8, slope_design: F8, beta: F8,
-    sigma: F4, peak: F4, season_depth: F4, values: F4, clear: B1, hot: F4, hot_usual: F4,
+    sigma: F4, peak: F4, season_depth: F4, values: F4, clear: B1, burnt: B1, hot: F4,
+    hot_usual: F4,
     haze_hot: float, eligible: B1, min_drop: F4, settings: F8, counts: I8, state_days: I8, state_int: I8,
     strength: F4, depth: F4, early_depth: F4, onset: F4, stable_history: B1,
     ever_monitored: B1, pending: B1, to_learn: B1, date_offsets: F4,
@@ -408,6 +409,8 @@ def monitor_block(
                         # a first look already a clearing's depth (a cut, its slash drying
                         # before a burn) is not a partial level: its alert keeps its date
                         second = onset[n] < second_drop_onset
+                        if burnt.shape[0] > 1 and burnt[position, n]:
+                            second = False
                         for k in range(n_indices):
                             if not (raw[k, n] <= early_depth[k, n] - min_drop[k]):
                                 second = False
