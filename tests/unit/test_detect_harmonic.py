@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -576,16 +577,23 @@ def two_steps(
     return ObservationStack(days.astype(np.int64), bands, clear, TRANSFORM, CRS_UTM), block
 
 
+def block_first_days(stack: ObservationStack, block: tuple[slice, slice], **overrides: Any) -> Any:
+    """The block's first-break days, as days of the series, with ``overrides`` of the
+    default parameters."""
+    state = run_harmonic(stack, replace(HarmonicParams(), **overrides))
+    return state.first_day.reshape(SIZE, SIZE)[block] - days_since_epoch(START)
+
+
+GREEN_SLASH = {"B02": 0.04, "B03": 0.06, "B04": 0.09, "B08": 0.28, "B11": 0.25, "B12": 0.17}
+
+
 def test_a_clearing_after_a_partial_drop_is_dated_at_the_clearing() -> None:
     """An understorey fire or an early leaf-off (the leaf-off spectrum from day 250) that a
     clearing follows (bare soil, day 330): the alert is dated at the clearing's first clear
     look, not at the partial drop; without the second-drop rule it would be 80 days early."""
     stack, block = two_steps(LEAF_OFF, 250, 330, seed=3)
-    start = days_since_epoch(START)
-    dated = run_harmonic(stack, HarmonicParams()).first_day.reshape(SIZE, SIZE)[block]
-    assert (dated == start + 330).all()
-    undated = run_harmonic(stack, replace(HarmonicParams(), second_drop_days=None))
-    assert (undated.first_day.reshape(SIZE, SIZE)[block] == start + 250).all()
+    assert (block_first_days(stack, block) == 330).all()
+    assert (block_first_days(stack, block, second_drop_days=None) == 250).all()
 
 
 def test_a_cut_whose_slash_dries_to_soil_keeps_the_date_of_the_cut() -> None:
@@ -595,11 +603,8 @@ def test_a_cut_whose_slash_dries_to_soil_keeps_the_date_of_the_cut() -> None:
     the alert keeps the cut's date; the second-drop rule without the onset check re-dated it."""
     slash = {"B02": 0.04, "B03": 0.06, "B04": 0.09, "B08": 0.25, "B11": 0.27, "B12": 0.22}
     stack, block = two_steps(slash, 250, 290, seed=5)
-    start = days_since_epoch(START)
-    dated = run_harmonic(stack, HarmonicParams()).first_day.reshape(SIZE, SIZE)[block]
-    assert (dated == start + 250).all()
-    unchecked = run_harmonic(stack, replace(HarmonicParams(), second_drop_onset=float("inf")))
-    assert (unchecked.first_day.reshape(SIZE, SIZE)[block] >= start + 290).all()
+    assert (block_first_days(stack, block) == 250).all()
+    assert (block_first_days(stack, block, second_drop_onset=float("inf")) >= 290).all()
 
 
 def test_slash_burned_weeks_after_the_cut_of_an_evergreen_forest_keeps_the_cut_date() -> None:
@@ -608,13 +613,9 @@ def test_slash_burned_weeks_after_the_cut_of_an_evergreen_forest_keeps_the_cut_d
     that burns to bare ground 50 days later. A leaf-off cannot fall 0.35 NDVI below a forest
     whose seasons span a few hundredths, so the alert keeps the cut's date; without the
     season check the burn re-dated it, 50 days late."""
-    slash = {"B02": 0.04, "B03": 0.06, "B04": 0.09, "B08": 0.28, "B11": 0.25, "B12": 0.17}
-    stack, block = two_steps(slash, 415, 465, seed=6, length=600)
-    start = days_since_epoch(START)
-    dated = run_harmonic(stack, HarmonicParams()).first_day.reshape(SIZE, SIZE)[block]
-    assert (dated == start + 415).all()
-    unchecked = run_harmonic(stack, replace(HarmonicParams(), season_bounds_onset=False))
-    assert (unchecked.first_day.reshape(SIZE, SIZE)[block] == start + 465).all()
+    stack, block = two_steps(GREEN_SLASH, 415, 465, seed=6, length=600)
+    assert (block_first_days(stack, block) == 415).all()
+    assert (block_first_days(stack, block, season_bounds_onset=False) == 465).all()
 
 
 def test_slash_burned_in_the_first_year_keeps_the_cut_date() -> None:
@@ -622,18 +623,14 @@ def test_slash_burned_in_the_first_year_keeps_the_cut_date() -> None:
     burned to char 50 days later (NIR 0.07, under SWIR-2): a burn on an open alert burns the
     cut's slash, so the alert keeps the cut's date; without the char check it moved to the
     burn. Bare soil instead of char (the leaf-off test above) is still re-dated."""
-    slash = {"B02": 0.04, "B03": 0.06, "B04": 0.09, "B08": 0.28, "B11": 0.25, "B12": 0.17}
     char = {"B02": 0.03, "B03": 0.038, "B04": 0.045, "B08": 0.07, "B11": 0.11, "B12": 0.095}
-    stack, block = two_steps(slash, 250, 300, seed=7)
+    stack, block = two_steps(GREEN_SLASH, 250, 300, seed=7)
     offsets = stack.days - stack.days[0]
     burnt = offsets >= 300
     for band, value in char.items():
         stack.bands[band][np.ix_(burnt, np.arange(2, 8), np.arange(2, 8))] = value
-    start = days_since_epoch(START)
-    dated = run_harmonic(stack, HarmonicParams()).first_day.reshape(SIZE, SIZE)[block]
-    assert (dated == start + 250).all()
-    unchecked = run_harmonic(stack, replace(HarmonicParams(), burn_keeps_date=False))
-    assert (unchecked.first_day.reshape(SIZE, SIZE)[block] == start + 300).all()
+    assert (block_first_days(stack, block) == 250).all()
+    assert (block_first_days(stack, block, burn_keeps_date=False) == 300).all()
 
 
 def test_a_crop_that_shows_its_harvests_leaves_the_forest_baseline() -> None:
