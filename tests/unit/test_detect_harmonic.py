@@ -625,10 +625,9 @@ def test_slash_burned_in_the_first_year_keeps_the_cut_date() -> None:
     burn. Bare soil instead of char (the leaf-off test above) is still re-dated."""
     char = {"B02": 0.03, "B03": 0.038, "B04": 0.045, "B08": 0.07, "B11": 0.11, "B12": 0.095}
     stack, block = two_steps(GREEN_SLASH, 250, 300, seed=7)
-    offsets = stack.days - stack.days[0]
-    burnt = offsets >= 300
+    burnt = stack.days - stack.days[0] >= 300
     for band, value in char.items():
-        stack.bands[band][np.ix_(burnt, np.arange(2, 8), np.arange(2, 8))] = value
+        stack.bands[band][burnt, block[0], block[1]] = value
     assert (block_first_days(stack, block) == 250).all()
     assert (block_first_days(stack, block, burn_keeps_date=False) == 300).all()
 

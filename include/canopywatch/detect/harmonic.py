@@ -476,9 +476,7 @@ def run_harmonic(
     burnt = np.zeros((1, 1), dtype=bool)
     if params.burn_keeps_date and "B08" in stack.bands and "B12" in stack.bands:
         nir, swir = stack.bands["B08"], stack.bands["B12"]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            burnt = (nir < params.char_nir) & (nir < swir)
-        burnt = np.ascontiguousarray(burnt.reshape(n_dates, n_pixels))
+        burnt = ((nir < params.char_nir) & (nir < swir)).reshape(n_dates, n_pixels)
     hot: FloatArray | None = None
     if params.haze_hot is not None and "B02" in stack.bands and "B04" in stack.bands:
         hot = (stack.bands["B02"] - 0.5 * stack.bands["B04"]).reshape(n_dates, n_pixels)
@@ -617,10 +615,9 @@ def run_harmonic(
                                    >= params.context_share)  # fmt: skip
         kernels.monitor_block(
             block_start, block_end, days, design, slopes, beta, sigma, peaks, season_depth,
-            stacked, clear, burnt,
-            hot_values, hot_usual, haze, eligible, min_drop, settings, counts, state_days,
-            state_int, strength, depth, early_depth, onset, stable_history, ever_monitored, pending,
-            to_learn, date_offsets,
+            stacked, clear, burnt, hot_values, hot_usual, haze, eligible, min_drop, settings,
+            counts, state_days, state_int, strength, depth, early_depth, onset, stable_history,
+            ever_monitored, pending, to_learn, date_offsets,
         )  # fmt: skip
 
     learn_waiting()

@@ -263,10 +263,9 @@ def _drop_in_breaks(raw: F4, min_drop: F4, n: int, season_depth: float) -> float
 def monitor_block(
     block_start: int, block_end: int, days: I8, design: F8, slope_design: F8, beta: F8,
     sigma: F4, peak: F4, season_depth: F4, values: F4, clear: B1, burnt: B1, hot: F4,
-    hot_usual: F4,
-    haze_hot: float, eligible: B1, min_drop: F4, settings: F8, counts: I8, state_days: I8, state_int: I8,
-    strength: F4, depth: F4, early_depth: F4, onset: F4, stable_history: B1,
-    ever_monitored: B1, pending: B1, to_learn: B1, date_offsets: F4,
+    hot_usual: F4, haze_hot: float, eligible: B1, min_drop: F4, settings: F8, counts: I8,
+    state_days: I8, state_int: I8, strength: F4, depth: F4, early_depth: F4, onset: F4,
+    stable_history: B1, ever_monitored: B1, pending: B1, to_learn: B1, date_offsets: F4,
 ) -> None:  # fmt: skip
     """Monitor the dates ``[block_start, block_end)`` against one fit (``harmonic``'s
     per-date loop). ``settings`` = (z, recover_z, outlier_z, timing_days, trough_share,
@@ -274,7 +273,9 @@ def monitor_block(
     which an open alert can be re-dated at a second drop; regrowth_peak_share: a replanting is
     confirmed only where the prediction lies within this share of a break of its annual
     peak); ``season_depth``: the primary index's peak-to-trough depth of the pixel's fitted
-    year (infinite before its history has seen one); ``onset`` holds that drop;
+    year (infinite before its history has seen one); ``burnt`` (T, N): char looks, whose
+    second drop keeps an alert's date ((1, 1) where no burn is screened); ``onset`` holds
+    that drop;
     ``counts`` = (confirm_count, recover_count, regrowth_days, transient_days,
     second_drop_days or -1, spatial normalisation 0/1, min_reference_pixels,
     reference_sample, season_days or -1, dip_days, regrowth_in_leaf 0/1, learn_regrowth
